@@ -1,0 +1,267 @@
+//! Building an application: settings in code, then the environment, then defaults.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::environment::Environment;
+use super::notification_log::DEFAULT_SECTION_SIZE;
+use super::{Application, Subscriber};
+use crate::domain::aggregate::Aggregate;
+use crate::domain::topic;
+use crate::error::{BoxError, Result};
+use crate::persistence::{AggregateRecorder, ApplicationRecorder, Mapper, MemoryRecorder};
+
+/// Where an application keeps its events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Persistence {
+    /// In memory, gone with the process (`PERSISTENCE_MODULE=memory`, or `popo`).
+    Memory,
+    /// A SQLite database file, or `":memory:"` (`PERSISTENCE_MODULE=sqlite`).
+    #[cfg(feature = "sqlite")]
+    Sqlite {
+        /// The database file (`SQLITE_DBNAME`).
+        path: PathBuf,
+    },
+}
+
+/// The SQLite file used when neither code nor `SQLITE_DBNAME` names one.
+pub const DEFAULT_SQLITE_DBNAME: &str = "events.sqlite3";
+
+/// The lock timeout used when neither code nor `SQLITE_LOCK_TIMEOUT` sets one.
+pub const DEFAULT_SQLITE_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Configures an [`Application`]. What is set here wins over the environment,
+/// which wins over the defaults.
+///
+/// ```
+/// use es_core::prelude::*;
+/// use es_core::{Environment, Persistence};
+/// # #[aggregate] pub struct Bin { items: u32 }
+/// # #[aggregate] impl Bin { #[event("Placed")] pub fn place() -> Self { Bin { items: 0 } } }
+///
+/// let env = Environment::from_vars([("PERSISTENCE_MODULE", "sqlite"), ("SQLITE_DBNAME", ":memory:")]);
+/// let app = Application::builder()
+///     .name("recycling")
+///     .environment(env)
+///     .snapshotting_interval::<Bin>(100)
+///     .build()?;
+/// assert_eq!(app.persistence(), &Persistence::Sqlite { path: ":memory:".into() });
+/// assert!(app.is_snapshotting_enabled());
+/// # Ok::<(), es_core::Error>(())
+/// ```
+#[must_use]
+pub struct ApplicationBuilder {
+    name: Option<String>,
+    environment: Option<Environment>,
+    persistence: Option<Persistence>,
+    sqlite_lock_timeout: Option<Duration>,
+    snapshotting: Option<bool>,
+    create_table: Option<bool>,
+    intervals: HashMap<&'static str, u64>,
+    section_size: usize,
+    subscribers: Vec<Subscriber>,
+}
+
+impl Default for ApplicationBuilder {
+    fn default() -> Self {
+        ApplicationBuilder {
+            name: None,
+            environment: None,
+            persistence: None,
+            sqlite_lock_timeout: None,
+            snapshotting: None,
+            create_table: None,
+            intervals: HashMap::new(),
+            section_size: DEFAULT_SECTION_SIZE,
+            subscribers: Vec::new(),
+        }
+    }
+}
+
+impl ApplicationBuilder {
+    /// Names the application. Its environment variables are then looked up as
+    /// `<NAME>_<KEY>` before `<KEY>`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Reads configuration from `environment` instead of the process's.
+    pub fn environment(mut self, environment: Environment) -> Self {
+        self.environment = Some(environment);
+        self
+    }
+
+    /// Chooses where events are kept.
+    pub fn persistence(mut self, persistence: Persistence) -> Self {
+        self.persistence = Some(persistence);
+        self
+    }
+
+    /// Keeps events in memory.
+    pub fn in_memory(self) -> Self {
+        self.persistence(Persistence::Memory)
+    }
+
+    /// Keeps events in the SQLite database file at `path` (or `":memory:"`).
+    #[cfg(feature = "sqlite")]
+    pub fn sqlite(self, path: impl Into<PathBuf>) -> Self {
+        self.persistence(Persistence::Sqlite { path: path.into() })
+    }
+
+    /// How long a SQLite write waits for another process's lock.
+    pub fn sqlite_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.sqlite_lock_timeout = Some(timeout);
+        self
+    }
+
+    /// Keeps a snapshot store: snapshots can be taken, and `get` starts from them.
+    pub fn snapshotting(mut self, enabled: bool) -> Self {
+        self.snapshotting = Some(enabled);
+        self
+    }
+
+    /// Takes a snapshot of each `A` whenever a save brings it to a multiple of
+    /// `every` events. Turns snapshotting on.
+    pub fn snapshotting_interval<A: Aggregate>(mut self, every: u64) -> Self {
+        self.intervals.insert(A::NAME, every.max(1));
+        self
+    }
+
+    /// Whether tables are created on first use (default yes).
+    pub fn create_table(mut self, create: bool) -> Self {
+        self.create_table = Some(create);
+        self
+    }
+
+    /// How many notifications a section of the notification log holds (default 10).
+    pub fn section_size(mut self, size: usize) -> Self {
+        self.section_size = size.max(1);
+        self
+    }
+
+    /// Calls `subscriber` after each successful save; see [`Application::subscribe`].
+    pub fn subscribe<F>(mut self, subscriber: F) -> Self
+    where
+        F: Fn(&[super::Recording]) -> Result<(), BoxError> + Send + Sync + 'static,
+    {
+        self.subscribers.push(Box::new(subscriber));
+        self
+    }
+
+    /// Builds the application, opening (and if need be creating) its store.
+    pub fn build(self) -> Result<Application> {
+        topic::check_unique()?;
+        let process;
+        let base = match &self.environment {
+            Some(environment) => environment,
+            None => {
+                process = Environment::from_process();
+                &process
+            }
+        };
+        let env = match &self.name {
+            Some(name) => base.with_name(name),
+            None => base.clone(),
+        };
+        let persistence = match self.persistence {
+            Some(persistence) => persistence,
+            None => persistence_from(&env)?,
+        };
+        let snapshotting = match self.snapshotting {
+            Some(enabled) => enabled,
+            None => env.get_bool("IS_SNAPSHOTTING_ENABLED")?.unwrap_or(false),
+        } || !self.intervals.is_empty();
+        let create_table = match self.create_table {
+            Some(create) => create,
+            None => env.get_bool("CREATE_TABLE")?.unwrap_or(true),
+        };
+        let lock_timeout = match self.sqlite_lock_timeout {
+            Some(timeout) => timeout,
+            None => env
+                .get_seconds("SQLITE_LOCK_TIMEOUT")?
+                .unwrap_or(DEFAULT_SQLITE_LOCK_TIMEOUT),
+        };
+        let (events, snapshots) =
+            open_recorders(&persistence, snapshotting, create_table, lock_timeout)?;
+        Ok(Application {
+            name: self.name,
+            persistence,
+            mapper: Mapper::default(),
+            events,
+            snapshots,
+            intervals: self.intervals,
+            section_size: self.section_size,
+            subscribers: self.subscribers,
+        })
+    }
+}
+
+fn persistence_from(env: &Environment) -> Result<Persistence> {
+    let module = env.get_choice(
+        "PERSISTENCE_MODULE",
+        &[
+            "sqlite",
+            "memory",
+            "popo",
+            "eventsourcing.sqlite",
+            "eventsourcing.popo",
+        ],
+    )?;
+    match module {
+        Some("memory" | "popo" | "eventsourcing.popo") => Ok(Persistence::Memory),
+        #[cfg(feature = "sqlite")]
+        _ => Ok(Persistence::Sqlite {
+            path: env.get("SQLITE_DBNAME").map_or_else(
+                || PathBuf::from(DEFAULT_SQLITE_DBNAME),
+                |(_, path)| PathBuf::from(path),
+            ),
+        }),
+        #[cfg(not(feature = "sqlite"))]
+        _ => Err(crate::Error::Config {
+            variable: "PERSISTENCE_MODULE".into(),
+            value: module.unwrap_or("").into(),
+            expected: "memory (this build of es-core has no `sqlite` feature)".into(),
+        }),
+    }
+}
+
+type Recorders = (
+    Arc<dyn ApplicationRecorder>,
+    Option<Arc<dyn AggregateRecorder>>,
+);
+
+#[cfg_attr(not(feature = "sqlite"), allow(unused_variables))]
+fn open_recorders(
+    persistence: &Persistence,
+    snapshotting: bool,
+    create_table: bool,
+    lock_timeout: Duration,
+) -> Result<Recorders> {
+    match persistence {
+        Persistence::Memory => Ok((
+            Arc::new(MemoryRecorder::new()),
+            snapshotting.then(|| Arc::new(MemoryRecorder::new()) as Arc<dyn AggregateRecorder>),
+        )),
+        #[cfg(feature = "sqlite")]
+        Persistence::Sqlite { path } => {
+            use crate::persistence::{SqliteDatabase, SqliteRecorder};
+            let db = SqliteDatabase::open(path, lock_timeout)?;
+            let snapshots = if snapshotting {
+                Some(
+                    Arc::new(SqliteRecorder::snapshots(db.clone(), create_table)?)
+                        as Arc<dyn AggregateRecorder>,
+                )
+            } else {
+                None
+            };
+            Ok((
+                Arc::new(SqliteRecorder::events(db, create_table)?),
+                snapshots,
+            ))
+        }
+    }
+}

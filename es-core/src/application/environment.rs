@@ -1,0 +1,146 @@
+//! Configuration read from environment variables, as the Python library reads it:
+//! `<APPLICATION_NAME>_<KEY>` first, then `<KEY>`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// A set of configuration variables with an optional application-name prefix.
+///
+/// `get("SQLITE_DBNAME")` in an environment named `"dog-school"` looks for
+/// `DOG_SCHOOL_SQLITE_DBNAME` first, then `SQLITE_DBNAME`.
+///
+/// ```
+/// use es_core::Environment;
+/// let env = Environment::from_vars([("SQLITE_DBNAME", "all.db"), ("DOGS_SQLITE_DBNAME", "dogs.db")])
+///     .with_name("dogs");
+/// assert_eq!(env.get("SQLITE_DBNAME"), Some(("DOGS_SQLITE_DBNAME".to_string(), "dogs.db")));
+/// assert_eq!(env.with_name("cats").get("SQLITE_DBNAME").unwrap().1, "all.db");
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    prefix: Option<String>,
+    vars: HashMap<String, String>,
+}
+
+impl Environment {
+    /// The process's environment. Variables whose name or value is not UTF-8 are left out.
+    pub fn from_process() -> Self {
+        Self::from_vars(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )
+    }
+
+    /// An environment of the given variables only, for tests and embedding.
+    pub fn from_vars<K: Into<String>, V: Into<String>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Environment {
+            prefix: None,
+            vars: vars
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    /// The same variables, looked up first with the prefix made from `name`:
+    /// upper case, with every character that is not a letter or digit as `_`.
+    pub fn with_name(&self, name: &str) -> Self {
+        let prefix = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect::<String>();
+        Environment {
+            prefix: (!prefix.is_empty()).then_some(prefix),
+            vars: self.vars.clone(),
+        }
+    }
+
+    /// The value of `key`, with the variable name it was found under.
+    pub fn get(&self, key: &str) -> Option<(String, &str)> {
+        if let Some(prefix) = &self.prefix {
+            let prefixed = format!("{prefix}_{key}");
+            if let Some(value) = self.vars.get(&prefixed) {
+                return Some((prefixed, value));
+            }
+        }
+        self.vars
+            .get(key)
+            .map(|value| (key.to_owned(), value.as_str()))
+    }
+
+    /// A yes/no value: `y`, `yes`, `t`, `true`, `on`, `1` or `n`, `no`, `f`, `false`,
+    /// `off`, `0`, in any case.
+    ///
+    /// ```
+    /// use es_core::Environment;
+    /// let env = Environment::from_vars([("IS_SNAPSHOTTING_ENABLED", "Yes"), ("CREATE_TABLE", "perhaps")]);
+    /// assert_eq!(env.get_bool("IS_SNAPSHOTTING_ENABLED").unwrap(), Some(true));
+    /// let error = env.get_bool("CREATE_TABLE").unwrap_err().to_string();
+    /// assert!(error.contains("CREATE_TABLE") && error.contains("perhaps") && error.contains("yes"));
+    /// ```
+    pub fn get_bool(&self, key: &str) -> Result<Option<bool>> {
+        let Some((variable, value)) = self.get(key) else {
+            return Ok(None);
+        };
+        match value.trim().to_ascii_lowercase().as_str() {
+            "y" | "yes" | "t" | "true" | "on" | "1" => Ok(Some(true)),
+            "n" | "no" | "f" | "false" | "off" | "0" => Ok(Some(false)),
+            _ => Err(invalid(
+                variable,
+                value,
+                "one of y, yes, t, true, on, 1, n, no, f, false, off, 0",
+            )),
+        }
+    }
+
+    /// A duration in seconds, fractions allowed (`"5"`, `"0.5"`).
+    pub fn get_seconds(&self, key: &str) -> Result<Option<Duration>> {
+        let Some((variable, value)) = self.get(key) else {
+            return Ok(None);
+        };
+        value
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                invalid(
+                    variable,
+                    value,
+                    "a non-negative number of seconds, such as 5 or 0.5",
+                )
+            })
+    }
+
+    /// A value that must be one of `accepted`, returned as the accepted spelling.
+    pub fn get_choice(&self, key: &str, accepted: &[&'static str]) -> Result<Option<&'static str>> {
+        let Some((variable, value)) = self.get(key) else {
+            return Ok(None);
+        };
+        let wanted = value.trim();
+        accepted
+            .iter()
+            .find(|choice| choice.eq_ignore_ascii_case(wanted))
+            .map(|choice| Some(*choice))
+            .ok_or_else(|| invalid(variable, value, &format!("one of {}", accepted.join(", "))))
+    }
+}
+
+fn invalid(variable: String, value: &str, expected: &str) -> Error {
+    Error::Config {
+        variable,
+        value: value.to_owned(),
+        expected: expected.to_owned(),
+    }
+}

@@ -1,0 +1,296 @@
+//! The application layer: binds a domain model to a store through the mapper.
+//! Saves aggregates, gets them back, takes snapshots, and exposes the
+//! notification log to readers downstream.
+
+mod builder;
+mod environment;
+mod notification_log;
+mod repository;
+mod save;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+pub use builder::{
+    ApplicationBuilder, DEFAULT_SQLITE_DBNAME, DEFAULT_SQLITE_LOCK_TIMEOUT, Persistence,
+};
+pub use environment::Environment;
+pub use notification_log::{DEFAULT_SECTION_SIZE, NotificationIter, NotificationLog, Section};
+pub use repository::Repository;
+pub use save::{Save, Unsaved};
+
+use crate::domain::aggregate::Aggregate;
+use crate::domain::event::{AnyEvent, DomainEvent};
+use crate::error::{BoxError, Error, Result};
+use crate::persistence::{AggregateRecorder, ApplicationRecorder, Mapper, StoredEvent};
+
+/// A function told about each successful save.
+type Subscriber = Box<dyn Fn(&[Recording]) -> Result<(), BoxError> + Send + Sync>;
+
+/// One event as recorded by a save: the domain event and its notification id.
+#[derive(Debug)]
+pub struct Recording {
+    /// The event's position in the notification log.
+    pub notification_id: u64,
+    /// The event, with its payload as `dyn AnyEvent` (downcast to the event enum).
+    pub event: DomainEvent<Box<dyn AnyEvent>>,
+}
+
+/// An event-sourced application: saves aggregates as events and gets them back.
+///
+/// ```
+/// use es_core::prelude::*;
+///
+/// #[aggregate]
+/// pub struct Dog { name: String, tricks: Vec<String> }
+///
+/// #[aggregate]
+/// impl Dog {
+///     #[event("Registered")]
+///     pub fn register(name: String) -> Self { Dog { name, tricks: Vec::new() } }
+///     #[event("TrickAdded")]
+///     pub fn add_trick(&mut self, trick: String) { self.tricks.push(trick); }
+/// }
+///
+/// let app = Application::builder().in_memory().build()?;
+/// let mut dog = Dog::register("Fido".into());
+/// dog.add_trick("roll over".into());
+/// let recordings = app.save(&mut dog)?;
+/// assert_eq!(recordings.len(), 2);
+/// assert!(dog.pending_events().is_empty());
+///
+/// let dog: Dog = app.repository().get(dog.id())?;
+/// assert_eq!(dog.tricks, ["roll over"]);
+/// assert_eq!(dog.version(), 2);
+/// # Ok::<(), es_core::Error>(())
+/// ```
+pub struct Application {
+    name: Option<String>,
+    persistence: Persistence,
+    mapper: Mapper,
+    events: Arc<dyn ApplicationRecorder>,
+    snapshots: Option<Arc<dyn AggregateRecorder>>,
+    intervals: HashMap<&'static str, u64>,
+    section_size: usize,
+    subscribers: Vec<Subscriber>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("name", &self.name)
+            .field("persistence", &self.persistence)
+            .field("snapshotting", &self.snapshots.is_some())
+            .field("intervals", &self.intervals)
+            .field("subscribers", &self.subscribers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// An application configured from the process's environment alone; see the
+    /// README's configuration table. With nothing set, events go to the SQLite
+    /// file `events.sqlite3` in the working directory.
+    ///
+    /// ```no_run
+    /// let app = es_core::Application::from_env()?;
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    pub fn from_env() -> Result<Self> {
+        Self::builder().build()
+    }
+
+    /// Starts configuring an application in code.
+    pub fn builder() -> ApplicationBuilder {
+        ApplicationBuilder::default()
+    }
+
+    /// The application's name, if it was given one.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Where the application keeps its events.
+    pub fn persistence(&self) -> &Persistence {
+        &self.persistence
+    }
+
+    /// The mapper, to decode notifications read from the log.
+    ///
+    /// ```
+    /// # use es_core::prelude::*;
+    /// # #[aggregate] pub struct Cat { lives: u8 }
+    /// # #[aggregate] impl Cat { #[event("Born")] pub fn born() -> Self { Cat { lives: 9 } } }
+    /// let app = Application::builder().in_memory().build()?;
+    /// app.save(&mut Cat::born())?;
+    /// let notification = app.notification_log().select(1, 1)?.remove(0);
+    /// let event = app.mapper().to_any_event(&notification.event)?;
+    /// assert_eq!(event.topic(), "Cat.Born");
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    pub fn mapper(&self) -> &Mapper {
+        &self.mapper
+    }
+
+    /// The recorder of events and the notification log.
+    pub fn recorder(&self) -> &dyn ApplicationRecorder {
+        &*self.events
+    }
+
+    /// Whether the application keeps snapshots.
+    pub fn is_snapshotting_enabled(&self) -> bool {
+        self.snapshots.is_some()
+    }
+
+    /// Gets aggregates back.
+    pub fn repository(&self) -> Repository<'_> {
+        Repository::new(self)
+    }
+
+    /// The application's notification log.
+    pub fn notification_log(&self) -> NotificationLog<'_> {
+        NotificationLog::new(&*self.events, self.section_size)
+    }
+
+    /// Calls `subscriber` after each successful save with the events just
+    /// recorded, synchronously, after the subscribers registered before it.
+    /// A subscriber's error is returned by `save` as [`Error::Subscriber`]; the
+    /// save itself stands, and the later subscribers are still called.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use es_core::prelude::*;
+    /// # #[aggregate] pub struct Bell { rings: u32 }
+    /// # #[aggregate] impl Bell { #[event("Hung")] pub fn hang() -> Self { Bell { rings: 0 } } }
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let mut app = Application::builder().in_memory().build()?;
+    /// let sink = seen.clone();
+    /// app.subscribe(move |recordings| {
+    ///     sink.lock().unwrap().extend(recordings.iter().map(|r| r.event.topic()));
+    ///     Ok(())
+    /// });
+    /// app.save(&mut Bell::hang())?;
+    /// assert_eq!(*seen.lock().unwrap(), ["Bell.Hung"]);
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    pub fn subscribe<F>(&mut self, subscriber: F)
+    where
+        F: Fn(&[Recording]) -> Result<(), BoxError> + Send + Sync + 'static,
+    {
+        self.subscribers.push(Box::new(subscriber));
+    }
+
+    /// Saves the pending events of one aggregate, or of several at once (see
+    /// [`Save`]): all of them are recorded in one transaction, or none is.
+    ///
+    /// On success the aggregates have no pending events left, snapshots that
+    /// fell due are taken, and subscribers are told. If another writer got to a
+    /// version first, the result is [`Error::Conflict`], nothing is written, and
+    /// the aggregates keep their pending events.
+    pub fn save<S: Save + ?Sized>(&self, aggregates: &mut S) -> Result<Vec<Recording>> {
+        let mut stored = Vec::new();
+        let mut failure = None;
+        aggregates.for_each_aggregate(&mut |aggregate| {
+            if failure.is_none() {
+                if let Err(error) = aggregate.encode_pending(&self.mapper, &mut stored) {
+                    failure = Some(error);
+                }
+            }
+        });
+        if let Some(error) = failure {
+            return Err(error);
+        }
+        if stored.is_empty() {
+            return Ok(Vec::new());
+        }
+        let notification_ids = self.events.insert_events(&stored)?;
+
+        let mut events = Vec::with_capacity(stored.len());
+        let mut due_snapshots = Vec::new();
+        aggregates.for_each_aggregate(&mut |aggregate| {
+            if let Some(&every) = self.intervals.get(aggregate.aggregate_name()) {
+                let version = aggregate.current_version();
+                let before = version - aggregate.pending_count() as u64;
+                if version / every > before / every {
+                    due_snapshots.push(aggregate.encode_snapshot(&self.mapper));
+                }
+            }
+            aggregate.drain_pending(&mut events);
+        });
+        let recordings: Vec<Recording> = notification_ids
+            .iter()
+            .zip(events)
+            .map(|(&notification_id, event)| Recording {
+                notification_id,
+                event,
+            })
+            .collect();
+
+        for snapshot in due_snapshots {
+            if let Err(source) = snapshot.and_then(|snapshot| self.record_snapshot(&snapshot)) {
+                return Err(Error::SnapshotAfterSave {
+                    notification_ids,
+                    source: Box::new(source),
+                });
+            }
+        }
+        self.notify(&recordings, &notification_ids)?;
+        Ok(recordings)
+    }
+
+    /// Takes a snapshot of the aggregate `id` at its latest version, so that
+    /// later `get`s replay only the events after it. Taking the same snapshot
+    /// twice is harmless.
+    ///
+    /// ```
+    /// use es_core::prelude::*;
+    /// # #[aggregate] pub struct Tank { litres: u32 }
+    /// # #[aggregate] impl Tank {
+    /// #     #[event("Installed")] pub fn install() -> Self { Tank { litres: 0 } }
+    /// #     #[event("Filled")] pub fn fill(&mut self, litres: u32) { self.litres += litres; }
+    /// # }
+    /// let app = Application::builder().in_memory().snapshotting(true).build()?;
+    /// let mut tank = Tank::install();
+    /// tank.fill(10);
+    /// app.save(&mut tank)?;
+    /// app.take_snapshot::<Tank>(tank.id())?;
+    /// tank.fill(5);
+    /// app.save(&mut tank)?;
+    /// assert_eq!(app.repository().get::<Tank>(tank.id())?.litres, 15);
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    pub fn take_snapshot<A: Aggregate>(&self, id: Uuid) -> Result<()> {
+        if self.snapshots.is_none() {
+            return Err(Error::SnapshottingDisabled);
+        }
+        let aggregate: A = self.repository().get(id)?;
+        self.record_snapshot(&self.mapper.snapshot_to_stored(&aggregate)?)
+    }
+
+    fn record_snapshot(&self, snapshot: &StoredEvent) -> Result<()> {
+        let Some(snapshots) = &self.snapshots else {
+            return Err(Error::SnapshottingDisabled);
+        };
+        match snapshots.insert_events(std::slice::from_ref(snapshot)) {
+            // The same version of an aggregate always has the same state.
+            Ok(_) | Err(Error::Conflict { .. }) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    fn notify(&self, recordings: &[Recording], notification_ids: &[u64]) -> Result<()> {
+        let mut first_failure = None;
+        for (index, subscriber) in self.subscribers.iter().enumerate() {
+            if let Err(source) = subscriber(recordings) {
+                first_failure.get_or_insert(Error::Subscriber {
+                    index,
+                    notification_ids: notification_ids.to_vec(),
+                    source,
+                });
+            }
+        }
+        first_failure.map_or(Ok(()), Err)
+    }
+}

@@ -1,0 +1,90 @@
+//! The repository: aggregates rebuilt from their stored events.
+
+use uuid::Uuid;
+
+use super::Application;
+use crate::domain::aggregate::{Aggregate, replay};
+use crate::error::{Error, Result};
+use crate::persistence::EventQuery;
+
+/// Gets aggregates back from an application's store.
+///
+/// ```
+/// use es_core::prelude::*;
+/// # #[aggregate] pub struct Plant { height: u32 }
+/// # #[aggregate] impl Plant {
+/// #     #[event("Planted")] pub fn plant() -> Self { Plant { height: 0 } }
+/// #     #[event("Grew")] pub fn grow(&mut self, by: u32) { self.height += by; }
+/// # }
+/// let app = Application::builder().in_memory().build()?;
+/// let mut plant = Plant::plant();
+/// plant.grow(3);
+/// plant.grow(4);
+/// app.save(&mut plant)?;
+///
+/// let repository = app.repository();
+/// assert_eq!(repository.get::<Plant>(plant.id())?.height, 7);
+/// assert_eq!(repository.get_at::<Plant>(plant.id(), 2)?.height, 3);
+/// assert!(repository.contains(plant.id())?);
+/// let missing = repository.get::<Plant>(Uuid::new_v4()).unwrap_err();
+/// assert!(matches!(missing, Error::AggregateNotFound { .. }));
+/// # Ok::<(), es_core::Error>(())
+/// ```
+pub struct Repository<'a> {
+    app: &'a Application,
+}
+
+impl<'a> Repository<'a> {
+    pub(crate) fn new(app: &'a Application) -> Self {
+        Repository { app }
+    }
+
+    /// The aggregate at its latest version.
+    pub fn get<A: Aggregate>(&self, id: Uuid) -> Result<A> {
+        self.load(id, None)
+    }
+
+    /// The aggregate as it was at `version`. A version it never reached is
+    /// [`Error::AggregateNotFound`].
+    pub fn get_at<A: Aggregate>(&self, id: Uuid, version: u64) -> Result<A> {
+        self.load(id, Some(version))
+    }
+
+    /// Whether any event is stored for `id`.
+    pub fn contains(&self, id: Uuid) -> Result<bool> {
+        Ok(!self
+            .app
+            .events
+            .select_events(id, EventQuery::new().limit(1))?
+            .is_empty())
+    }
+
+    fn load<A: Aggregate>(&self, id: Uuid, version: Option<u64>) -> Result<A> {
+        let not_found = || Error::AggregateNotFound { id, version };
+        let mut start = None;
+        let mut query = EventQuery {
+            lte: version,
+            ..EventQuery::new()
+        };
+        if let Some(snapshots) = &self.app.snapshots {
+            let latest = EventQuery {
+                lte: version,
+                ..EventQuery::new().desc().limit(1)
+            };
+            if let Some(stored) = snapshots.select_events(id, latest)?.pop() {
+                let snapshot = self.app.mapper.stored_to_snapshot::<A>(&stored)?;
+                query.gt = Some(snapshot.originator_version);
+                start = Some(snapshot.into_aggregate());
+            }
+        }
+        let stored = self.app.events.select_events(id, query)?;
+        let events = stored
+            .iter()
+            .map(|event| self.app.mapper.to_domain_event(event));
+        let aggregate = replay::<A>(start, events)?.ok_or_else(not_found)?;
+        match version {
+            Some(version) if aggregate.version() != version => Err(not_found()),
+            _ => Ok(aggregate),
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! Aggregates: the consistency boundary whose state is the fold of its events.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::event::{AggregateEvent, DomainEvent};
+use crate::error::{Error, Result};
+
+/// The version an aggregate has once its creation event is applied.
+pub const INITIAL_VERSION: u64 = 1;
+
+/// An event-sourced aggregate, implemented by `#[aggregate]` on a struct and its
+/// `impl` block.
+///
+/// The methods here are what every aggregate has beside its own fields. The
+/// trait is in the [prelude](crate::prelude).
+///
+/// ```
+/// use es_core::prelude::*;
+///
+/// #[aggregate]
+/// pub struct Counter { count: u32 }
+///
+/// #[aggregate]
+/// impl Counter {
+///     #[event("Started")]
+///     pub fn start() -> Self { Counter { count: 0 } }
+///     #[event("Incremented")]
+///     pub fn increment(&mut self, by: u32) { self.count += by; }
+/// }
+///
+/// let mut counter = Counter::start();
+/// counter.increment(2);
+/// assert_eq!(counter.count, 2);
+/// assert_eq!(counter.version(), 2);
+/// assert_eq!(counter.pending_events().len(), 2);
+/// assert!(counter.modified_on() >= counter.created_on());
+/// assert_eq!(Counter::NAME, "Counter");
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an aggregate",
+    label = "this type has no `#[aggregate] impl` block",
+    note = "put `#[aggregate]` on both the struct declaration and its `impl` block with the `#[event]` methods"
+)]
+pub trait Aggregate:
+    AggregateStruct + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+    /// The generated event enum, with a variant per `#[event]` method.
+    type Event: AggregateEvent;
+
+    /// The aggregate's name in topics (`"Dog"` in `"Dog.Registered"`). Defaults to the
+    /// struct's name; `#[aggregate(name = "...")]` on the `impl` block keeps it stable
+    /// across a rename of the type.
+    const NAME: &'static str;
+
+    /// The topic under which snapshots of this aggregate are stored.
+    const SNAPSHOT_TOPIC: &'static str;
+
+    /// The aggregate's id.
+    fn id(&self) -> Uuid {
+        self.meta().id
+    }
+
+    /// The aggregate's version: 1 after its creation event, plus one per later event.
+    fn version(&self) -> u64 {
+        self.meta().version
+    }
+
+    /// When the creation event was triggered (UTC).
+    fn created_on(&self) -> DateTime<Utc> {
+        self.meta().created_on
+    }
+
+    /// When the latest event was triggered (UTC).
+    fn modified_on(&self) -> DateTime<Utc> {
+        self.meta().modified_on
+    }
+
+    /// Events triggered since the aggregate was last saved or loaded, oldest first.
+    fn pending_events(&self) -> &[DomainEvent<Self::Event>] {
+        &self.meta().pending
+    }
+
+    /// Applies a stored creation event, or gives the event back if it is not one.
+    #[doc(hidden)]
+    fn replay_creation(payload: Self::Event) -> Result<Self, Self::Event>;
+
+    /// Applies a stored later event, or gives the event back if it is a creation event.
+    #[doc(hidden)]
+    fn replay_event(&mut self, payload: Self::Event) -> Result<(), Self::Event>;
+}
+
+/// Access to the metadata field that `#[aggregate]` adds to a struct.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is missing `#[aggregate]` on its struct declaration",
+    label = "add `#[aggregate]` above `struct {Self}`"
+)]
+pub trait AggregateStruct {
+    fn meta(&self) -> &AggregateMeta<<Self as Aggregate>::Event>
+    where
+        Self: Aggregate;
+    fn meta_mut(&mut self) -> &mut AggregateMeta<<Self as Aggregate>::Event>
+    where
+        Self: Aggregate;
+}
+
+/// What every aggregate carries beside its own fields: id, version, timestamps
+/// and the events not yet saved. `#[aggregate]` adds it as a hidden field.
+///
+/// Two metadata values are equal when id and version are: that is what makes two
+/// aggregate values the same state of the same aggregate.
+pub struct AggregateMeta<E> {
+    id: Uuid,
+    version: u64,
+    created_on: DateTime<Utc>,
+    modified_on: DateTime<Utc>,
+    pending: Vec<DomainEvent<E>>,
+}
+
+impl<E> AggregateMeta<E> {
+    pub(crate) fn new(
+        id: Uuid,
+        version: u64,
+        created_on: DateTime<Utc>,
+        modified_on: DateTime<Utc>,
+    ) -> Self {
+        AggregateMeta {
+            id,
+            version,
+            created_on,
+            modified_on,
+            pending: Vec::new(),
+        }
+    }
+
+    pub(crate) fn pending_mut(&mut self) -> &mut Vec<DomainEvent<E>> {
+        &mut self.pending
+    }
+}
+
+impl<E> Default for AggregateMeta<E> {
+    fn default() -> Self {
+        AggregateMeta::new(Uuid::nil(), 0, DateTime::UNIX_EPOCH, DateTime::UNIX_EPOCH)
+    }
+}
+
+impl<E: Clone> Clone for AggregateMeta<E> {
+    fn clone(&self) -> Self {
+        AggregateMeta {
+            id: self.id,
+            version: self.version,
+            created_on: self.created_on,
+            modified_on: self.modified_on,
+            pending: self.pending.clone(),
+        }
+    }
+}
+
+impl<E> PartialEq for AggregateMeta<E> {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.version == other.version
+    }
+}
+
+impl<E> Eq for AggregateMeta<E> {}
+
+impl<E> fmt::Debug for AggregateMeta<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AggregateMeta")
+            .field("id", &self.id)
+            .field("version", &self.version)
+            .field("created_on", &self.created_on)
+            .field("modified_on", &self.modified_on)
+            .field("pending", &self.pending.len())
+            .finish()
+    }
+}
+
+/// A timestamp no earlier than `previous`, so that `modified_on` never goes back
+/// when the wall clock does.
+fn now_after(previous: DateTime<Utc>) -> DateTime<Utc> {
+    Utc::now().max(previous)
+}
+
+/// Finishes a generated creation command: the user's body has built the state
+/// from the event's fields; this gives it its id and records the event.
+#[doc(hidden)]
+pub fn created<A: Aggregate>(mut aggregate: A, id: Uuid, payload: A::Event) -> A {
+    let timestamp = Utc::now();
+    let meta = aggregate.meta_mut();
+    *meta = AggregateMeta::new(id, INITIAL_VERSION, timestamp, timestamp);
+    meta.pending.push(DomainEvent {
+        originator_id: id,
+        originator_version: INITIAL_VERSION,
+        timestamp,
+        payload,
+    });
+    aggregate
+}
+
+/// Finishes a generated command on an existing aggregate: the user's body has
+/// applied the event's fields; this moves the version on and records the event.
+#[doc(hidden)]
+pub fn triggered<A: Aggregate>(aggregate: &mut A, payload: A::Event) {
+    let meta = aggregate.meta_mut();
+    let timestamp = now_after(meta.modified_on);
+    meta.version += 1;
+    meta.modified_on = timestamp;
+    let event = DomainEvent {
+        originator_id: meta.id,
+        originator_version: meta.version,
+        timestamp,
+        payload,
+    };
+    meta.pending.push(event);
+}
+
+/// Rebuilds an aggregate from `start` (a snapshot, or nothing) and the events
+/// after it, checking that each event is the aggregate's and comes next.
+pub(crate) fn replay<A: Aggregate>(
+    mut state: Option<A>,
+    events: impl IntoIterator<Item = Result<DomainEvent<A::Event>>>,
+) -> Result<Option<A>> {
+    for event in events {
+        let event = event?;
+        let unexpected = |reason, payload: &A::Event| Error::UnexpectedEvent {
+            topic: payload.topic().to_owned(),
+            originator_id: event.originator_id,
+            originator_version: event.originator_version,
+            reason,
+        };
+        match state.as_mut() {
+            None => {
+                if event.originator_version != INITIAL_VERSION {
+                    return Err(Error::OutOfSequence {
+                        originator_id: event.originator_id,
+                        expected: INITIAL_VERSION,
+                        found: event.originator_version,
+                    });
+                }
+                let mut aggregate = A::replay_creation(event.payload).map_err(|payload| {
+                    unexpected(
+                        "the first event of an aggregate must be a creation event",
+                        &payload,
+                    )
+                })?;
+                *aggregate.meta_mut() = AggregateMeta::new(
+                    event.originator_id,
+                    INITIAL_VERSION,
+                    event.timestamp,
+                    event.timestamp,
+                );
+                state = Some(aggregate);
+            }
+            Some(aggregate) => {
+                let meta = aggregate.meta();
+                if event.originator_id != meta.id {
+                    return Err(unexpected(
+                        "it belongs to another aggregate",
+                        &event.payload,
+                    ));
+                }
+                if event.originator_version != meta.version + 1 {
+                    return Err(Error::OutOfSequence {
+                        originator_id: meta.id,
+                        expected: meta.version + 1,
+                        found: event.originator_version,
+                    });
+                }
+                aggregate.replay_event(event.payload).map_err(|payload| {
+                    unexpected("a creation event can only be the first event", &payload)
+                })?;
+                let meta = aggregate.meta_mut();
+                meta.version = event.originator_version;
+                meta.modified_on = event.timestamp;
+            }
+        }
+    }
+    Ok(state)
+}

@@ -1,0 +1,89 @@
+//! Snapshots: an aggregate's whole state at one version, so that replay can
+//! start there instead of at the first event.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::aggregate::{Aggregate, AggregateMeta};
+
+/// An aggregate's state at one version.
+///
+/// ```
+/// use es_core::prelude::*;
+///
+/// #[aggregate]
+/// pub struct Note { text: String }
+///
+/// #[aggregate]
+/// impl Note {
+///     #[event("Written")]
+///     pub fn write(text: String) -> Self { Note { text } }
+/// }
+///
+/// let note = Note::write("hello".into());
+/// let snapshot = Snapshot::take(&note);
+/// assert_eq!(snapshot.originator_version, 1);
+/// let copy: Note = snapshot.into_aggregate();
+/// assert_eq!(copy.id(), note.id());
+/// assert_eq!(copy.text, "hello");
+/// assert!(copy.pending_events().is_empty());
+/// ```
+#[derive(Debug, Clone)]
+pub struct Snapshot<A> {
+    /// The aggregate's id.
+    pub originator_id: Uuid,
+    /// The version the state is at.
+    pub originator_version: u64,
+    /// When the aggregate was created.
+    pub created_on: DateTime<Utc>,
+    /// When the last event before the snapshot was triggered.
+    pub modified_on: DateTime<Utc>,
+    /// The aggregate's fields (its metadata is kept in the fields above).
+    pub state: A,
+}
+
+impl<A: Aggregate + Clone> Snapshot<A> {
+    /// Takes a snapshot of `aggregate` as it is now, pending events included in its state.
+    pub fn take(aggregate: &A) -> Self {
+        let mut state = aggregate.clone();
+        state.meta_mut().pending_mut().clear();
+        Snapshot {
+            originator_id: aggregate.id(),
+            originator_version: aggregate.version(),
+            created_on: aggregate.created_on(),
+            modified_on: aggregate.modified_on(),
+            state,
+        }
+    }
+}
+
+impl<A: Aggregate> Snapshot<A> {
+    /// The aggregate at the snapshot's version, with no pending events.
+    pub fn into_aggregate(self) -> A {
+        let mut aggregate = self.state;
+        *aggregate.meta_mut() = AggregateMeta::new(
+            self.originator_id,
+            self.originator_version,
+            self.created_on,
+            self.modified_on,
+        );
+        aggregate
+    }
+}
+
+/// How a snapshot is laid out in serde's data model; the id, version and topic
+/// are stored in columns of their own.
+#[derive(Serialize)]
+pub(crate) struct SnapshotBody<'a, A> {
+    pub(crate) created_on: DateTime<Utc>,
+    pub(crate) modified_on: DateTime<Utc>,
+    pub(crate) state: &'a A,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct OwnedSnapshotBody<A> {
+    pub(crate) created_on: DateTime<Utc>,
+    pub(crate) modified_on: DateTime<Utc>,
+    pub(crate) state: A,
+}

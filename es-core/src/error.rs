@@ -1,0 +1,219 @@
+//! The one error type of the crate.
+
+use uuid::Uuid;
+
+/// A boxed error from a lower layer (a database driver, a codec, a subscriber).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The result type used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in this crate.
+///
+/// Every variant means the same on every backend: a [`Error::Conflict`] from SQLite
+/// and one from the in-memory store are the same condition, and callers can match
+/// on it to retry. The driver's own error, where there is one, is kept as the
+/// [`source`](std::error::Error::source).
+///
+/// ```
+/// use es_core::Error;
+/// let error = Error::Conflict { originator_id: uuid::Uuid::nil(), originator_version: 3 };
+/// assert!(error.is_conflict());
+/// assert!(error.to_string().contains("version 3"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Another writer already recorded this version of this aggregate. Nothing of the
+    /// save that hit it was written; reload the aggregate and retry the command.
+    #[error(
+        "conflict: version {originator_version} of aggregate {originator_id} was already \
+         recorded by another writer; nothing of this save was written (reload and retry)"
+    )]
+    Conflict {
+        /// The aggregate whose version was taken.
+        originator_id: Uuid,
+        /// The version that was taken.
+        originator_version: u64,
+    },
+
+    /// No events are stored for this aggregate (or none at or below the wanted version).
+    #[error("aggregate {id} not found{}", version.map(|v| format!(" at version {v}")).unwrap_or_default())]
+    AggregateNotFound {
+        /// The id that was asked for.
+        id: Uuid,
+        /// The version that was asked for, if one was.
+        version: Option<u64>,
+    },
+
+    /// A stored event's topic names no event type known to this program.
+    #[error(
+        "unknown topic {topic:?} in event {originator_id} version {originator_version}: \
+         no event type of this program is registered under it"
+    )]
+    UnknownTopic {
+        /// The topic as stored.
+        topic: String,
+        /// The aggregate the event belongs to.
+        originator_id: Uuid,
+        /// The event's version.
+        originator_version: u64,
+    },
+
+    /// A stored event's state could not be decoded into its event type.
+    #[error(
+        "cannot decode event {originator_id} version {originator_version} (topic {topic:?}): {source}"
+    )]
+    Decode {
+        /// The topic as stored.
+        topic: String,
+        /// The aggregate the event belongs to.
+        originator_id: Uuid,
+        /// The event's version.
+        originator_version: u64,
+        /// What the codec said.
+        #[source]
+        source: BoxError,
+    },
+
+    /// A domain event could not be encoded for storage.
+    #[error(
+        "cannot encode event {originator_id} version {originator_version} (topic {topic:?}): {source}"
+    )]
+    Encode {
+        /// The event's topic.
+        topic: String,
+        /// The aggregate the event belongs to.
+        originator_id: Uuid,
+        /// The event's version.
+        originator_version: u64,
+        /// What the codec said.
+        #[source]
+        source: BoxError,
+    },
+
+    /// Stored events of one aggregate do not follow each other version by version.
+    #[error(
+        "event {originator_id} version {found} is out of sequence: expected version {expected}"
+    )]
+    OutOfSequence {
+        /// The aggregate being replayed.
+        originator_id: Uuid,
+        /// The version that should have come next.
+        expected: u64,
+        /// The version that came.
+        found: u64,
+    },
+
+    /// A stored event cannot be applied where it stands, such as a creation event
+    /// in the middle of a history, or an event of another aggregate.
+    #[error(
+        "event {originator_id} version {originator_version} (topic {topic:?}) cannot be replayed: {reason}"
+    )]
+    UnexpectedEvent {
+        /// The topic as stored.
+        topic: String,
+        /// The aggregate the event belongs to.
+        originator_id: Uuid,
+        /// The event's version.
+        originator_version: u64,
+        /// Why it cannot be applied.
+        reason: &'static str,
+    },
+
+    /// A configuration value is not one of the accepted ones.
+    #[error("invalid configuration: {variable}={value:?}; expected {expected}")]
+    Config {
+        /// The variable as it was looked up (with its application prefix, if it had one).
+        variable: String,
+        /// The value found.
+        value: String,
+        /// What would have been accepted.
+        expected: String,
+    },
+
+    /// A notification log section id is not of the form `"start,stop"`.
+    #[error(
+        "invalid notification log section id {section_id:?}: expected \"start,stop\" \
+         with 1 <= start <= stop, such as \"1,10\""
+    )]
+    InvalidSectionId {
+        /// The id as given.
+        section_id: String,
+    },
+
+    /// Two event types of this program are registered under the same topic, so
+    /// stored events of that topic could not be decoded unambiguously.
+    #[error(
+        "the topic {topic:?} is registered by more than one event type; give one of them \
+         another name or an explicit `topic = \"...\"`"
+    )]
+    DuplicateTopic {
+        /// The topic registered twice.
+        topic: &'static str,
+    },
+
+    /// The save succeeded, but a subscriber failed while being told about it.
+    /// The events are stored and stay stored.
+    #[error("events {notification_ids:?} were saved, but subscriber #{index} failed: {source}")]
+    Subscriber {
+        /// The subscriber's position in registration order, from 0.
+        index: usize,
+        /// The notification ids of the events that were saved.
+        notification_ids: Vec<u64>,
+        /// What the subscriber returned.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The save succeeded, but a snapshot that fell due could not be recorded.
+    /// The events are stored; only the snapshot is missing.
+    #[error(
+        "events {notification_ids:?} were saved, but the snapshot that fell due failed: {source}"
+    )]
+    SnapshotAfterSave {
+        /// The notification ids of the events that were saved.
+        notification_ids: Vec<u64>,
+        /// Why the snapshot failed.
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// Snapshots were asked for, but the application keeps none; enable them with
+    /// `IS_SNAPSHOTTING_ENABLED=yes` or the builder.
+    #[error("snapshotting is not enabled for this application (set IS_SNAPSHOTTING_ENABLED=yes)")]
+    SnapshottingDisabled,
+
+    /// The database failed; the driver's error is the source.
+    #[error("database error while {operation}: {source}")]
+    Database {
+        /// What the store was doing.
+        operation: &'static str,
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// A stored value is out of the range this crate accepts, such as a negative version.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+impl Error {
+    /// Whether this is a [`Error::Conflict`], the error worth a reload and a retry.
+    ///
+    /// ```
+    /// # use es_core::Error;
+    /// assert!(!Error::InvalidSectionId { section_id: "x".into() }.is_conflict());
+    /// ```
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Conflict { .. })
+    }
+
+    pub(crate) fn database(operation: &'static str, source: impl Into<BoxError>) -> Self {
+        Error::Database {
+            operation,
+            source: source.into(),
+        }
+    }
+}

@@ -1,0 +1,111 @@
+#![warn(missing_docs, unreachable_pub)]
+//! Event sourcing for Rust.
+//!
+//! Annotate a plain struct and its methods with [`#[aggregate]`](macro@aggregate)
+//! and [`#[event]`](macro@event); call the generated command methods; save the
+//! aggregate with an [`Application`]; get it back, rebuilt from its stored events,
+//! from the application's [`Repository`].
+//!
+//! ```
+//! use es_core::prelude::*;
+//!
+//! #[aggregate]
+//! pub struct Dog { name: String, tricks: Vec<String> }
+//!
+//! #[aggregate]
+//! impl Dog {
+//!     #[event("Registered")]
+//!     pub fn register(name: String) -> Self { Dog { name, tricks: Vec::new() } }
+//!
+//!     #[event("TrickAdded")]
+//!     pub fn add_trick(&mut self, trick: String) { self.tricks.push(trick); }
+//! }
+//!
+//! let app = Application::builder().in_memory().build()?;
+//! let mut dog = Dog::register("Fido".into());
+//! dog.add_trick("roll over".into());
+//! app.save(&mut dog)?;
+//! let dog = app.repository().get::<Dog>(dog.id())?;
+//! assert_eq!(dog.tricks, ["roll over"]);
+//! assert_eq!(dog.version(), 2);
+//! # Ok::<(), es_core::Error>(())
+//! ```
+//!
+//! The crate is layered as the Python `eventsourcing` library is:
+//! [`domain`](crate::Aggregate) types know nothing of storage; [`persistence`]
+//! (mapper and recorders) knows nothing of applications; [`application`] binds the two.
+
+// Generated code names `::es_core::...`; this makes that path work inside the crate too.
+extern crate self as es_core;
+
+mod application;
+mod domain;
+mod error;
+pub mod persistence;
+
+/// The macros; see [`macro@aggregate`] and [`macro@event`].
+pub use es_macros::{aggregate, event};
+
+pub use application::{
+    Application, ApplicationBuilder, DEFAULT_SECTION_SIZE, DEFAULT_SQLITE_DBNAME,
+    DEFAULT_SQLITE_LOCK_TIMEOUT, Environment, NotificationIter, NotificationLog, Persistence,
+    Recording, Repository, Save, Section,
+};
+pub use domain::aggregate::{Aggregate, AggregateMeta, INITIAL_VERSION};
+pub use domain::event::{AggregateEvent, AnyEvent, DomainEvent};
+pub use domain::id::create_id;
+pub use domain::snapshot::Snapshot;
+pub use error::{BoxError, Error, Result};
+pub use uuid::Uuid;
+
+/// The topic registry: which topics this program can decode.
+pub mod topics {
+    pub use crate::domain::topic::{check_unique, registered};
+}
+
+/// Everything a user of the macros needs: `use es_core::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Aggregate, AnyEvent, Application, DomainEvent, Error, Snapshot, Uuid, aggregate, create_id,
+        event, persistence::Notification,
+    };
+}
+
+/// What generated code names. Not part of the public API: it may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::application::{Save, Unsaved};
+    pub use crate::domain::aggregate::{AggregateStruct, created, triggered};
+    pub use crate::domain::topic::RegisteredTopic;
+    pub use crate::{Aggregate, AggregateEvent, AggregateMeta};
+    pub use core::clone::Clone;
+    pub use core::fmt::Debug;
+    pub use core::option::Option;
+    pub use core::result::Result;
+    pub use inventory;
+    pub use serde;
+    pub use uuid::Uuid;
+
+    /// The metadata field's type for aggregate `A`.
+    pub type MetaOf<A> = AggregateMeta<<A as Aggregate>::Event>;
+
+    /// Asserts, at the span of an event field's type, that it can be stored.
+    pub const fn assert_event_field<
+        T: Clone + Debug + serde::Serialize + serde::de::DeserializeOwned,
+    >() {
+    }
+
+    /// Asserts, at the span of a method's parameter type, that it was declared with `#[event]`.
+    pub const fn assert_event_struct<T: EventStruct>() {}
+
+    /// Marks a struct declared with `#[event]`.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is not an event struct",
+        label = "this type is not declared with `#[event]`",
+        note = "declare it with `#[event] struct {Self} {{ .. }}`, or name the event with a string: `#[event(\"Name\")]`"
+    )]
+    pub trait EventStruct:
+        Clone + Debug + serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static
+    {
+    }
+}

@@ -1,0 +1,178 @@
+//! The mapper: domain events and snapshots to stored events, and back.
+
+use std::marker::PhantomData;
+
+use super::stored_event::StoredEvent;
+use super::transcoder::Transcoder;
+use crate::domain::aggregate::Aggregate;
+use crate::domain::event::{AggregateEvent, AnyEvent, DomainEvent, EventBody, EventBodySeed};
+use crate::domain::snapshot::{OwnedSnapshotBody, Snapshot, SnapshotBody};
+use crate::domain::topic;
+use crate::error::{BoxError, Error, Result};
+
+/// Turns domain events into stored events and back.
+///
+/// The originator id and version go to columns of their own; the timestamp and
+/// the event's fields are encoded into `state` by the [`Transcoder`].
+///
+/// ```
+/// use es_core::prelude::*;
+/// use es_core::persistence::{Mapper, Transcoder};
+///
+/// #[aggregate]
+/// pub struct Light { lit: bool }
+/// #[aggregate]
+/// impl Light {
+///     #[event("Fitted")]
+///     pub fn fit(watts: u32) -> Self { Light { lit: false } }
+/// }
+///
+/// let light = Light::fit(60);
+/// let mapper = Mapper::new(Transcoder::Json);
+/// let stored = mapper.to_stored_event(&light.pending_events()[0])?;
+/// assert_eq!(stored.topic, "Light.Fitted");
+/// let event = mapper.to_domain_event::<LightEvent>(&stored)?;
+/// assert!(matches!(event.payload, LightEvent::Fitted { watts: 60 }));
+/// // A reader that never names `Light` decodes it from the topic alone:
+/// let any = mapper.to_any_event(&stored)?;
+/// assert!(any.downcast_ref::<LightEvent>().is_some());
+/// # Ok::<(), es_core::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Mapper {
+    transcoder: Transcoder,
+}
+
+impl Mapper {
+    /// A mapper that encodes with `transcoder`.
+    pub fn new(transcoder: Transcoder) -> Self {
+        Mapper { transcoder }
+    }
+
+    /// The transcoder in use.
+    pub fn transcoder(&self) -> Transcoder {
+        self.transcoder
+    }
+
+    /// Encodes one domain event.
+    pub fn to_stored_event<E: AggregateEvent>(
+        &self,
+        event: &DomainEvent<E>,
+    ) -> Result<StoredEvent> {
+        let body = EventBody {
+            timestamp: &event.timestamp,
+            payload: &event.payload,
+        };
+        let state = self
+            .transcoder
+            .encode(&body)
+            .map_err(|source| Error::Encode {
+                topic: event.topic().to_owned(),
+                originator_id: event.originator_id,
+                originator_version: event.originator_version,
+                source,
+            })?;
+        Ok(StoredEvent {
+            originator_id: event.originator_id,
+            originator_version: event.originator_version,
+            topic: event.topic().to_owned(),
+            state,
+        })
+    }
+
+    /// Decodes one stored event as the event enum `E`.
+    pub fn to_domain_event<E: AggregateEvent>(
+        &self,
+        stored: &StoredEvent,
+    ) -> Result<DomainEvent<E>> {
+        if !E::has_topic(&stored.topic) {
+            return Err(unknown_topic(stored));
+        }
+        let (timestamp, payload) = self
+            .transcoder
+            .decode_seed(EventBodySeed::<E>::new(&stored.topic), &stored.state)
+            .map_err(|source| decode_error(stored, source))?;
+        Ok(DomainEvent {
+            originator_id: stored.originator_id,
+            originator_version: stored.originator_version,
+            timestamp,
+            payload,
+        })
+    }
+
+    /// Decodes one stored event of any registered type, chosen by its topic.
+    pub fn to_any_event(&self, stored: &StoredEvent) -> Result<DomainEvent<Box<dyn AnyEvent>>> {
+        let registered = topic::lookup(&stored.topic).ok_or_else(|| unknown_topic(stored))?;
+        let (timestamp, payload) = self
+            .transcoder
+            .decode_erased(&stored.state, |deserializer| {
+                registered.decode(deserializer)
+            })
+            .map_err(|source| decode_error(stored, source))?;
+        Ok(DomainEvent {
+            originator_id: stored.originator_id,
+            originator_version: stored.originator_version,
+            timestamp,
+            payload,
+        })
+    }
+
+    /// Encodes a snapshot of `aggregate` as it is now.
+    pub fn snapshot_to_stored<A: Aggregate>(&self, aggregate: &A) -> Result<StoredEvent> {
+        let body = SnapshotBody {
+            created_on: aggregate.created_on(),
+            modified_on: aggregate.modified_on(),
+            state: aggregate,
+        };
+        let state = self
+            .transcoder
+            .encode(&body)
+            .map_err(|source| Error::Encode {
+                topic: A::SNAPSHOT_TOPIC.to_owned(),
+                originator_id: aggregate.id(),
+                originator_version: aggregate.version(),
+                source,
+            })?;
+        Ok(StoredEvent {
+            originator_id: aggregate.id(),
+            originator_version: aggregate.version(),
+            topic: A::SNAPSHOT_TOPIC.to_owned(),
+            state,
+        })
+    }
+
+    /// Decodes a stored snapshot of aggregate type `A`.
+    pub fn stored_to_snapshot<A: Aggregate>(&self, stored: &StoredEvent) -> Result<Snapshot<A>> {
+        if stored.topic != A::SNAPSHOT_TOPIC {
+            return Err(unknown_topic(stored));
+        }
+        let body: OwnedSnapshotBody<A> = self
+            .transcoder
+            .decode_seed(PhantomData::<OwnedSnapshotBody<A>>, &stored.state)
+            .map_err(|source| decode_error(stored, source))?;
+        Ok(Snapshot {
+            originator_id: stored.originator_id,
+            originator_version: stored.originator_version,
+            created_on: body.created_on,
+            modified_on: body.modified_on,
+            state: body.state,
+        })
+    }
+}
+
+fn unknown_topic(stored: &StoredEvent) -> Error {
+    Error::UnknownTopic {
+        topic: stored.topic.clone(),
+        originator_id: stored.originator_id,
+        originator_version: stored.originator_version,
+    }
+}
+
+fn decode_error(stored: &StoredEvent, source: BoxError) -> Error {
+    Error::Decode {
+        topic: stored.topic.clone(),
+        originator_id: stored.originator_id,
+        originator_version: stored.originator_version,
+        source,
+    }
+}

@@ -1,0 +1,145 @@
+//! The in-memory recorder ("POPO" in the Python library): fast, and gone with the process.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{PoisonError, RwLock};
+
+use uuid::Uuid;
+
+use super::recorder::{AggregateRecorder, ApplicationRecorder, EventQuery};
+use super::stored_event::{Notification, StoredEvent};
+use crate::error::{Error, Result};
+
+/// Keeps events in memory: for tests, examples and short-lived processes.
+///
+/// Writers are serialized by one lock, so notification ids follow commit order.
+///
+/// ```
+/// use es_core::persistence::{AggregateRecorder, EventQuery, MemoryRecorder, StoredEvent};
+/// let recorder = MemoryRecorder::new();
+/// let id = uuid::Uuid::new_v4();
+/// let ids = recorder.insert_events(&[StoredEvent {
+///     originator_id: id, originator_version: 1, topic: "T".into(), state: b"{}".to_vec(),
+/// }])?;
+/// assert_eq!(ids, [1]);
+/// # Ok::<(), es_core::Error>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct MemoryRecorder {
+    inner: RwLock<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// The log: the event with notification id `n` is at index `n - 1`.
+    log: Vec<StoredEvent>,
+    /// Per originator, version to index in `log`.
+    by_originator: HashMap<Uuid, BTreeMap<u64, usize>>,
+}
+
+impl MemoryRecorder {
+    /// An empty recorder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl AggregateRecorder for MemoryRecorder {
+    fn insert_events(&self, events: &[StoredEvent]) -> Result<Vec<u64>> {
+        // A poisoned lock only means another thread panicked; the data itself is
+        // only changed after every check has passed, so it is still whole.
+        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        let mut in_batch = HashSet::with_capacity(events.len());
+        for event in events {
+            let key = (event.originator_id, event.originator_version);
+            let taken = inner
+                .by_originator
+                .get(&event.originator_id)
+                .is_some_and(|versions| versions.contains_key(&event.originator_version));
+            if taken || !in_batch.insert(key) {
+                return Err(Error::Conflict {
+                    originator_id: event.originator_id,
+                    originator_version: event.originator_version,
+                });
+            }
+        }
+        let mut ids = Vec::with_capacity(events.len());
+        for event in events {
+            let index = inner.log.len();
+            inner.log.push(event.clone());
+            inner
+                .by_originator
+                .entry(event.originator_id)
+                .or_default()
+                .insert(event.originator_version, index);
+            ids.push(index as u64 + 1);
+        }
+        Ok(ids)
+    }
+
+    fn select_events(&self, originator_id: Uuid, query: EventQuery) -> Result<Vec<StoredEvent>> {
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        let Some(versions) = inner.by_originator.get(&originator_id) else {
+            return Ok(Vec::new());
+        };
+        let lower = query
+            .gt
+            .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        let upper = query
+            .lte
+            .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included);
+        if matches!((query.gt, query.lte), (Some(gt), Some(lte)) if gt >= lte) {
+            return Ok(Vec::new());
+        }
+        let range = versions.range((lower, upper));
+        let limit = query.limit.unwrap_or(usize::MAX);
+        let events = if query.desc {
+            range
+                .rev()
+                .take(limit)
+                .map(|(_, &i)| inner.log[i].clone())
+                .collect()
+        } else {
+            range
+                .take(limit)
+                .map(|(_, &i)| inner.log[i].clone())
+                .collect()
+        };
+        Ok(events)
+    }
+}
+
+impl ApplicationRecorder for MemoryRecorder {
+    fn select_notifications(
+        &self,
+        start: u64,
+        limit: usize,
+        stop: Option<u64>,
+        topics: &[&str],
+    ) -> Result<Vec<Notification>> {
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        let first = usize::try_from(start.max(1) - 1).unwrap_or(usize::MAX);
+        let end = stop.map_or(inner.log.len(), |stop| {
+            usize::try_from(stop)
+                .unwrap_or(usize::MAX)
+                .min(inner.log.len())
+        });
+        let Some(window) = inner.log.get(first..end.max(first)) else {
+            return Ok(Vec::new());
+        };
+        Ok(window
+            .iter()
+            .enumerate()
+            .filter(|(_, event)| topics.is_empty() || topics.contains(&event.topic.as_str()))
+            .take(limit)
+            .map(|(offset, event)| Notification {
+                id: (first + offset) as u64 + 1,
+                event: event.clone(),
+            })
+            .collect())
+    }
+
+    fn max_notification_id(&self) -> Result<Option<u64>> {
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        Ok((!inner.log.is_empty()).then_some(inner.log.len() as u64))
+    }
+}

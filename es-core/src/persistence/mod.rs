@@ -1,0 +1,18 @@
+//! The persistence layer: stored events, the mapper, and the recorders that keep
+//! stored events in a backend. Nothing here knows about applications.
+
+mod mapper;
+mod memory;
+mod recorder;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+mod stored_event;
+mod transcoder;
+
+pub use mapper::Mapper;
+pub use memory::MemoryRecorder;
+pub use recorder::{AggregateRecorder, ApplicationRecorder, EventQuery};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteDatabase, SqliteRecorder};
+pub use stored_event::{Notification, StoredEvent};
+pub use transcoder::Transcoder;

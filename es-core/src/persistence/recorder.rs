@@ -1,0 +1,117 @@
+//! Recorder traits: what every storage backend offers, whatever it is.
+
+use uuid::Uuid;
+
+use super::stored_event::{Notification, StoredEvent};
+use crate::error::Result;
+
+/// Which of one aggregate's events to select, as in the Python library's
+/// `select_events(originator_id, gt=, lte=, desc=, limit=)`.
+///
+/// ```
+/// use es_core::persistence::EventQuery;
+/// let query = EventQuery::new().gt(2).lte(10).desc().limit(3);
+/// assert_eq!(query.limit, Some(3));
+/// assert!(query.desc);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Only versions greater than this.
+    pub gt: Option<u64>,
+    /// Only versions less than or equal to this.
+    pub lte: Option<u64>,
+    /// Newest first (the limit then keeps the newest).
+    pub desc: bool,
+    /// At most this many events.
+    pub limit: Option<usize>,
+}
+
+impl EventQuery {
+    /// All events, oldest first.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Only versions greater than `version`.
+    pub fn gt(mut self, version: u64) -> Self {
+        self.gt = Some(version);
+        self
+    }
+    /// Only versions up to and including `version`.
+    pub fn lte(mut self, version: u64) -> Self {
+        self.lte = Some(version);
+        self
+    }
+    /// Newest first.
+    pub fn desc(mut self) -> Self {
+        self.desc = true;
+        self
+    }
+    /// At most `limit` events.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// Whether `version` passes the `gt` and `lte` bounds.
+    pub fn admits(&self, version: u64) -> bool {
+        self.gt.is_none_or(|gt| version > gt) && self.lte.is_none_or(|lte| version <= lte)
+    }
+}
+
+/// Stores the events of aggregates, one originator at a time.
+///
+/// Implementations must make [`insert_events`](Self::insert_events) atomic: all the
+/// events of a call are recorded, or none is. A version already recorded for an
+/// originator is a [`Conflict`](crate::Error::Conflict).
+///
+/// ```
+/// use es_core::persistence::{AggregateRecorder, EventQuery, MemoryRecorder, StoredEvent};
+/// let recorder = MemoryRecorder::new();
+/// let id = uuid::Uuid::new_v4();
+/// let event = |v| StoredEvent { originator_id: id, originator_version: v, topic: "T".into(), state: vec![] };
+/// recorder.insert_events(&[event(1), event(2)])?;
+/// assert!(recorder.insert_events(&[event(3), event(2)]).unwrap_err().is_conflict());
+/// assert_eq!(recorder.select_events(id, EventQuery::new())?.len(), 2);
+/// # Ok::<(), es_core::Error>(())
+/// ```
+pub trait AggregateRecorder: Send + Sync {
+    /// Records `events` atomically, returning their notification ids in order when
+    /// the recorder keeps a notification log (empty otherwise).
+    fn insert_events(&self, events: &[StoredEvent]) -> Result<Vec<u64>>;
+
+    /// One originator's events, by version, filtered by `query`.
+    fn select_events(&self, originator_id: Uuid, query: EventQuery) -> Result<Vec<StoredEvent>>;
+}
+
+/// An aggregate recorder that also keeps the application-wide notification log:
+/// every recorded event gets a notification id, strictly increasing in commit
+/// order, so a reader that has seen id `n` never later finds a new event below `n`.
+///
+/// ```
+/// use es_core::persistence::{AggregateRecorder, ApplicationRecorder, MemoryRecorder, StoredEvent};
+/// let recorder = MemoryRecorder::new();
+/// assert_eq!(recorder.max_notification_id()?, None);
+/// let event = |topic: &str| StoredEvent {
+///     originator_id: uuid::Uuid::new_v4(), originator_version: 1, topic: topic.into(), state: vec![],
+/// };
+/// recorder.insert_events(&[event("A"), event("B"), event("A")])?;
+/// let only_a = recorder.select_notifications(1, 10, None, &["A"])?;
+/// assert_eq!(only_a.iter().map(|n| n.id).collect::<Vec<_>>(), [1, 3]);
+/// assert_eq!(recorder.max_notification_id()?, Some(3));
+/// # Ok::<(), es_core::Error>(())
+/// ```
+pub trait ApplicationRecorder: AggregateRecorder {
+    /// Up to `limit` notifications with ids from `start` (inclusive) up to `stop`
+    /// (inclusive, if given), in id order; only those whose topic is in `topics`
+    /// unless `topics` is empty.
+    fn select_notifications(
+        &self,
+        start: u64,
+        limit: usize,
+        stop: Option<u64>,
+        topics: &[&str],
+    ) -> Result<Vec<Notification>>;
+
+    /// The highest notification id recorded, or `None` for an empty log.
+    fn max_notification_id(&self) -> Result<Option<u64>>;
+}

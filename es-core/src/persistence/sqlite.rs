@@ -1,0 +1,424 @@
+//! The SQLite recorder: the embedded default, through rusqlite and its bundled SQLite.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{
+    Connection, ErrorCode, OpenFlags, TransactionBehavior, params_from_iter, types::Value,
+};
+use uuid::Uuid;
+
+use super::recorder::{AggregateRecorder, ApplicationRecorder, EventQuery};
+use super::stored_event::{Notification, StoredEvent};
+use crate::error::{Error, Result};
+
+/// Table of the events and the notification log.
+const EVENTS_TABLE: &str = "stored_events";
+/// Table of the snapshots.
+const SNAPSHOTS_TABLE: &str = "snapshots";
+
+/// One SQLite database, shared by the recorders of an application.
+///
+/// A file database runs in WAL mode: one writer connection, behind a lock,
+/// and a small pool of reader connections that read while the writer writes.
+/// An in-memory database (`":memory:"`) is a single connection.
+///
+/// ```
+/// use es_core::persistence::SqliteDatabase;
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = SqliteDatabase::open(dir.path().join("events.db"), std::time::Duration::from_secs(5))?;
+/// assert!(!db.is_in_memory());
+/// # Ok::<(), es_core::Error>(())
+/// ```
+pub struct SqliteDatabase {
+    path: Option<PathBuf>,
+    lock_timeout: Duration,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteDatabase")
+            .field("path", &self.path)
+            .field("lock_timeout", &self.lock_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The most reader connections kept open for reuse.
+const MAX_IDLE_READERS: usize = 4;
+
+impl SqliteDatabase {
+    /// Opens (creating if need be) the database file at `path`, or an in-memory
+    /// database if `path` is `":memory:"`. `lock_timeout` is how long a write waits
+    /// for another process's lock before failing.
+    pub fn open(path: impl AsRef<Path>, lock_timeout: Duration) -> Result<Arc<Self>> {
+        let path = path.as_ref();
+        if path == Path::new(":memory:") {
+            return Self::open_in_memory();
+        }
+        let writer = Connection::open(path)
+            .map_err(|e| Error::database("opening the SQLite database", e))?;
+        configure(&writer, lock_timeout)?;
+        // WAL lets readers read while the writer writes, and survives a crash of the
+        // process mid-commit: a commit is in the log whole or not at all.
+        let mode: String = writer
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(|e| Error::database("switching the SQLite database to WAL", e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::database(
+                "switching the SQLite database to WAL",
+                format!("journal mode stayed {mode:?}"),
+            ));
+        }
+        Ok(Arc::new(SqliteDatabase {
+            path: Some(path.to_owned()),
+            lock_timeout,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// A private in-memory database, gone when the last recorder using it is dropped.
+    ///
+    /// ```
+    /// let db = es_core::persistence::SqliteDatabase::open_in_memory()?;
+    /// assert!(db.is_in_memory());
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    pub fn open_in_memory() -> Result<Arc<Self>> {
+        let writer = Connection::open_in_memory()
+            .map_err(|e| Error::database("opening an in-memory SQLite database", e))?;
+        configure(&writer, Duration::ZERO)?;
+        Ok(Arc::new(SqliteDatabase {
+            path: None,
+            lock_timeout: Duration::ZERO,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// Whether this is an in-memory database.
+    pub fn is_in_memory(&self) -> bool {
+        self.path.is_none()
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        // A panic while the lock was held rolled its transaction back as it unwound.
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `read` on a reader connection (the writer's, for an in-memory database).
+    fn read<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let Some(path) = &self.path else {
+            return read(&self.writer()).map_err(|e| Error::database("reading", e));
+        };
+        let pooled = self
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let connection = match pooled {
+            Some(connection) => connection,
+            None => {
+                let connection = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE
+                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                        | OpenFlags::SQLITE_OPEN_URI,
+                )
+                .map_err(|e| Error::database("opening a SQLite reader", e))?;
+                configure(&connection, self.lock_timeout)?;
+                connection
+            }
+        };
+        let result = read(&connection).map_err(|e| Error::database("reading", e));
+        let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        if readers.len() < MAX_IDLE_READERS {
+            readers.push(connection);
+        }
+        result
+    }
+}
+
+fn configure(connection: &Connection, lock_timeout: Duration) -> Result<()> {
+    connection
+        .busy_timeout(lock_timeout)
+        .map_err(|e| Error::database("setting the SQLite lock timeout", e))?;
+    connection.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+/// A recorder over one table of a [`SqliteDatabase`]: the events table (with the
+/// notification log) or the snapshots table.
+///
+/// Each insert is one `BEGIN IMMEDIATE` transaction; statements are prepared once
+/// per connection and reused.
+///
+/// ```
+/// use es_core::persistence::{AggregateRecorder, ApplicationRecorder, SqliteDatabase, SqliteRecorder, StoredEvent};
+/// let recorder = SqliteRecorder::events(SqliteDatabase::open_in_memory()?, true)?;
+/// let event = StoredEvent {
+///     originator_id: uuid::Uuid::new_v4(), originator_version: 1, topic: "T".into(), state: vec![1],
+/// };
+/// assert_eq!(recorder.insert_events(&[event.clone()])?, [1]);
+/// assert!(recorder.insert_events(&[event]).unwrap_err().is_conflict());
+/// assert_eq!(recorder.max_notification_id()?, Some(1));
+/// # Ok::<(), es_core::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct SqliteRecorder {
+    db: Arc<SqliteDatabase>,
+    table: &'static str,
+    insert_sql: String,
+    with_log: bool,
+}
+
+impl SqliteRecorder {
+    /// The recorder of events and the notification log. Creates its table if
+    /// `create_table` and it does not exist yet.
+    pub fn events(db: Arc<SqliteDatabase>, create_table: bool) -> Result<Self> {
+        let ddl = format!(
+            "CREATE TABLE IF NOT EXISTS {EVENTS_TABLE} (
+                notification_id INTEGER PRIMARY KEY AUTOINCREMENT,
+                originator_id TEXT NOT NULL,
+                originator_version INTEGER NOT NULL,
+                topic TEXT NOT NULL,
+                state BLOB NOT NULL,
+                UNIQUE (originator_id, originator_version)
+            );
+            CREATE INDEX IF NOT EXISTS {EVENTS_TABLE}_topic ON {EVENTS_TABLE} (topic, notification_id);"
+        );
+        Self::new(db, EVENTS_TABLE, true, create_table.then_some(ddl))
+    }
+
+    /// The recorder of snapshots. Creates its table if `create_table` and it does
+    /// not exist yet.
+    pub fn snapshots(db: Arc<SqliteDatabase>, create_table: bool) -> Result<Self> {
+        let ddl = format!(
+            "CREATE TABLE IF NOT EXISTS {SNAPSHOTS_TABLE} (
+                originator_id TEXT NOT NULL,
+                originator_version INTEGER NOT NULL,
+                topic TEXT NOT NULL,
+                state BLOB NOT NULL,
+                PRIMARY KEY (originator_id, originator_version)
+            ) WITHOUT ROWID;"
+        );
+        Self::new(db, SNAPSHOTS_TABLE, false, create_table.then_some(ddl))
+    }
+
+    fn new(
+        db: Arc<SqliteDatabase>,
+        table: &'static str,
+        with_log: bool,
+        ddl: Option<String>,
+    ) -> Result<Self> {
+        if let Some(ddl) = ddl {
+            db.writer()
+                .execute_batch(&ddl)
+                .map_err(|e| Error::database("creating the SQLite tables", e))?;
+        }
+        // AUTOINCREMENT never reuses an id, even after deletes: a follower that has
+        // seen id n can trust that nothing new will ever appear at or below it.
+        let insert_sql = format!(
+            "INSERT INTO {table} (originator_id, originator_version, topic, state) VALUES (?1, ?2, ?3, ?4)"
+        );
+        Ok(SqliteRecorder {
+            db,
+            table,
+            insert_sql,
+            with_log,
+        })
+    }
+}
+
+fn version_to_sql(originator_id: Uuid, version: u64) -> Result<i64> {
+    i64::try_from(version).map_err(|_| {
+        Error::Corrupt(format!(
+            "version {version} of {originator_id} exceeds SQLite's integer range"
+        ))
+    })
+}
+
+fn is_constraint_violation(error: &rusqlite::Error) -> bool {
+    error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation)
+}
+
+impl AggregateRecorder for SqliteRecorder {
+    fn insert_events(&self, events: &[StoredEvent]) -> Result<Vec<u64>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut writer = self.db.writer();
+        let transaction = writer
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| Error::database("beginning a write transaction", e))?;
+        let mut ids = Vec::with_capacity(if self.with_log { events.len() } else { 0 });
+        {
+            let mut insert = transaction
+                .prepare_cached(&self.insert_sql)
+                .map_err(|e| Error::database("preparing the insert", e))?;
+            let mut id_text = Uuid::encode_buffer();
+            for event in events {
+                let id = event.originator_id.hyphenated().encode_lower(&mut id_text);
+                let version = version_to_sql(event.originator_id, event.originator_version)?;
+                match insert.execute(rusqlite::params![&*id, version, event.topic, event.state]) {
+                    Ok(_) => {}
+                    Err(e) if is_constraint_violation(&e) => {
+                        return Err(Error::Conflict {
+                            originator_id: event.originator_id,
+                            originator_version: event.originator_version,
+                        });
+                    }
+                    Err(e) => return Err(Error::database("inserting events", e)),
+                }
+                if self.with_log {
+                    let id = transaction.last_insert_rowid();
+                    ids.push(
+                        u64::try_from(id)
+                            .map_err(|_| Error::Corrupt(format!("notification id {id}")))?,
+                    );
+                }
+            }
+        }
+        transaction
+            .commit()
+            .map_err(|e| Error::database("committing events", e))?;
+        Ok(ids)
+    }
+
+    fn select_events(&self, originator_id: Uuid, query: EventQuery) -> Result<Vec<StoredEvent>> {
+        let mut sql = format!(
+            "SELECT originator_version, topic, state FROM {} WHERE originator_id = ?1",
+            self.table
+        );
+        let mut params = vec![Value::Text(originator_id.hyphenated().to_string())];
+        if let Some(gt) = query.gt {
+            params.push(Value::Integer(
+                version_to_sql(originator_id, gt).unwrap_or(i64::MAX),
+            ));
+            let _ = write!(sql, " AND originator_version > ?{}", params.len());
+        }
+        if let Some(lte) = query.lte {
+            params.push(Value::Integer(
+                version_to_sql(originator_id, lte).unwrap_or(i64::MAX),
+            ));
+            let _ = write!(sql, " AND originator_version <= ?{}", params.len());
+        }
+        sql.push_str(if query.desc {
+            " ORDER BY originator_version DESC"
+        } else {
+            " ORDER BY originator_version"
+        });
+        if let Some(limit) = query.limit {
+            params.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+            let _ = write!(sql, " LIMIT ?{}", params.len());
+        }
+        let rows = self.db.read(|connection| {
+            let mut statement = connection.prepare_cached(&sql)?;
+            let rows = statement.query_map(params_from_iter(&params), |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, Vec<u8>>(2)?,
+                ))
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        rows.into_iter()
+            .map(|(version, topic, state)| {
+                Ok(StoredEvent {
+                    originator_id,
+                    originator_version: version_from_sql(originator_id, version)?,
+                    topic,
+                    state,
+                })
+            })
+            .collect()
+    }
+}
+
+fn version_from_sql(originator_id: Uuid, version: i64) -> Result<u64> {
+    u64::try_from(version).map_err(|_| {
+        Error::Corrupt(format!(
+            "stored version {version} of {originator_id} is negative"
+        ))
+    })
+}
+
+impl ApplicationRecorder for SqliteRecorder {
+    fn select_notifications(
+        &self,
+        start: u64,
+        limit: usize,
+        stop: Option<u64>,
+        topics: &[&str],
+    ) -> Result<Vec<Notification>> {
+        let mut sql = format!(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {} \
+             WHERE notification_id >= ?1",
+            self.table
+        );
+        let mut params = vec![Value::Integer(i64::try_from(start).unwrap_or(i64::MAX))];
+        if let Some(stop) = stop {
+            params.push(Value::Integer(i64::try_from(stop).unwrap_or(i64::MAX)));
+            let _ = write!(sql, " AND notification_id <= ?{}", params.len());
+        }
+        if !topics.is_empty() {
+            sql.push_str(" AND topic IN (");
+            for (i, topic) in topics.iter().enumerate() {
+                params.push(Value::Text((*topic).to_owned()));
+                let _ = write!(sql, "{}?{}", if i == 0 { "" } else { ", " }, params.len());
+            }
+            sql.push(')');
+        }
+        params.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+        let _ = write!(sql, " ORDER BY notification_id LIMIT ?{}", params.len());
+        let rows = self.db.read(|connection| {
+            let mut statement = connection.prepare_cached(&sql)?;
+            let rows = statement.query_map(params_from_iter(&params), |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, String>(3)?,
+                    row.get::<_, Vec<u8>>(4)?,
+                ))
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        rows.into_iter()
+            .map(|(id, originator_id, version, topic, state)| {
+                let originator_id = Uuid::parse_str(&originator_id).map_err(|_| {
+                    Error::Corrupt(format!(
+                        "notification {id}: originator id {originator_id:?} is not a UUID"
+                    ))
+                })?;
+                Ok(Notification {
+                    id: u64::try_from(id)
+                        .map_err(|_| Error::Corrupt(format!("notification id {id}")))?,
+                    event: StoredEvent {
+                        originator_id,
+                        originator_version: version_from_sql(originator_id, version)?,
+                        topic,
+                        state,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    fn max_notification_id(&self) -> Result<Option<u64>> {
+        let sql = format!("SELECT MAX(notification_id) FROM {}", self.table);
+        let max: Option<i64> = self.db.read(|connection| {
+            connection
+                .prepare_cached(&sql)?
+                .query_row([], |row| row.get(0))
+        })?;
+        max.map(|id| u64::try_from(id).map_err(|_| Error::Corrupt(format!("notification id {id}"))))
+            .transpose()
+    }
+}

@@ -1,0 +1,453 @@
+//! The validated model of what the user wrote: aggregate structs, aggregate impl
+//! blocks with their event methods, and event structs. Every check on the input
+//! happens here; the expanders only generate code from a model that passed.
+
+use std::collections::HashMap;
+
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::{
+    Attribute, Expr, FnArg, Ident, ImplItem, ImplItemFn, ItemImpl, ItemStruct, Pat, ReturnType,
+    Type,
+};
+
+use super::attr::{AggregateArgs, EventArgs, EventKind, upper_camel};
+use super::ctxt::Ctxt;
+
+/// Traits the user may already derive, which the macros would otherwise add.
+#[derive(Default)]
+pub(crate) struct Derived {
+    pub(crate) clone: bool,
+    pub(crate) debug: bool,
+    pub(crate) serialize: bool,
+    pub(crate) deserialize: bool,
+}
+
+impl Derived {
+    fn of(attrs: &[Attribute]) -> Self {
+        let mut derived = Derived::default();
+        for attr in attrs.iter().filter(|attr| attr.path().is_ident("derive")) {
+            let _ = attr.parse_nested_meta(|meta| {
+                if let Some(last) = meta.path.segments.last() {
+                    match last.ident.to_string().as_str() {
+                        "Clone" => derived.clone = true,
+                        "Debug" => derived.debug = true,
+                        "Serialize" => derived.serialize = true,
+                        "Deserialize" => derived.deserialize = true,
+                        _ => {}
+                    }
+                }
+                Ok(())
+            });
+        }
+        derived
+    }
+}
+
+/// `#[aggregate] struct Dog { .. }`.
+pub(crate) struct AggregateStruct {
+    pub(crate) item: ItemStruct,
+    pub(crate) derived: Derived,
+}
+
+impl AggregateStruct {
+    pub(crate) fn from_item(cx: &Ctxt, item: ItemStruct) -> Self {
+        if item.generics.lt_token.is_some() || item.generics.where_clause.is_some() {
+            cx.error_spanned_by(
+                &item.generics,
+                "an aggregate cannot be generic: its events are stored under fixed topics and \
+                 decoded without knowing type parameters; use concrete field types",
+            );
+        }
+        match &item.fields {
+            syn::Fields::Named(fields) => {
+                if let Some(field) = fields.named.iter().find(|f| f.ident.as_ref().is_some_and(|i| i == "__es_meta")) {
+                    cx.error_spanned_by(field, "the field name `__es_meta` is reserved for the aggregate's metadata");
+                }
+            }
+            _ => cx.error_spanned_by(
+                &item.ident,
+                "#[aggregate] needs a struct with named fields, such as `struct Dog { name: String }`",
+            ),
+        }
+        let derived = Derived::of(&item.attrs);
+        AggregateStruct { item, derived }
+    }
+}
+
+/// Whether an event creates the aggregate or changes an existing one.
+pub(crate) enum Role {
+    /// `fn register(..) -> Self`, with the expression that makes the new id, if given.
+    Creation { id: Option<Expr> },
+    /// `fn add_trick(&mut self, ..)`.
+    Mutation,
+}
+
+/// What an event carries.
+pub(crate) enum Payload {
+    /// The method's parameters.
+    Fields(Vec<(Ident, Type)>),
+    /// One struct declared with `#[event]`, bound to this parameter.
+    Struct(Ident, Type),
+}
+
+/// One `#[event]` method.
+pub(crate) struct EventMethod {
+    /// The variant of the event enum.
+    pub(crate) variant: Ident,
+    /// The stored topic.
+    pub(crate) topic: String,
+    pub(crate) role: Role,
+    pub(crate) payload: Payload,
+    /// The method as written, without its `#[event]` attribute.
+    pub(crate) method: ImplItemFn,
+}
+
+/// `#[aggregate] impl Dog { .. }`.
+pub(crate) struct AggregateImpl {
+    pub(crate) self_ident: Ident,
+    /// The aggregate's name in topics.
+    pub(crate) name: String,
+    pub(crate) events: Vec<EventMethod>,
+    /// Everything in the impl block that is not an event method, unchanged.
+    pub(crate) other_items: Vec<ImplItem>,
+    pub(crate) attrs: Vec<Attribute>,
+}
+
+impl AggregateImpl {
+    /// The model of an impl block; `None` only if the block is not an aggregate's at all.
+    /// Invalid event methods are reported and kept as plain methods.
+    pub(crate) fn from_item(cx: &Ctxt, args: AggregateArgs, item: ItemImpl) -> Option<Self> {
+        if let Some((_, path, _)) = &item.trait_ {
+            cx.error_spanned_by(path, "#[aggregate] goes on the inherent impl block (`impl Dog { .. }`), not on a trait impl");
+            return None;
+        }
+        if item.generics.lt_token.is_some() || item.generics.where_clause.is_some() {
+            cx.error_spanned_by(
+                &item.generics,
+                "an aggregate cannot be generic: its events are stored under fixed topics and \
+                 decoded without knowing type parameters",
+            );
+        }
+        let self_ident = match &*item.self_ty {
+            Type::Path(path) if path.qself.is_none() && path.path.get_ident().is_some() => {
+                path.path.get_ident().cloned()
+            }
+            other => {
+                cx.error_spanned_by(
+                    other,
+                    "#[aggregate] expects `impl Name { .. }` with the struct's plain name",
+                );
+                None
+            }
+        }?;
+        let name = args
+            .name
+            .map_or_else(|| self_ident.to_string(), |lit| lit.value());
+
+        let mut events: Vec<EventMethod> = Vec::new();
+        let mut other_items = Vec::new();
+        for impl_item in item.items {
+            match impl_item {
+                ImplItem::Fn(mut method) => {
+                    let Some(index) = method
+                        .attrs
+                        .iter()
+                        .position(|attr| attr.path().is_ident("event"))
+                    else {
+                        other_items.push(ImplItem::Fn(method));
+                        continue;
+                    };
+                    let attr = method.attrs.remove(index);
+                    if let Some(again) = method
+                        .attrs
+                        .iter()
+                        .find(|attr| attr.path().is_ident("event"))
+                    {
+                        cx.error_spanned_by(
+                            again,
+                            "a method can trigger only one event: remove this second #[event]",
+                        );
+                    }
+                    // A method whose event is invalid stays as a plain method, so that its
+                    // callers still compile and the user sees only the error about it.
+                    let errors_before = cx.error_count();
+                    let plain = method.clone();
+                    match EventMethod::from_method(cx, &attr, &self_ident, &name, method) {
+                        Some(event) if cx.error_count() == errors_before => events.push(event),
+                        _ => other_items.push(ImplItem::Fn(plain)),
+                    }
+                }
+                other => other_items.push(other),
+            }
+        }
+
+        let mut by_variant: HashMap<String, Ident> = HashMap::new();
+        let mut by_topic: HashMap<String, Ident> = HashMap::new();
+        let mut unique = Vec::with_capacity(events.len());
+        for event in events {
+            let method = event.method.sig.ident.clone();
+            if let Some(first) = by_variant.get(&event.variant.to_string()) {
+                cx.error_spanned_by(
+                    &event.variant,
+                    format!(
+                        "duplicate event name `{}`: method `{first}` already triggers it; give each event its own name",
+                        event.variant
+                    ),
+                );
+                other_items.push(ImplItem::Fn(event.method));
+            } else if let Some(first) = by_topic.get(&event.topic) {
+                cx.error_spanned_by(
+                    &event.variant,
+                    format!(
+                        "duplicate topic {:?}: method `{first}` is already stored under it; give each event its own topic",
+                        event.topic
+                    ),
+                );
+                other_items.push(ImplItem::Fn(event.method));
+            } else {
+                by_variant.insert(event.variant.to_string(), method.clone());
+                by_topic.insert(event.topic.clone(), method);
+                unique.push(event);
+            }
+        }
+        let events = unique;
+        if !events
+            .iter()
+            .any(|event| matches!(event.role, Role::Creation { .. }))
+        {
+            cx.error_spanned_by(
+                &item.self_ty,
+                format!(
+                    "`{self_ident}` has no creation event: add an #[event] method that takes no `self` \
+                     and returns `Self`, such as `#[event(\"Created\")] pub fn create(..) -> Self {{ .. }}`"
+                ),
+            );
+        }
+        Some(AggregateImpl {
+            self_ident,
+            name,
+            events,
+            other_items,
+            attrs: item.attrs,
+        })
+    }
+}
+
+impl EventMethod {
+    fn from_method(
+        cx: &Ctxt,
+        attr: &Attribute,
+        self_ident: &Ident,
+        aggregate: &str,
+        method: ImplItemFn,
+    ) -> Option<Self> {
+        let sig = &method.sig;
+        let args = EventArgs::parse(cx, attr, upper_camel(&sig.ident));
+        let bad_shape = |tokens: &dyn quote::ToTokens, what: &str| {
+            cx.error_spanned_by(
+                tokens.to_token_stream(),
+                format!("{what}; an #[event] method is either `fn name(fields..) -> Self` (creates the aggregate) or `fn name(&mut self, fields..)` (changes it)"),
+            );
+        };
+        if let Some(token) = &sig.asyncness {
+            bad_shape(
+                token,
+                "an #[event] method cannot be async: its body is replayed from stored events",
+            );
+        }
+        if let Some(token) = &sig.constness {
+            bad_shape(token, "an #[event] method cannot be const");
+        }
+        if let Some(token) = &sig.unsafety {
+            bad_shape(token, "an #[event] method cannot be unsafe");
+        }
+        if let Some(abi) = &sig.abi {
+            bad_shape(abi, "an #[event] method cannot have an ABI");
+        }
+        if sig.generics.lt_token.is_some() || sig.generics.where_clause.is_some() {
+            bad_shape(
+                &sig.generics,
+                "an #[event] method cannot be generic: its fields are stored with fixed types",
+            );
+        }
+        if let Some(variadic) = &sig.variadic {
+            bad_shape(variadic, "an #[event] method cannot be variadic");
+        }
+
+        let mut receiver = None;
+        let mut params = Vec::new();
+        for input in &sig.inputs {
+            match input {
+                FnArg::Receiver(r) => receiver = Some(r),
+                FnArg::Typed(typed) => {
+                    let ident = match &*typed.pat {
+                        Pat::Ident(pat) if pat.subpat.is_none() && pat.by_ref.is_none() => {
+                            Some(pat.ident.clone())
+                        }
+                        other => {
+                            cx.error_spanned_by(other, "an event field needs a plain name, such as `amount: u64`: it is stored under that name");
+                            None
+                        }
+                    };
+                    check_field_type(cx, &typed.ty);
+                    if let Some(ident) = ident {
+                        params.push((ident, (*typed.ty).clone()));
+                    }
+                }
+            }
+        }
+        let role = match receiver {
+            None => {
+                if !returns_self(&sig.output, self_ident) {
+                    bad_shape(
+                        &sig.output_or_ident(),
+                        "a creation event method must return `Self`: its body builds the aggregate from the event's fields",
+                    );
+                }
+                Role::Creation {
+                    id: args.id.clone(),
+                }
+            }
+            Some(r) => {
+                if r.reference.is_none() || r.mutability.is_none() || r.colon_token.is_some() {
+                    bad_shape(
+                        r,
+                        "an #[event] method that changes the aggregate takes `&mut self`",
+                    );
+                }
+                if let ReturnType::Type(_, ty) = &sig.output {
+                    if !matches!(&**ty, Type::Tuple(t) if t.elems.is_empty()) {
+                        bad_shape(
+                            ty,
+                            "an #[event] method that changes the aggregate returns nothing: its body is the \
+                             event's apply logic and cannot fail; validate in a plain method that then calls it",
+                        );
+                    }
+                }
+                if let Some(id) = &args.id {
+                    cx.error_spanned_by(id, "`id = ...` is for creation events only: the id is fixed once the aggregate exists");
+                }
+                Role::Mutation
+            }
+        };
+        let kind = args.kind?;
+        let (variant, payload) = match kind {
+            EventKind::Fields(variant) => (variant, Payload::Fields(params)),
+            EventKind::Struct(path) => {
+                let variant = match &args.name {
+                    Some(name) => match super::attr::event_ident(name) {
+                        Ok(ident) => ident,
+                        Err(error) => {
+                            cx.syn_error(error);
+                            return None;
+                        }
+                    },
+                    None => path.segments.last()?.ident.clone(),
+                };
+                if params.len() != 1 {
+                    cx.error_spanned_by(
+                        &sig.inputs,
+                        format!("a method for the event struct `{variant}` takes exactly one parameter of that type, such as `event: {variant}`"),
+                    );
+                    return None;
+                }
+                let (ident, ty) = params.pop()?;
+                (variant, Payload::Struct(ident, ty))
+            }
+        };
+        let topic = args
+            .topic
+            .map_or_else(|| format!("{aggregate}.{variant}"), |lit| lit.value());
+        if topic.is_empty() || topic.contains('\0') {
+            cx.error_spanned_by(
+                &variant,
+                "a topic must be non-empty and free of NUL characters",
+            );
+        }
+        Some(EventMethod {
+            variant,
+            topic,
+            role,
+            payload,
+            method,
+        })
+    }
+}
+
+trait OutputOrIdent {
+    fn output_or_ident(&self) -> proc_macro2::TokenStream;
+}
+
+impl OutputOrIdent for syn::Signature {
+    fn output_or_ident(&self) -> proc_macro2::TokenStream {
+        match &self.output {
+            ReturnType::Default => quote::quote!(#self),
+            ReturnType::Type(_, ty) => quote::quote!(#ty),
+        }
+    }
+}
+
+fn returns_self(output: &ReturnType, self_ident: &Ident) -> bool {
+    match output {
+        ReturnType::Type(_, ty) => matches!(
+            &**ty,
+            Type::Path(path) if path.qself.is_none()
+                && path.path.get_ident().is_some_and(|ident| ident == "Self" || ident == self_ident)
+        ),
+        ReturnType::Default => false,
+    }
+}
+
+/// Rejects field types that cannot be stored as they are: borrowed, `impl Trait`,
+/// `dyn Trait` without a box, or with lifetimes.
+fn check_field_type(cx: &Ctxt, ty: &Type) {
+    match ty {
+        Type::Reference(reference) => cx.error_spanned_by(
+            reference,
+            "event fields are stored, so they must be owned: take `String` instead of `&str`, `Vec<T>` instead of `&[T]`",
+        ),
+        Type::ImplTrait(it) => cx.error_spanned_by(it, "event fields need a concrete type, not `impl Trait`"),
+        Type::TraitObject(it) => cx.error_spanned_by(it, "event fields need a concrete type, not `dyn Trait`"),
+        _ => {
+            let mut found = None;
+            find_lifetime(ty, &mut found);
+            if let Some(span) = found {
+                cx.syn_error(syn::Error::new(span, "event fields are stored, so they must be owned: remove the lifetime"));
+            }
+        }
+    }
+}
+
+fn find_lifetime(ty: &Type, found: &mut Option<Span>) {
+    use syn::visit::Visit;
+    struct Finder<'a>(&'a mut Option<Span>);
+    impl<'ast> Visit<'ast> for Finder<'_> {
+        fn visit_lifetime(&mut self, lifetime: &'ast syn::Lifetime) {
+            self.0.get_or_insert(lifetime.span());
+        }
+        fn visit_type_reference(&mut self, reference: &'ast syn::TypeReference) {
+            self.0.get_or_insert(reference.span());
+        }
+    }
+    Finder(found).visit_type(ty);
+}
+
+/// `#[event] struct Renamed { .. }`.
+pub(crate) struct EventStruct {
+    pub(crate) item: ItemStruct,
+    pub(crate) derived: Derived,
+}
+
+impl EventStruct {
+    pub(crate) fn from_item(cx: &Ctxt, item: ItemStruct) -> Self {
+        if item.generics.lt_token.is_some() || item.generics.where_clause.is_some() {
+            cx.error_spanned_by(
+                &item.generics,
+                "an event struct cannot be generic: it is stored under a fixed topic and decoded without type parameters",
+            );
+        }
+        let derived = Derived::of(&item.attrs);
+        EventStruct { item, derived }
+    }
+}

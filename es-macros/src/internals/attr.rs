@@ -1,0 +1,198 @@
+//! The arguments of the attributes: `#[aggregate(name = "...")]` and
+//! `#[event("Name", topic = "...", id = expr)]` / `#[event(Struct)]`.
+
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::{Expr, Ident, LitStr, Path, Token};
+
+use super::ctxt::Ctxt;
+
+/// Arguments of `#[aggregate]` on an impl block.
+#[derive(Default)]
+pub(crate) struct AggregateArgs {
+    /// The aggregate's name in topics, if not the type's.
+    pub(crate) name: Option<LitStr>,
+}
+
+/// One `key = value` argument.
+struct KeyValue {
+    key: Ident,
+    value: Expr,
+}
+
+impl Parse for KeyValue {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let key = input.parse()?;
+        input.parse::<Token![=]>()?;
+        Ok(KeyValue {
+            key,
+            value: input.parse()?,
+        })
+    }
+}
+
+fn string_literal(cx: &Ctxt, value: &Expr, what: &str) -> Option<LitStr> {
+    match value {
+        Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(lit),
+            ..
+        }) => Some(lit.clone()),
+        other => {
+            cx.error_spanned_by(other, format!("{what} must be a string literal"));
+            None
+        }
+    }
+}
+
+impl AggregateArgs {
+    pub(crate) fn parse(cx: &Ctxt, tokens: proc_macro2::TokenStream) -> Self {
+        let mut args = AggregateArgs::default();
+        let parsed =
+            syn::parse::Parser::parse2(Punctuated::<KeyValue, Token![,]>::parse_terminated, tokens);
+        let pairs = match parsed {
+            Ok(pairs) => pairs,
+            Err(error) => {
+                cx.syn_error(error);
+                return args;
+            }
+        };
+        for pair in pairs {
+            if pair.key == "name" {
+                if args.name.is_some() {
+                    cx.error_spanned_by(&pair.key, "`name` is given twice");
+                }
+                args.name = string_literal(cx, &pair.value, "`name`");
+            } else {
+                cx.error_spanned_by(
+                    &pair.key,
+                    format!("unknown argument `{}`; #[aggregate] on an impl block accepts `name = \"...\"`", pair.key),
+                );
+            }
+        }
+        args
+    }
+}
+
+/// What an `#[event(...)]` on a method names.
+pub(crate) enum EventKind {
+    /// `#[event("Name")]` or bare `#[event]`: the method's parameters are the fields.
+    Fields(Ident),
+    /// `#[event(SomeStruct)]`: a struct declared with `#[event]`, the method's one parameter.
+    Struct(Path),
+}
+
+/// Arguments of `#[event]` on a method.
+pub(crate) struct EventArgs {
+    pub(crate) kind: Option<EventKind>,
+    /// `name = "..."` on a struct event: the variant's name, if not the struct's.
+    pub(crate) name: Option<LitStr>,
+    pub(crate) topic: Option<LitStr>,
+    pub(crate) id: Option<Expr>,
+}
+
+impl EventArgs {
+    /// Parses `#[event]`, `#[event("Name", ..)]` or `#[event(Struct, ..)]`.
+    /// `default_name` is used for a bare `#[event]`.
+    pub(crate) fn parse(cx: &Ctxt, attr: &syn::Attribute, default_name: Ident) -> Self {
+        let mut args = EventArgs {
+            kind: None,
+            name: None,
+            topic: None,
+            id: None,
+        };
+        let tokens = match &attr.meta {
+            syn::Meta::Path(_) => {
+                args.kind = Some(EventKind::Fields(default_name));
+                return args;
+            }
+            syn::Meta::List(list) => list.tokens.clone(),
+            syn::Meta::NameValue(nv) => {
+                cx.error_spanned_by(nv, "write `#[event(\"Name\")]`, not `#[event = ...]`");
+                return args;
+            }
+        };
+        let parsed = syn::parse::Parser::parse2(
+            |input: ParseStream<'_>| {
+                let kind = if input.peek(LitStr) {
+                    let name: LitStr = input.parse()?;
+                    Some(EventKind::Fields(event_ident(&name)?))
+                } else if input.peek(Ident) && !input.peek2(Token![=]) {
+                    Some(EventKind::Struct(input.parse()?))
+                } else {
+                    None
+                };
+                if kind.is_some() && !input.is_empty() {
+                    input.parse::<Token![,]>()?;
+                }
+                let rest = Punctuated::<KeyValue, Token![,]>::parse_terminated(input)?;
+                Ok((kind, rest))
+            },
+            tokens,
+        );
+        let (kind, pairs) = match parsed {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                cx.syn_error(error);
+                return args;
+            }
+        };
+        args.kind = Some(kind.unwrap_or(EventKind::Fields(default_name)));
+        for pair in pairs {
+            if pair.key == "topic" {
+                args.topic = string_literal(cx, &pair.value, "`topic`");
+            } else if pair.key == "id" {
+                args.id = Some(pair.value);
+            } else if pair.key == "name" && matches!(args.kind, Some(EventKind::Struct(_))) {
+                args.name = string_literal(cx, &pair.value, "`name`");
+            } else {
+                cx.error_spanned_by(
+                    &pair.key,
+                    format!(
+                        "unknown argument `{}`; #[event] accepts a name (\"Name\") or an event struct \
+                         (then `name = \"...\"` to name its variant), then `topic = \"...\"` and, \
+                         on a creation event, `id = <expression>`",
+                        pair.key
+                    ),
+                );
+            }
+        }
+        args
+    }
+}
+
+/// The event name as an identifier: it becomes a variant of the event enum.
+pub(crate) fn event_ident(name: &LitStr) -> syn::Result<Ident> {
+    let value = name.value();
+    match syn::parse_str::<Ident>(&value) {
+        Ok(_) if value.chars().next().is_some_and(|c| c.is_ascii_uppercase()) => {
+            Ok(Ident::new(&value, name.span()))
+        }
+        _ => Err(syn::Error::new(
+            name.span(),
+            format!(
+                "event name {:?} must be an UpperCamelCase identifier, such as \"TrickAdded\": \
+                     it becomes a variant of the event enum (use `topic = \"...\"` for any other stored name)",
+                name.value()
+            ),
+        )),
+    }
+}
+
+/// `add_trick` as `AddTrick`, the name of a bare `#[event]` on `fn add_trick`.
+pub(crate) fn upper_camel(ident: &Ident) -> Ident {
+    let raw = ident.to_string();
+    let raw = raw.trim_start_matches("r#");
+    let mut out = String::with_capacity(raw.len());
+    let mut upper = true;
+    for c in raw.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    Ident::new(&out, ident.span())
+}

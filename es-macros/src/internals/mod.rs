@@ -1,0 +1,5 @@
+//! Parsing and checking the macros' input into a small model.
+
+pub(crate) mod ast;
+pub(crate) mod attr;
+pub(crate) mod ctxt;

@@ -1,0 +1,144 @@
+#![warn(missing_docs, unreachable_pub)]
+//! The `#[aggregate]` and `#[event]` attribute macros of `es-core`. Use them
+//! through `es_core::prelude`; this crate is not meant to be a direct dependency.
+//!
+//! Each macro parses its input into a checked model (`internals`), collecting
+//! every mistake with its span, and only then generates code (`expand`).
+
+mod expand;
+mod internals;
+
+use proc_macro::TokenStream;
+use quote::quote;
+
+use internals::ast::{AggregateImpl, AggregateStruct, EventStruct};
+use internals::attr::AggregateArgs;
+use internals::ctxt::{Ctxt, to_compile_errors};
+
+/// Makes a struct and its `impl` block an event-sourced aggregate.
+///
+/// See the `es_core` crate documentation for the full guide.
+#[proc_macro_attribute]
+pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
+    let args = proc_macro2::TokenStream::from(args);
+    let item = match syn::parse::<syn::Item>(input) {
+        Ok(item) => item,
+        Err(error) => return error.to_compile_error().into(),
+    };
+    let cx = Ctxt::new();
+    let output = match item {
+        syn::Item::Struct(item) => {
+            if !args.is_empty() {
+                cx.error_spanned_by(&args, "#[aggregate] on a struct takes no arguments; put `name = \"...\"` on its impl block");
+            }
+            let model = AggregateStruct::from_item(&cx, item);
+            match cx.check() {
+                Ok(()) => expand::aggregate_struct::expand(model),
+                Err(error) => with_errors(&model.item, &error),
+            }
+        }
+        syn::Item::Impl(item) => {
+            let fallback = item.clone();
+            let args = AggregateArgs::parse(&cx, args);
+            let model = AggregateImpl::from_item(&cx, args, item);
+            // With errors, what is valid is still expanded, so the user sees the
+            // errors about their mistake and not a cascade of missing items.
+            match (cx.check(), model) {
+                (Ok(()), Some(model)) => expand::aggregate_impl::expand(model),
+                (Err(error), Some(model)) => {
+                    with_errors(&expand::aggregate_impl::expand(model), &error)
+                }
+                (Err(error), None) => with_errors(&strip_event_attrs(fallback), &error),
+                (Ok(()), None) => with_errors(
+                    &fallback,
+                    &syn::Error::new_spanned(&fallback.self_ty, "invalid #[aggregate] impl"),
+                ),
+            }
+        }
+        other => {
+            cx.error_spanned_by(
+                &other,
+                "#[aggregate] goes on a struct and on its impl block",
+            );
+            let error = cx.check().err();
+            with_errors(
+                &other,
+                &error.unwrap_or_else(|| syn::Error::new_spanned(&other, "unexpected item")),
+            )
+        }
+    };
+    output.into()
+}
+
+/// Declares an event struct, or, on a method of an `#[aggregate]` impl block,
+/// makes the method trigger an event.
+///
+/// On a method, `#[event]` is read by `#[aggregate]`; used anywhere else on a
+/// function it is an error.
+#[proc_macro_attribute]
+pub fn event(args: TokenStream, input: TokenStream) -> TokenStream {
+    let args = proc_macro2::TokenStream::from(args);
+    let item = match syn::parse::<syn::Item>(input) {
+        Ok(item) => item,
+        Err(error) => return error.to_compile_error().into(),
+    };
+    let cx = Ctxt::new();
+    let output = match item {
+        syn::Item::Struct(item) => {
+            if !args.is_empty() {
+                cx.error_spanned_by(
+                    &args,
+                    "#[event] on a struct takes no arguments; its topic is set where an aggregate uses it: \
+                     `#[event(Renamed, topic = \"...\")]`",
+                );
+            }
+            let model = EventStruct::from_item(&cx, item);
+            match cx.check() {
+                Ok(()) => expand::event_struct::expand(model),
+                Err(error) => with_errors(&model.item, &error),
+            }
+        }
+        syn::Item::Fn(item) => {
+            cx.error_spanned_by(
+                &item.sig.ident,
+                "#[event] on a function only works on a method inside an `#[aggregate] impl` block",
+            );
+            with_errors(
+                &item,
+                &cx.check()
+                    .err()
+                    .unwrap_or_else(|| syn::Error::new_spanned(&item.sig, "")),
+            )
+        }
+        other => {
+            cx.error_spanned_by(
+                &other,
+                "#[event] goes on a struct, or on a method of an `#[aggregate] impl` block",
+            );
+            let error = cx.check().err();
+            with_errors(
+                &other,
+                &error.unwrap_or_else(|| syn::Error::new_spanned(&other, "unexpected item")),
+            )
+        }
+    };
+    output.into()
+}
+
+/// The item as written, with the errors beside it, so the compiler reports
+/// those errors and not a cascade of missing items.
+fn with_errors(item: &impl quote::ToTokens, error: &syn::Error) -> proc_macro2::TokenStream {
+    let errors = to_compile_errors(error);
+    quote!(#item #errors)
+}
+
+/// An impl block whose `#[event]` attributes are removed, to emit as it was
+/// beside the errors without each method raising an error of its own.
+fn strip_event_attrs(mut item: syn::ItemImpl) -> syn::ItemImpl {
+    for impl_item in &mut item.items {
+        if let syn::ImplItem::Fn(method) = impl_item {
+            method.attrs.retain(|attr| !attr.path().is_ident("event"));
+        }
+    }
+    item
+}

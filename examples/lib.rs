@@ -1,0 +1,1 @@
+//! Example applications: run them with `cargo run -p examples --example <name>`.

@@ -1,0 +1,217 @@
+//! The user-facing shape of `#[aggregate]` and `#[event]`: commands, metadata,
+//! replay, event structs, topics and ids.
+
+use es_core::prelude::*;
+
+#[aggregate]
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dog {
+    name: String,
+    tricks: Vec<String>,
+}
+
+#[aggregate]
+impl Dog {
+    #[event("Registered")]
+    pub fn register(name: String) -> Self {
+        Dog {
+            name,
+            tricks: Vec::new(),
+        }
+    }
+
+    #[event("TrickAdded")]
+    pub fn add_trick(&mut self, trick: String) {
+        self.tricks.push(trick);
+    }
+
+    /// A plain method: validates, then triggers an event.
+    pub fn teach(&mut self, trick: &str) -> Result<(), String> {
+        if self.tricks.iter().any(|t| t == trick) {
+            return Err(format!("{} already knows {trick}", self.name));
+        }
+        self.add_trick(trick.to_owned());
+        Ok(())
+    }
+}
+
+/// An event struct, shared by two methods of one aggregate and by another aggregate.
+#[event]
+pub struct Renamed {
+    pub name: String,
+    pub reason: String,
+}
+
+#[aggregate]
+pub struct Page {
+    title: String,
+    slug: String,
+    body: String,
+    visits: u64,
+}
+
+#[aggregate(name = "WikiPage")]
+impl Page {
+    #[event("Created", id = create_id(&slug))]
+    pub fn create(title: String, slug: String) -> Self {
+        Self::blank(title, slug)
+    }
+
+    fn blank(title: String, slug: String) -> Self {
+        Page {
+            title,
+            slug,
+            body: String::new(),
+            visits: 0,
+        }
+    }
+
+    #[event(Renamed)]
+    pub fn rename(&mut self, event: Renamed) {
+        self.title = event.name;
+    }
+
+    #[event(Renamed, name = "TitleFixed")]
+    pub fn fix_title(&mut self, fix: Renamed) {
+        self.title = fix.name;
+    }
+
+    #[event]
+    pub fn visited(&mut self) {
+        self.visits += 1;
+    }
+
+    #[event("BodyEdited")]
+    pub fn edit(&mut self, mut body: String) {
+        body.push('\n');
+        self.body = body;
+    }
+}
+
+#[test]
+fn commands_apply_events_and_record_them() {
+    let mut dog = Dog::register("Fido".into());
+    assert_eq!(dog.name, "Fido");
+    assert_eq!(dog.version(), 1);
+    assert_eq!(dog.created_on(), dog.modified_on());
+    assert_eq!(dog.id().get_version_num(), 4);
+
+    dog.add_trick("roll over".into());
+    dog.teach("play dead").unwrap();
+    assert_eq!(
+        dog.teach("play dead").unwrap_err(),
+        "Fido already knows play dead"
+    );
+    assert_eq!(dog.tricks, ["roll over", "play dead"]);
+    assert_eq!(dog.version(), 3);
+    assert!(dog.modified_on() >= dog.created_on());
+
+    let pending = dog.pending_events();
+    assert_eq!(pending.len(), 3);
+    assert_eq!(
+        pending
+            .iter()
+            .map(|e| e.originator_version)
+            .collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert!(pending.iter().all(|e| e.originator_id == dog.id()));
+    assert_eq!(pending[0].topic(), "Dog.Registered");
+    assert!(matches!(&pending[1].payload, DogEvent::TrickAdded { trick } if trick == "roll over"));
+}
+
+#[test]
+fn topics_default_to_aggregate_and_event_name_and_can_be_overridden() {
+    let mut page = Page::create("Home".into(), "home".into());
+    page.rename(Renamed {
+        name: "Start".into(),
+        reason: "clearer".into(),
+    });
+    page.fix_title(Renamed {
+        name: "Start page".into(),
+        reason: "typo".into(),
+    });
+    page.visited();
+    page.edit("Welcome".into());
+    let topics: Vec<_> = page.pending_events().iter().map(|e| e.topic()).collect();
+    assert_eq!(
+        topics,
+        [
+            "WikiPage.Created",
+            "WikiPage.Renamed",
+            "WikiPage.TitleFixed",
+            "WikiPage.Visited",
+            "WikiPage.BodyEdited"
+        ]
+    );
+    assert_eq!(page.title, "Start page");
+    assert_eq!(page.visits, 1);
+    assert_eq!(page.body, "Welcome\n");
+    assert_eq!(<Page as Aggregate>::NAME, "WikiPage");
+    let registered = es_core::topics::registered();
+    assert!(registered.contains(&("WikiPage.TitleFixed", "WikiPage")));
+    assert!(registered.contains(&("Dog.TrickAdded", "Dog")));
+}
+
+#[test]
+fn creation_ids_can_be_derived_from_a_name() {
+    let page = Page::create("Home".into(), "home".into());
+    assert_eq!(page.id(), create_id("home"));
+    assert_eq!(page.id().get_version_num(), 5);
+    assert_eq!(page.slug, "home");
+}
+
+#[test]
+fn replay_rebuilds_the_same_state_from_stored_events() {
+    let app = Application::builder().in_memory().build().unwrap();
+    let mut dog = Dog::register("Fido".into());
+    dog.add_trick("sit".into());
+    app.save(&mut dog).unwrap();
+    let copy: Dog = app.repository().get(dog.id()).unwrap();
+    assert_eq!(copy, dog);
+    assert_eq!(copy.created_on(), dog.created_on());
+    assert_eq!(copy.modified_on(), dog.modified_on());
+    assert!(copy.pending_events().is_empty());
+}
+
+#[test]
+fn events_are_stored_as_readable_json_with_the_timestamp() {
+    let app = Application::builder().in_memory().build().unwrap();
+    let mut dog = Dog::register("Fido".into());
+    app.save(&mut dog).unwrap();
+    let stored = app.notification_log().select(1, 1).unwrap().remove(0).event;
+    let json: serde_json::Value = serde_json::from_slice(&stored.state).unwrap();
+    assert_eq!(json["data"], serde_json::json!({"name": "Fido"}));
+    assert!(json["timestamp"].as_str().unwrap().ends_with('Z'));
+}
+
+/// Generated code names only absolute paths: user items called like std's change nothing.
+mod shadowing {
+    #![allow(dead_code)]
+    use es_core::prelude::*;
+
+    type Result = ();
+    struct Option;
+    struct Clone;
+    struct Vec;
+    mod serde {}
+    mod es_core_private {}
+
+    #[aggregate]
+    struct Shadowed {
+        value: u8,
+    }
+
+    #[aggregate]
+    impl Shadowed {
+        #[event("Made")]
+        fn make(value: u8) -> Self {
+            Shadowed { value }
+        }
+    }
+
+    #[test]
+    fn aggregates_compile_next_to_shadowing_names() {
+        assert_eq!(Shadowed::make(3).value, 3);
+    }
+}
