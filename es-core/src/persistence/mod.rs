@@ -1,6 +1,8 @@
 //! The persistence layer: stored events, the mapper, and the recorders that keep
 //! stored events in a backend. Nothing here knows about applications.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod mapper;
 mod memory;
 mod recorder;

@@ -1,0 +1,540 @@
+//! One conformance suite for every recorder, written once over the recorder
+//! traits. A backend's tests get every case with one line:
+//!
+//! ```ignore
+//! es_core::recorder_conformance_tests!(|| Fixture::new(MyRecorder::new()));
+//! ```
+//!
+//! Each case takes a fresh, empty recorder. Enabled by the `conformance` feature.
+
+use std::any::Any;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+
+use uuid::Uuid;
+
+use super::recorder::{ApplicationRecorder, EventQuery};
+use super::stored_event::{Notification, StoredEvent};
+
+/// A fresh recorder for one case, with whatever must live as long as it (a
+/// temporary directory, say).
+pub struct Fixture {
+    /// The recorder under test.
+    pub recorder: Arc<dyn ApplicationRecorder>,
+    _keep_alive: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl Fixture {
+    /// A fixture around `recorder`.
+    pub fn new(recorder: impl ApplicationRecorder + 'static) -> Self {
+        Fixture {
+            recorder: Arc::new(recorder),
+            _keep_alive: None,
+        }
+    }
+
+    /// Keeps `guard` alive as long as the fixture.
+    pub fn keeping(mut self, guard: impl Any + Send + Sync) -> Self {
+        self._keep_alive = Some(Box::new(guard));
+        self
+    }
+}
+
+/// Generates one `#[test]` per conformance case, each calling `$fixture` for a
+/// fresh recorder.
+#[macro_export]
+macro_rules! recorder_conformance_tests {
+    ($fixture:expr) => {
+        $crate::recorder_conformance_tests!(@cases $fixture;
+            inserted_events_are_selected_back,
+            a_taken_version_is_a_conflict_and_writes_nothing,
+            a_multi_aggregate_insert_is_all_or_nothing,
+            an_empty_insert_is_a_no_op,
+            select_events_honours_every_combination_of_filters,
+            notification_ids_increase_and_selects_honour_start_limit_stop,
+            notifications_filter_by_topic,
+            max_notification_id_on_empty_and_filled_stores,
+            large_and_binary_states_round_trip,
+            concurrent_writers_lose_nothing_and_leave_no_gaps,
+            racing_writers_of_one_version_conflict_exactly_once,
+            a_follower_sees_every_event_once_and_in_order_while_writers_write,
+        );
+    };
+    (@cases $fixture:expr; $($case:ident,)+) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::persistence::conformance::$case($fixture());
+            }
+        )+
+    };
+}
+
+fn event(originator_id: Uuid, version: u64, topic: &str) -> StoredEvent {
+    StoredEvent {
+        originator_id,
+        originator_version: version,
+        topic: topic.to_owned(),
+        state: format!("{{\"v\":{version}}}").into_bytes(),
+    }
+}
+
+fn versions(events: &[StoredEvent]) -> Vec<u64> {
+    events.iter().map(|e| e.originator_version).collect()
+}
+
+/// Events inserted are selected back whole, in version order, and only the
+/// originator's own.
+pub fn inserted_events_are_selected_back(fixture: Fixture) {
+    let recorder = &fixture.recorder;
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let batch = [
+        event(a, 1, "A.Created"),
+        event(a, 2, "A.Changed"),
+        event(b, 1, "B.Created"),
+    ];
+    let ids = recorder.insert_events(&batch).expect("insert");
+    assert_eq!(ids.len(), 3, "one notification id per event");
+    assert_eq!(
+        recorder
+            .select_events(a, EventQuery::new())
+            .expect("select"),
+        batch[..2]
+    );
+    assert_eq!(
+        recorder
+            .select_events(b, EventQuery::new())
+            .expect("select"),
+        batch[2..]
+    );
+    assert!(
+        recorder
+            .select_events(Uuid::new_v4(), EventQuery::new())
+            .expect("select")
+            .is_empty()
+    );
+}
+
+/// A version already recorded is a conflict, and nothing of the failing batch is written.
+pub fn a_taken_version_is_a_conflict_and_writes_nothing(fixture: Fixture) {
+    let recorder = &fixture.recorder;
+    let id = Uuid::new_v4();
+    recorder
+        .insert_events(&[event(id, 1, "T")])
+        .expect("first insert");
+    let error = recorder
+        .insert_events(&[event(id, 2, "T"), event(id, 1, "T")])
+        .expect_err("version 1 is taken");
+    assert!(
+        matches!(error, crate::Error::Conflict { originator_id, originator_version: 1 } if originator_id == id),
+        "{error}"
+    );
+    assert_eq!(
+        versions(
+            &recorder
+                .select_events(id, EventQuery::new())
+                .expect("select")
+        ),
+        [1]
+    );
+    let error = recorder
+        .insert_events(&[event(id, 2, "T"), event(id, 2, "T")])
+        .expect_err("a batch that repeats a version");
+    assert!(error.is_conflict(), "{error}");
+    assert_eq!(recorder.max_notification_id().expect("max"), Some(1));
+    recorder
+        .insert_events(&[event(id, 2, "T")])
+        .expect("the next version still works");
+}
+
+/// A batch over several aggregates is written whole or not at all.
+pub fn a_multi_aggregate_insert_is_all_or_nothing(fixture: Fixture) {
+    let recorder = &fixture.recorder;
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    recorder.insert_events(&[event(b, 1, "T")]).expect("insert");
+    let error = recorder
+        .insert_events(&[event(a, 1, "T"), event(a, 2, "T"), event(b, 1, "T")])
+        .expect_err("b's version 1 is taken");
+    assert!(error.is_conflict());
+    assert!(
+        recorder
+            .select_events(a, EventQuery::new())
+            .expect("select")
+            .is_empty(),
+        "a was not written"
+    );
+    assert_eq!(recorder.max_notification_id().expect("max"), Some(1));
+}
+
+/// Inserting nothing writes nothing and is no error.
+pub fn an_empty_insert_is_a_no_op(fixture: Fixture) {
+    assert!(
+        fixture
+            .recorder
+            .insert_events(&[])
+            .expect("insert")
+            .is_empty()
+    );
+    assert_eq!(fixture.recorder.max_notification_id().expect("max"), None);
+}
+
+/// `select_events` with every combination of `gt`, `lte`, `desc` and `limit`
+/// gives what the same filters give on a plain list.
+pub fn select_events_honours_every_combination_of_filters(fixture: Fixture) {
+    let recorder = &fixture.recorder;
+    let id = Uuid::new_v4();
+    let all: Vec<StoredEvent> = (1..=10).map(|v| event(id, v, "T")).collect();
+    recorder.insert_events(&all).expect("insert");
+    recorder
+        .insert_events(&[event(Uuid::new_v4(), 1, "T")])
+        .expect("another originator");
+    let bounds = [None, Some(0), Some(1), Some(4), Some(10), Some(12)];
+    let limits = [None, Some(0), Some(1), Some(3), Some(20)];
+    for gt in bounds {
+        for lte in bounds {
+            for desc in [false, true] {
+                for limit in limits {
+                    let query = EventQuery {
+                        gt,
+                        lte,
+                        desc,
+                        limit,
+                    };
+                    let mut expected: Vec<u64> = (1..=10)
+                        .filter(|v| gt.is_none_or(|gt| *v > gt) && lte.is_none_or(|lte| *v <= lte))
+                        .collect();
+                    if desc {
+                        expected.reverse();
+                    }
+                    expected.truncate(limit.unwrap_or(usize::MAX));
+                    let got = recorder.select_events(id, query).expect("select");
+                    assert_eq!(versions(&got), expected, "{query:?}");
+                }
+            }
+        }
+    }
+}
+
+fn ids(notifications: &[Notification]) -> Vec<u64> {
+    notifications.iter().map(|n| n.id).collect()
+}
+
+/// Notification ids increase with each insert, and `start`, `limit` and `stop`
+/// select by id, inclusively.
+pub fn notification_ids_increase_and_selects_honour_start_limit_stop(fixture: Fixture) {
+    let recorder = &fixture.recorder;
+    let mut all_ids = Vec::new();
+    for _ in 0..4 {
+        let id = Uuid::new_v4();
+        all_ids.extend(
+            recorder
+                .insert_events(&[event(id, 1, "T"), event(id, 2, "T")])
+                .expect("insert"),
+        );
+    }
+    assert!(
+        all_ids.windows(2).all(|w| w[0] < w[1]),
+        "ids strictly increase: {all_ids:?}"
+    );
+    let listed = recorder
+        .select_notifications(1, 100, None, &[])
+        .expect("select");
+    assert_eq!(ids(&listed), all_ids);
+    let first = all_ids[0];
+    let third = all_ids[2];
+    let sixth = all_ids[5];
+    assert_eq!(
+        ids(&recorder
+            .select_notifications(third, 2, None, &[])
+            .expect("select")),
+        all_ids[2..4]
+    );
+    assert_eq!(
+        ids(&recorder
+            .select_notifications(third, 100, Some(sixth), &[])
+            .expect("select")),
+        all_ids[2..6]
+    );
+    assert_eq!(
+        ids(&recorder
+            .select_notifications(first, 0, None, &[])
+            .expect("select")),
+        Vec::<u64>::new()
+    );
+    assert!(
+        recorder
+            .select_notifications(all_ids[7] + 1, 10, None, &[])
+            .expect("select")
+            .is_empty()
+    );
+    assert!(
+        recorder
+            .select_notifications(sixth, 10, Some(third), &[])
+            .expect("select")
+            .is_empty()
+    );
+    let notification = &listed[1];
+    assert_eq!(notification.event.originator_version, 2);
+    assert_eq!(notification.event.state, b"{\"v\":2}");
+}
+
+/// A topic filter keeps only the named topics, and `limit` counts only those.
+pub fn notifications_filter_by_topic(fixture: Fixture) {
+    let recorder = &fixture.recorder;
+    let topics = ["A", "B", "C", "A", "B", "A"];
+    let inserted: Vec<u64> = topics
+        .iter()
+        .flat_map(|topic| {
+            recorder
+                .insert_events(&[event(Uuid::new_v4(), 1, topic)])
+                .expect("insert")
+        })
+        .collect();
+    let of = |wanted: &[&str]| -> Vec<u64> {
+        topics
+            .iter()
+            .zip(&inserted)
+            .filter(|(topic, _)| wanted.contains(topic))
+            .map(|(_, id)| *id)
+            .collect()
+    };
+    assert_eq!(
+        ids(&recorder
+            .select_notifications(1, 100, None, &["A"])
+            .expect("select")),
+        of(&["A"])
+    );
+    assert_eq!(
+        ids(&recorder
+            .select_notifications(1, 100, None, &["A", "C"])
+            .expect("select")),
+        of(&["A", "C"])
+    );
+    assert_eq!(
+        ids(&recorder
+            .select_notifications(1, 2, None, &["A"])
+            .expect("select")),
+        of(&["A"])[..2]
+    );
+    assert!(
+        recorder
+            .select_notifications(1, 100, None, &["Z"])
+            .expect("select")
+            .is_empty()
+    );
+    let stop = inserted[3];
+    assert_eq!(
+        ids(&recorder
+            .select_notifications(2, 100, Some(stop), &["A", "B"])
+            .expect("select")),
+        inserted[1..=1]
+            .iter()
+            .chain(&inserted[3..=3])
+            .copied()
+            .collect::<Vec<_>>()
+    );
+}
+
+/// `max_notification_id` is `None` on an empty store, then the highest id.
+pub fn max_notification_id_on_empty_and_filled_stores(fixture: Fixture) {
+    let recorder = &fixture.recorder;
+    assert_eq!(recorder.max_notification_id().expect("max"), None);
+    let ids = recorder
+        .insert_events(&[event(Uuid::new_v4(), 1, "T"), event(Uuid::new_v4(), 1, "T")])
+        .expect("insert");
+    assert_eq!(
+        recorder.max_notification_id().expect("max"),
+        ids.last().copied()
+    );
+}
+
+/// States of any bytes and of some size come back unchanged.
+pub fn large_and_binary_states_round_trip(fixture: Fixture) {
+    let recorder = &fixture.recorder;
+    let id = Uuid::new_v4();
+    let binary: Vec<u8> = (0..=255).collect();
+    let large = vec![b'x'; 1 << 20];
+    let events = [
+        StoredEvent {
+            state: binary,
+            ..event(id, 1, "T")
+        },
+        StoredEvent {
+            state: large,
+            ..event(id, 2, "T")
+        },
+        StoredEvent {
+            state: Vec::new(),
+            topic: "Ünïcödé.Tøpic".into(),
+            ..event(id, 3, "T")
+        },
+    ];
+    recorder.insert_events(&events).expect("insert");
+    assert_eq!(
+        recorder
+            .select_events(id, EventQuery::new())
+            .expect("select"),
+        events
+    );
+}
+
+const WRITERS: usize = 4;
+const SAVES_PER_WRITER: u64 = 25;
+
+/// Several threads writing at once: every event is stored, each originator's
+/// versions have no gap, and notification ids strictly increase.
+pub fn concurrent_writers_lose_nothing_and_leave_no_gaps(fixture: Fixture) {
+    let recorder = fixture.recorder.clone();
+    let handles: Vec<_> = (0..WRITERS)
+        .map(|_| {
+            let recorder = recorder.clone();
+            thread::spawn(move || {
+                let id = Uuid::new_v4();
+                for version in 1..=SAVES_PER_WRITER {
+                    recorder
+                        .insert_events(&[event(id, version, "T")])
+                        .expect("insert");
+                }
+                id
+            })
+        })
+        .collect();
+    let originators: Vec<Uuid> = handles
+        .into_iter()
+        .map(|h| h.join().expect("writer thread"))
+        .collect();
+    for id in originators {
+        let stored = recorder
+            .select_events(id, EventQuery::new())
+            .expect("select");
+        assert_eq!(
+            versions(&stored),
+            (1..=SAVES_PER_WRITER).collect::<Vec<_>>()
+        );
+    }
+    let log = recorder
+        .select_notifications(1, usize::MAX >> 1, None, &[])
+        .expect("select");
+    assert_eq!(log.len(), WRITERS * SAVES_PER_WRITER as usize);
+    assert!(log.windows(2).all(|w| w[0].id < w[1].id));
+}
+
+/// Two threads racing to record the same version: exactly one wins, the other
+/// gets a conflict, and the history has no gap and no duplicate.
+pub fn racing_writers_of_one_version_conflict_exactly_once(fixture: Fixture) {
+    let recorder = fixture.recorder.clone();
+    for _ in 0..20 {
+        let id = Uuid::new_v4();
+        recorder
+            .insert_events(&[event(id, 1, "T")])
+            .expect("insert");
+        let barrier = Arc::new(std::sync::Barrier::new(2));
+        let racers: Vec<_> = (0..2)
+            .map(|_| {
+                let (recorder, barrier) = (recorder.clone(), barrier.clone());
+                thread::spawn(move || {
+                    barrier.wait();
+                    recorder.insert_events(&[event(id, 2, "T"), event(id, 3, "T")])
+                })
+            })
+            .collect();
+        let results: Vec<_> = racers
+            .into_iter()
+            .map(|r| r.join().expect("racer thread"))
+            .collect();
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{results:?}"
+        );
+        assert!(
+            results
+                .iter()
+                .any(|r| matches!(r, Err(e) if e.is_conflict())),
+            "{results:?}"
+        );
+        assert_eq!(
+            versions(
+                &recorder
+                    .select_events(id, EventQuery::new())
+                    .expect("select")
+            ),
+            [1, 2, 3]
+        );
+    }
+}
+
+/// A follower polling the log while writers write sees every event exactly
+/// once, in increasing id order: no id below one it has seen appears later.
+pub fn a_follower_sees_every_event_once_and_in_order_while_writers_write(fixture: Fixture) {
+    let recorder = fixture.recorder.clone();
+    let done = Arc::new(AtomicBool::new(false));
+    let follower = {
+        let (recorder, done) = (recorder.clone(), done.clone());
+        thread::spawn(move || {
+            let mut seen: Vec<Notification> = Vec::new();
+            let mut next = 1;
+            loop {
+                let finished = done.load(Ordering::SeqCst);
+                let page = recorder
+                    .select_notifications(next, 7, None, &[])
+                    .expect("follow");
+                if let Some(last) = page.last() {
+                    next = last.id + 1;
+                }
+                let empty = page.is_empty();
+                seen.extend(page);
+                if finished && empty {
+                    return seen;
+                }
+                thread::yield_now();
+            }
+        })
+    };
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|_| {
+            let recorder = recorder.clone();
+            thread::spawn(move || {
+                let id = Uuid::new_v4();
+                for version in (1..=SAVES_PER_WRITER).step_by(2) {
+                    recorder
+                        .insert_events(&[event(id, version, "T"), event(id, version + 1, "T")])
+                        .expect("insert");
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().expect("writer thread");
+    }
+    done.store(true, Ordering::SeqCst);
+    let seen = follower.join().expect("follower thread");
+    assert!(
+        seen.windows(2).all(|w| w[0].id < w[1].id),
+        "in order, no repeats"
+    );
+    let keys: HashSet<(Uuid, u64)> = seen
+        .iter()
+        .map(|n| (n.event.originator_id, n.event.originator_version))
+        .collect();
+    assert_eq!(keys.len(), seen.len(), "each event once");
+    let all = recorder
+        .select_notifications(1, usize::MAX >> 1, None, &[])
+        .expect("select");
+    assert_eq!(ids(&seen), ids(&all), "the follower saw the whole log");
+    let mut per_originator: HashMap<Uuid, Vec<u64>> = HashMap::new();
+    for n in &seen {
+        per_originator
+            .entry(n.event.originator_id)
+            .or_default()
+            .push(n.event.originator_version);
+    }
+    for versions in per_originator.values() {
+        assert!(
+            versions.windows(2).all(|w| w[1] == w[0] + 1),
+            "in version order: {versions:?}"
+        );
+    }
+}
