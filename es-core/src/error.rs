@@ -118,7 +118,7 @@ pub enum Error {
         /// The event's version.
         originator_version: u64,
         /// Why it cannot be applied.
-        reason: &'static str,
+        reason: String,
     },
 
     /// A configuration value is not one of the accepted ones.

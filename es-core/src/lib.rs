@@ -66,8 +66,8 @@ pub mod topics {
 /// Everything a user of the macros needs: `use es_core::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Aggregate, AnyEvent, Application, DomainEvent, Error, Snapshot, Uuid, aggregate, create_id,
-        event, persistence::Notification,
+        Aggregate, AnyEvent, Application, DomainEvent, Error, Recording, Snapshot, Uuid, aggregate,
+        create_id, event, persistence::Notification,
     };
 }
 

@@ -139,6 +139,11 @@ impl Application {
         &*self.events
     }
 
+    /// The recorder of snapshots, if the application keeps them.
+    pub fn snapshot_recorder(&self) -> Option<&dyn AggregateRecorder> {
+        self.snapshots.as_deref()
+    }
+
     /// Whether the application keeps snapshots.
     pub fn is_snapshotting_enabled(&self) -> bool {
         self.snapshots.is_some()

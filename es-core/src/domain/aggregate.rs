@@ -228,11 +228,11 @@ pub(crate) fn replay<A: Aggregate>(
 ) -> Result<Option<A>> {
     for event in events {
         let event = event?;
-        let unexpected = |reason, payload: &A::Event| Error::UnexpectedEvent {
+        let unexpected = |reason: &str, payload: &A::Event| Error::UnexpectedEvent {
             topic: payload.topic().to_owned(),
             originator_id: event.originator_id,
             originator_version: event.originator_version,
-            reason,
+            reason: reason.to_owned(),
         };
         match state.as_mut() {
             None => {

@@ -34,6 +34,11 @@ impl RegisteredTopic {
         }
     }
 
+    /// The name of the aggregate whose event this is.
+    pub(crate) fn aggregate(&self) -> &'static str {
+        self.aggregate
+    }
+
     pub(crate) fn decode(
         &self,
         deserializer: &mut dyn erased_serde::Deserializer<'_>,

@@ -86,7 +86,18 @@ impl Mapper {
         stored: &StoredEvent,
     ) -> Result<DomainEvent<E>> {
         if !E::has_topic(&stored.topic) {
-            return Err(unknown_topic(stored));
+            return Err(match topic::lookup(&stored.topic) {
+                Some(registered) => Error::UnexpectedEvent {
+                    topic: stored.topic.clone(),
+                    originator_id: stored.originator_id,
+                    originator_version: stored.originator_version,
+                    reason: format!(
+                        "it is an event of the aggregate type {}",
+                        registered.aggregate()
+                    ),
+                },
+                None => unknown_topic(stored),
+            });
         }
         let (timestamp, payload) = self
             .transcoder

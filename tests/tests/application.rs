@@ -1,0 +1,714 @@
+//! The application layer over every backend: saving, getting back, snapshots,
+//! subscribers, the notification log and configuration.
+
+use std::sync::{Arc, Barrier, Mutex};
+use std::thread;
+
+use es_core::persistence::{EventQuery, StoredEvent};
+use es_core::prelude::*;
+use es_core::{Environment, Persistence};
+
+#[aggregate]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Account {
+    owner: String,
+    balance: i64,
+}
+
+#[aggregate]
+impl Account {
+    #[event("Opened")]
+    pub fn open(owner: String, balance: i64) -> Self {
+        Account { owner, balance }
+    }
+
+    #[event("Deposited")]
+    pub fn deposit(&mut self, amount: i64) {
+        self.balance += amount;
+    }
+}
+
+#[aggregate]
+pub struct Note {
+    text: String,
+}
+
+#[aggregate]
+impl Note {
+    #[event("Written")]
+    pub fn write(text: String) -> Self {
+        Note { text }
+    }
+}
+
+fn memory() -> Application {
+    Application::builder()
+        .in_memory()
+        .build()
+        .expect("application")
+}
+
+/// Every backend, so each test below runs on all of them.
+fn backends() -> Vec<(&'static str, Application, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = Application::builder()
+        .sqlite(dir.path().join("events.sqlite3"))
+        .build()
+        .expect("sqlite file");
+    vec![
+        ("memory", memory(), None),
+        (
+            "sqlite in memory",
+            Application::builder()
+                .sqlite(":memory:")
+                .build()
+                .expect("sqlite"),
+            None,
+        ),
+        ("sqlite file", file, Some(dir)),
+    ]
+}
+
+#[test]
+fn saved_aggregates_are_got_back_at_any_version() {
+    for (backend, app, _dir) in backends() {
+        let mut account = Account::open("Alice".into(), 10);
+        account.deposit(5);
+        app.save(&mut account).expect(backend);
+        account.deposit(7);
+        app.save(&mut account).expect(backend);
+
+        let repository = app.repository();
+        let latest: Account = repository.get(account.id()).expect(backend);
+        assert_eq!(latest, account, "{backend}");
+        assert_eq!(latest.version(), 3);
+        assert_eq!(
+            repository
+                .get_at::<Account>(account.id(), 2)
+                .expect(backend)
+                .balance,
+            15
+        );
+        assert_eq!(
+            repository
+                .get_at::<Account>(account.id(), 1)
+                .expect(backend)
+                .balance,
+            10
+        );
+        for version in [0, 4] {
+            let error = repository
+                .get_at::<Account>(account.id(), version)
+                .expect_err(backend);
+            assert!(
+                matches!(error, Error::AggregateNotFound { version: Some(v), .. } if v == version),
+                "{error}"
+            );
+        }
+        assert!(repository.contains(account.id()).expect(backend));
+        let unknown = Uuid::new_v4();
+        assert!(!repository.contains(unknown).expect(backend));
+        let error = repository.get::<Account>(unknown).expect_err(backend);
+        assert!(
+            matches!(error, Error::AggregateNotFound { id, version: None } if id == unknown),
+            "{error}"
+        );
+        assert!(error.to_string().contains(&unknown.to_string()));
+    }
+}
+
+#[test]
+fn a_save_of_several_aggregates_is_all_or_nothing() {
+    for (backend, app, _dir) in backends() {
+        let mut a = Account::open("A".into(), 0);
+        let mut b = Account::open("B".into(), 0);
+        app.save(&mut [&mut a, &mut b]).expect(backend);
+
+        // Another writer moves b on first.
+        let mut b_elsewhere: Account = app.repository().get(b.id()).expect(backend);
+        b_elsewhere.deposit(1);
+        app.save(&mut b_elsewhere).expect(backend);
+
+        a.deposit(10);
+        b.deposit(-10);
+        let mut note = Note::write("transfer".into());
+        let error = app
+            .save(&mut (&mut a, &mut b, &mut note))
+            .expect_err(backend);
+        assert!(
+            matches!(error, Error::Conflict { originator_id, originator_version: 2 } if originator_id == b.id()),
+            "{error}"
+        );
+        assert_eq!(
+            app.repository()
+                .get::<Account>(a.id())
+                .expect(backend)
+                .version(),
+            1,
+            "{backend}: a untouched"
+        );
+        assert!(
+            !app.repository().contains(note.id()).expect(backend),
+            "{backend}: note untouched"
+        );
+        assert_eq!(
+            a.pending_events().len(),
+            1,
+            "a failed save keeps the pending events"
+        );
+        assert_eq!(note.pending_events().len(), 1);
+    }
+}
+
+#[test]
+fn save_returns_recordings_and_clears_pending_events() {
+    let app = memory();
+    let mut account = Account::open("Alice".into(), 1);
+    account.deposit(2);
+    let recordings = app.save(&mut account).expect("save");
+    assert_eq!(
+        recordings
+            .iter()
+            .map(|r| r.notification_id)
+            .collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert!(matches!(
+        recordings[1].event.downcast_ref::<AccountEvent>(),
+        Some(AccountEvent::Deposited { amount: 2 })
+    ));
+    assert!(account.pending_events().is_empty());
+    assert!(app.save(&mut account).expect("nothing to save").is_empty());
+}
+
+#[test]
+fn two_threads_racing_to_save_one_version_conflict_exactly_once() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("race.sqlite3");
+    let app = Arc::new(
+        Application::builder()
+            .sqlite(&path)
+            .build()
+            .expect("application"),
+    );
+    for round in 0..10 {
+        let mut account = Account::open(format!("owner {round}"), 0);
+        app.save(&mut account).expect("save");
+        let barrier = Arc::new(Barrier::new(2));
+        let racers: Vec<_> = (0..2)
+            .map(|i| {
+                let (app, barrier) = (app.clone(), barrier.clone());
+                let id = account.id();
+                thread::spawn(move || {
+                    let mut copy: Account = app.repository().get(id).expect("get");
+                    copy.deposit(100 + i);
+                    barrier.wait();
+                    app.save(&mut copy)
+                })
+            })
+            .collect();
+        let results: Vec<_> = racers
+            .into_iter()
+            .map(|t| t.join().expect("thread"))
+            .collect();
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{results:?}"
+        );
+        assert!(
+            results
+                .iter()
+                .any(|r| matches!(r, Err(e) if e.is_conflict())),
+            "{results:?}"
+        );
+        let stored = app
+            .recorder()
+            .select_events(account.id(), EventQuery::new())
+            .expect("select");
+        assert_eq!(
+            stored
+                .iter()
+                .map(|e| e.originator_version)
+                .collect::<Vec<_>>(),
+            [1, 2],
+            "no gap, no duplicate"
+        );
+    }
+}
+
+#[test]
+fn snapshots_are_taken_on_demand_and_every_n_events() {
+    for (backend, app, _dir) in [
+        (
+            "memory",
+            Application::builder()
+                .in_memory()
+                .snapshotting_interval::<Account>(3)
+                .build(),
+            None,
+        ),
+        (
+            "sqlite",
+            Application::builder()
+                .sqlite(":memory:")
+                .snapshotting_interval::<Account>(3)
+                .build(),
+            None::<()>,
+        ),
+    ] {
+        let app = app.expect(backend);
+        let mut account = Account::open("Alice".into(), 0);
+        for _ in 0..4 {
+            account.deposit(1);
+        }
+        app.save(&mut account).expect(backend); // versions 1..=5 cross 3
+        let snapshots = app.snapshot_recorder().expect("snapshotting is on");
+        let taken = |id| {
+            snapshots
+                .select_events(id, EventQuery::new())
+                .expect("select")
+        };
+        assert_eq!(
+            taken(account.id())
+                .iter()
+                .map(|s| s.originator_version)
+                .collect::<Vec<_>>(),
+            [5]
+        );
+        account.deposit(1);
+        app.save(&mut account).expect(backend); // version 6 is a multiple of 3
+        assert_eq!(taken(account.id()).len(), 2);
+
+        app.take_snapshot::<Account>(account.id()).expect(backend);
+        app.take_snapshot::<Account>(account.id())
+            .expect("twice is harmless");
+        account.deposit(1);
+        app.save(&mut account).expect(backend);
+        let got: Account = app.repository().get(account.id()).expect(backend);
+        assert_eq!((got.balance, got.version()), (6, 7));
+        assert_eq!(got.created_on(), account.created_on());
+        // Below the latest snapshot, replay starts from an earlier one, or from scratch.
+        assert_eq!(
+            app.repository()
+                .get_at::<Account>(account.id(), 2)
+                .expect(backend)
+                .balance,
+            1
+        );
+        assert_eq!(
+            app.repository()
+                .get_at::<Account>(account.id(), 5)
+                .expect(backend)
+                .balance,
+            4
+        );
+
+        // Notes have no interval: no snapshot.
+        let mut note = Note::write("hi".into());
+        app.save(&mut note).expect(backend);
+        assert!(taken(note.id()).is_empty());
+    }
+}
+
+#[test]
+fn get_starts_from_the_snapshot_and_replays_only_later_events() {
+    let app = Application::builder()
+        .in_memory()
+        .snapshotting(true)
+        .build()
+        .expect("application");
+    let mut account = Account::open("Alice".into(), 0);
+    account.deposit(1);
+    app.save(&mut account).expect("save");
+    app.take_snapshot::<Account>(account.id())
+        .expect("snapshot");
+    account.deposit(2);
+    app.save(&mut account).expect("save");
+    // Were the events before the snapshot read, this undecodable one would fail `get`.
+    let snapshots = app.snapshot_recorder().expect("on");
+    let snapshot = &snapshots
+        .select_events(account.id(), EventQuery::new())
+        .expect("select")[0];
+    assert_eq!(snapshot.originator_version, 2);
+    let doctored = Application::builder()
+        .in_memory()
+        .snapshotting(true)
+        .build()
+        .expect("application");
+    doctored
+        .recorder()
+        .insert_events(&[
+            StoredEvent {
+                state: b"garbage".to_vec(),
+                ..stored(&app, account.id(), 1)
+            },
+            stored(&app, account.id(), 2),
+            stored(&app, account.id(), 3),
+        ])
+        .expect("insert");
+    doctored
+        .snapshot_recorder()
+        .expect("on")
+        .insert_events(std::slice::from_ref(snapshot))
+        .expect("insert");
+    assert_eq!(
+        doctored
+            .repository()
+            .get::<Account>(account.id())
+            .expect("from the snapshot")
+            .balance,
+        3
+    );
+    assert!(
+        doctored
+            .repository()
+            .get_at::<Account>(account.id(), 1)
+            .is_err(),
+        "below it, the bad event is read"
+    );
+}
+
+fn stored(app: &Application, id: Uuid, version: u64) -> StoredEvent {
+    app.recorder()
+        .select_events(id, EventQuery::new().gt(version - 1).lte(version))
+        .expect("select")
+        .remove(0)
+}
+
+#[test]
+fn taking_a_snapshot_without_snapshotting_is_a_clear_error() {
+    let app = memory();
+    let mut note = Note::write("x".into());
+    app.save(&mut note).expect("save");
+    let error = app.take_snapshot::<Note>(note.id()).expect_err("disabled");
+    assert!(matches!(error, Error::SnapshottingDisabled));
+    assert!(error.to_string().contains("IS_SNAPSHOTTING_ENABLED"));
+}
+
+#[test]
+fn subscribers_are_called_in_order_after_each_save_and_errors_do_not_undo_it() {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let log = |name: &'static str| {
+        let calls = calls.clone();
+        move |recordings: &[Recording]| -> Result<(), BoxError> {
+            calls.lock().expect("lock").push((name, recordings.len()));
+            Ok(())
+        }
+    };
+    let mut app = Application::builder()
+        .in_memory()
+        .subscribe(log("first"))
+        .build()
+        .expect("application");
+    app.subscribe(|_| Err("the mail server is down".into()));
+    app.subscribe(log("third"));
+
+    let mut account = Account::open("Alice".into(), 0);
+    account.deposit(1);
+    let error = app
+        .save(&mut account)
+        .expect_err("the second subscriber fails");
+    assert!(
+        matches!(&error, Error::Subscriber { index: 1, notification_ids, .. } if notification_ids == &[1, 2]),
+        "{error}"
+    );
+    assert!(error.to_string().contains("mail server"));
+    assert_eq!(*calls.lock().expect("lock"), [("first", 2), ("third", 2)]);
+    assert!(account.pending_events().is_empty(), "the save stood");
+    assert_eq!(
+        app.repository()
+            .get::<Account>(account.id())
+            .expect("get")
+            .balance,
+        1
+    );
+}
+
+use es_core::BoxError;
+
+#[test]
+fn the_notification_log_reads_in_sections_and_streams_from_a_position() {
+    for (backend, app, _dir) in backends() {
+        let mut accounts: Vec<Account> = (0..1205)
+            .map(|i| Account::open(format!("{i}"), i))
+            .collect();
+        app.save(&mut accounts).expect(backend);
+        let log = app.notification_log();
+        let section = log.section("1,10").expect(backend);
+        assert_eq!(section.id.as_deref(), Some("1,10"));
+        assert_eq!(section.next_id.as_deref(), Some("11,20"));
+        let section = log.section("1201,1300").expect(backend);
+        assert_eq!(section.id.as_deref(), Some("1201,1205"));
+        assert_eq!(section.next_id, None);
+        let empty = log.section("2000,2010").expect(backend);
+        assert_eq!(
+            (empty.id, empty.items.len(), empty.next_id),
+            (None, 0, None)
+        );
+        assert!(matches!(
+            log.section("10,1"),
+            Err(Error::InvalidSectionId { .. })
+        ));
+
+        let all: Vec<u64> = log.iter_from(1).map(|n| n.expect(backend).id).collect();
+        assert_eq!(all, (1..=1205).collect::<Vec<_>>(), "{backend}");
+        assert_eq!(log.iter_from(1200).count(), 6);
+        assert_eq!(log.max_id().expect(backend), Some(1205));
+
+        let first = log.iter_from(1).next().expect("one").expect(backend);
+        let event = app.mapper().to_any_event(&first.event).expect(backend);
+        assert!(matches!(
+            event.downcast_ref::<AccountEvent>(),
+            Some(AccountEvent::Opened { balance: 0, .. })
+        ));
+    }
+}
+
+fn env(vars: &[(&str, &str)]) -> Environment {
+    Environment::from_vars(vars.iter().copied())
+}
+
+#[test]
+fn configuration_comes_from_the_environment_with_the_name_prefix_first() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("bank.sqlite3");
+    let app = Application::builder()
+        .name("bank")
+        .environment(env(&[
+            ("PERSISTENCE_MODULE", "memory"),
+            ("BANK_PERSISTENCE_MODULE", "eventsourcing.sqlite"),
+            ("BANK_SQLITE_DBNAME", path.to_str().expect("utf-8 path")),
+            ("IS_SNAPSHOTTING_ENABLED", "y"),
+            ("SQLITE_LOCK_TIMEOUT", "0.25"),
+        ]))
+        .build()
+        .expect("application");
+    assert_eq!(
+        app.persistence(),
+        &Persistence::Sqlite { path: path.clone() }
+    );
+    assert!(app.is_snapshotting_enabled());
+    assert!(path.exists());
+
+    let other = Application::builder()
+        .name("other")
+        .environment(env(&[
+            ("PERSISTENCE_MODULE", "popo"),
+            ("BANK_PERSISTENCE_MODULE", "sqlite"),
+        ]))
+        .build()
+        .expect("application");
+    assert_eq!(other.persistence(), &Persistence::Memory);
+    assert!(!other.is_snapshotting_enabled());
+
+    // Code wins over the environment.
+    let coded = Application::builder()
+        .in_memory()
+        .snapshotting(false)
+        .environment(env(&[
+            ("PERSISTENCE_MODULE", "sqlite"),
+            ("IS_SNAPSHOTTING_ENABLED", "yes"),
+        ]))
+        .build()
+        .expect("application");
+    assert_eq!(coded.persistence(), &Persistence::Memory);
+    assert!(!coded.is_snapshotting_enabled());
+}
+
+#[test]
+fn bad_configuration_values_name_the_variable_and_the_accepted_values() {
+    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+        (
+            &[("PERSISTENCE_MODULE", "postgress")],
+            "PERSISTENCE_MODULE",
+            "sqlite, memory",
+        ),
+        (
+            &[
+                ("PERSISTENCE_MODULE", "memory"),
+                ("IS_SNAPSHOTTING_ENABLED", "maybe"),
+            ],
+            "IS_SNAPSHOTTING_ENABLED",
+            "yes",
+        ),
+        (
+            &[("PERSISTENCE_MODULE", "memory"), ("CREATE_TABLE", "2")],
+            "CREATE_TABLE",
+            "yes",
+        ),
+        (
+            &[("SQLITE_DBNAME", ":memory:"), ("SQLITE_LOCK_TIMEOUT", "-1")],
+            "SQLITE_LOCK_TIMEOUT",
+            "seconds",
+        ),
+        (
+            &[
+                ("SQLITE_DBNAME", ":memory:"),
+                ("SQLITE_LOCK_TIMEOUT", "soon"),
+            ],
+            "SQLITE_LOCK_TIMEOUT",
+            "seconds",
+        ),
+        (
+            &[("SHOP_PERSISTENCE_MODULE", "mongo")],
+            "SHOP_PERSISTENCE_MODULE",
+            "memory",
+        ),
+    ];
+    for (vars, variable, accepted) in cases {
+        let error = Application::builder()
+            .name("shop")
+            .environment(env(vars))
+            .build()
+            .expect_err(variable);
+        let message = error.to_string();
+        assert!(
+            matches!(&error, Error::Config { variable: v, .. } if v == variable),
+            "{message}"
+        );
+        assert!(message.contains(accepted), "{message}");
+    }
+}
+
+#[test]
+fn tables_are_not_created_when_create_table_is_off() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("none.sqlite3");
+    let app = Application::builder()
+        .sqlite(&path)
+        .create_table(false)
+        .build()
+        .expect("application");
+    let error = app
+        .save(&mut Note::write("x".into()))
+        .expect_err("no table");
+    assert!(matches!(error, Error::Database { .. }), "{error}");
+    assert!(error.to_string().contains("stored_events"), "{error}");
+}
+
+fn insert(app: &Application, events: &[StoredEvent]) {
+    app.recorder().insert_events(events).expect("insert");
+}
+
+#[test]
+fn bad_stored_data_is_an_error_naming_the_originator_and_version() {
+    let app = memory();
+    let mut account = Account::open("Alice".into(), 0);
+    app.save(&mut account).expect("save");
+    let id = account.id();
+    let good = stored(&app, id, 1);
+
+    let check = |events: Vec<StoredEvent>, expect: &dyn Fn(&Error) -> bool| {
+        let app = memory();
+        insert(&app, &events);
+        let error = app.repository().get::<Account>(id).expect_err("bad data");
+        assert!(expect(&error), "unexpected: {error}");
+        let message = error.to_string();
+        assert!(message.contains(&id.to_string()), "{message}");
+        message
+    };
+
+    let message = check(
+        vec![
+            good.clone(),
+            StoredEvent {
+                topic: "Account.Vanished".into(),
+                ..stored(&app, id, 1)
+            }
+            .with_version(2),
+        ],
+        &|e| {
+            matches!(
+                e,
+                Error::UnknownTopic {
+                    originator_version: 2,
+                    ..
+                }
+            )
+        },
+    );
+    assert!(message.contains("Account.Vanished"));
+    check(
+        vec![StoredEvent {
+            state: b"{\"timestamp\":1}".to_vec(),
+            ..good.clone()
+        }],
+        &|e| {
+            matches!(
+                e,
+                Error::Decode {
+                    originator_version: 1,
+                    ..
+                }
+            )
+        },
+    );
+    check(
+        vec![StoredEvent {
+            state: vec![0xff, 0x00],
+            ..good.clone()
+        }],
+        &|e| matches!(e, Error::Decode { .. }),
+    );
+    check(vec![good.clone(), good.clone().with_version(3)], &|e| {
+        matches!(
+            e,
+            Error::OutOfSequence {
+                expected: 2,
+                found: 3,
+                ..
+            }
+        )
+    });
+    check(vec![good.clone().with_version(2)], &|e| {
+        matches!(
+            e,
+            Error::OutOfSequence {
+                expected: 1,
+                found: 2,
+                ..
+            }
+        )
+    });
+    check(vec![good.clone(), good.clone().with_version(2)], &|e| {
+        matches!(
+            e,
+            Error::UnexpectedEvent {
+                originator_version: 2,
+                ..
+            }
+        )
+    });
+    // An event of another aggregate type under this id.
+    let mut note = Note::write("x".into());
+    app.save(&mut note).expect("save");
+    let foreign = StoredEvent {
+        originator_id: id,
+        ..stored(&app, note.id(), 1)
+    };
+    let message = check(vec![foreign], &|e| {
+        matches!(e, Error::UnexpectedEvent { .. })
+    });
+    assert!(message.contains("Note.Written"), "{message}");
+    // The same data read through the log without naming a type.
+    let bad = StoredEvent {
+        topic: "Nobody.Knows".into(),
+        ..good
+    };
+    let error = app.mapper().to_any_event(&bad).expect_err("unknown");
+    assert!(matches!(error, Error::UnknownTopic { .. }), "{error}");
+}
+
+trait WithVersion {
+    fn with_version(self, version: u64) -> Self;
+}
+
+impl WithVersion for StoredEvent {
+    fn with_version(self, version: u64) -> Self {
+        StoredEvent {
+            originator_version: version,
+            ..self
+        }
+    }
+}
