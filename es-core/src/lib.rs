@@ -31,9 +31,16 @@
 //! # Ok::<(), es_core::Error>(())
 //! ```
 //!
-//! The crate is layered as the Python `eventsourcing` library is:
-//! [`domain`](crate::Aggregate) types know nothing of storage; [`persistence`]
-//! (mapper and recorders) knows nothing of applications; [`application`] binds the two.
+//! The crate is layered as the Python `eventsourcing` library is: the domain
+//! ([`Aggregate`], [`DomainEvent`], [`Snapshot`], [`topics`]) knows nothing of
+//! storage; [`persistence`] (the mapper and the recorders) knows nothing of
+//! applications; the application ([`Application`], [`Repository`],
+//! [`NotificationLog`]) binds the two. The README is the guide.
+
+// The README's examples run as doctests, so the README cannot drift from the code.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
 
 // Generated code names `::es_core::...`; this makes that path work inside the crate too.
 extern crate self as es_core;

@@ -9,7 +9,6 @@ use super::environment::Environment;
 use super::notification_log::DEFAULT_SECTION_SIZE;
 use super::{Application, Subscriber};
 use crate::domain::aggregate::Aggregate;
-use crate::domain::topic;
 use crate::error::{BoxError, Result};
 use crate::persistence::{AggregateRecorder, ApplicationRecorder, Mapper, MemoryRecorder};
 
@@ -154,7 +153,6 @@ impl ApplicationBuilder {
 
     /// Builds the application, opening (and if need be creating) its store.
     pub fn build(self) -> Result<Application> {
-        topic::check_unique()?;
         let process;
         let base = match &self.environment {
             Some(environment) => environment,

@@ -26,8 +26,8 @@ use crate::persistence::EventQuery;
 /// assert_eq!(repository.get::<Plant>(plant.id())?.height, 7);
 /// assert_eq!(repository.get_at::<Plant>(plant.id(), 2)?.height, 3);
 /// assert!(repository.contains(plant.id())?);
-/// let missing = repository.get::<Plant>(Uuid::new_v4()).unwrap_err();
-/// assert!(matches!(missing, Error::AggregateNotFound { .. }));
+/// let missing = repository.get::<Plant>(Uuid::new_v4());
+/// assert!(matches!(missing, Err(Error::AggregateNotFound { .. })));
 /// # Ok::<(), es_core::Error>(())
 /// ```
 pub struct Repository<'a> {

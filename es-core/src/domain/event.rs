@@ -62,7 +62,12 @@ impl DomainEvent<Box<dyn AnyEvent>> {
     /// # #[aggregate] impl Lamp { #[event("Installed")] pub fn install() -> Self { Lamp { on: false } } }
     /// let lamp = Lamp::install();
     /// let event = lamp.pending_events()[0].clone();
-    /// let any = DomainEvent { payload: Box::new(event.payload) as Box<dyn AnyEvent>, ..event };
+    /// let any: DomainEvent<Box<dyn AnyEvent>> = DomainEvent {
+    ///     originator_id: event.originator_id,
+    ///     originator_version: event.originator_version,
+    ///     timestamp: event.timestamp,
+    ///     payload: Box::new(event.payload),
+    /// };
     /// assert!(any.downcast_ref::<LampEvent>().is_some());
     /// ```
     pub fn downcast_ref<E: AggregateEvent>(&self) -> Option<&E> {

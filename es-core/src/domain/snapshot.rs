@@ -13,6 +13,7 @@ use super::aggregate::{Aggregate, AggregateMeta};
 /// use es_core::prelude::*;
 ///
 /// #[aggregate]
+/// #[derive(Clone)]
 /// pub struct Note { text: String }
 ///
 /// #[aggregate]
@@ -44,7 +45,8 @@ pub struct Snapshot<A> {
 }
 
 impl<A: Aggregate + Clone> Snapshot<A> {
-    /// Takes a snapshot of `aggregate` as it is now, pending events included in its state.
+    /// Takes a snapshot of `aggregate` as it is now: its state includes the
+    /// effect of events still pending, which the snapshot itself does not keep.
     pub fn take(aggregate: &A) -> Self {
         let mut state = aggregate.clone();
         state.meta_mut().pending_mut().clear();

@@ -59,40 +59,52 @@ fn decode_any<E: AggregateEvent>(
 inventory::collect!(RegisteredTopic);
 
 struct Registry {
-    by_topic: HashMap<&'static str, &'static RegisteredTopic>,
-    duplicate: Option<&'static str>,
+    by_topic: HashMap<&'static str, Vec<&'static RegisteredTopic>>,
 }
 
 fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(|| {
-        let mut by_topic = HashMap::new();
-        let mut duplicate = None;
+        let mut by_topic: HashMap<_, Vec<_>> = HashMap::new();
         for entry in inventory::iter::<RegisteredTopic> {
-            if by_topic.insert(entry.topic, entry).is_some() {
-                duplicate.get_or_insert(entry.topic);
-            }
+            by_topic.entry(entry.topic).or_default().push(entry);
         }
-        Registry {
-            by_topic,
-            duplicate,
-        }
+        Registry { by_topic }
     })
 }
 
-pub(crate) fn lookup(topic: &str) -> Option<&'static RegisteredTopic> {
-    registry().by_topic.get(topic).copied()
+/// The event type registered under `topic`: `Ok(None)` if there is none, an
+/// error if several types claim it, since then no reader can tell which is meant.
+pub(crate) fn lookup(topic: &str) -> Result<Option<&'static RegisteredTopic>> {
+    match registry().by_topic.get(topic).map(Vec::as_slice) {
+        None | Some([]) => Ok(None),
+        Some([only]) => Ok(Some(only)),
+        Some([first, ..]) => Err(Error::DuplicateTopic { topic: first.topic }),
+    }
 }
 
-/// Checks that no topic is registered by two event types. Applications run this
-/// when they are built, so an ambiguous program fails at start, not at read.
+/// Checks that no topic is registered by two event types. Decoding such a
+/// topic without naming a type fails; call this at start-up to fail earlier.
+/// (Typed reads, such as the repository's, are never ambiguous: each
+/// aggregate decodes only its own topics.)
 ///
 /// ```
-/// es_core::topics::check_unique().unwrap();
+/// # use es_core::prelude::*;
+/// # #[aggregate] pub struct Spoon { bent: bool }
+/// # #[aggregate] impl Spoon { #[event("Forged")] pub fn forge() -> Self { Spoon { bent: false } } }
+/// if let Err(error) = es_core::topics::check_unique() {
+///     eprintln!("ambiguous program: {error}");
+/// }
 /// ```
 pub fn check_unique() -> Result<()> {
-    match registry().duplicate {
-        Some(topic) => Err(Error::DuplicateTopic { topic }),
+    let mut duplicates: Vec<_> = registry()
+        .by_topic
+        .iter()
+        .filter(|(_, entries)| entries.len() > 1)
+        .collect();
+    duplicates.sort_unstable_by_key(|(topic, _)| **topic);
+    match duplicates.first() {
+        Some((topic, _)) => Err(Error::DuplicateTopic { topic }),
         None => Ok(()),
     }
 }

@@ -86,7 +86,7 @@ impl Mapper {
         stored: &StoredEvent,
     ) -> Result<DomainEvent<E>> {
         if !E::has_topic(&stored.topic) {
-            return Err(match topic::lookup(&stored.topic) {
+            return Err(match topic::lookup(&stored.topic).ok().flatten() {
                 Some(registered) => Error::UnexpectedEvent {
                     topic: stored.topic.clone(),
                     originator_id: stored.originator_id,
@@ -113,7 +113,7 @@ impl Mapper {
 
     /// Decodes one stored event of any registered type, chosen by its topic.
     pub fn to_any_event(&self, stored: &StoredEvent) -> Result<DomainEvent<Box<dyn AnyEvent>>> {
-        let registered = topic::lookup(&stored.topic).ok_or_else(|| unknown_topic(stored))?;
+        let registered = topic::lookup(&stored.topic)?.ok_or_else(|| unknown_topic(stored))?;
         let (timestamp, payload) = self
             .transcoder
             .decode_erased(&stored.state, |deserializer| {
