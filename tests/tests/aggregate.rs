@@ -97,9 +97,9 @@ fn commands_apply_events_and_record_them() {
     assert_eq!(dog.id().get_version_num(), 4);
 
     dog.add_trick("roll over".into());
-    dog.teach("play dead").unwrap();
+    dog.teach("play dead").expect("should succeed");
     assert_eq!(
-        dog.teach("play dead").unwrap_err(),
+        dog.teach("play dead").expect_err("refused"),
         "Fido already knows play dead"
     );
     assert_eq!(dog.tricks, ["roll over", "play dead"]);
@@ -163,11 +163,14 @@ fn creation_ids_can_be_derived_from_a_name() {
 
 #[test]
 fn replay_rebuilds_the_same_state_from_stored_events() {
-    let app = Application::builder().in_memory().build().unwrap();
+    let app = Application::builder()
+        .in_memory()
+        .build()
+        .expect("should succeed");
     let mut dog = Dog::register("Fido".into());
     dog.add_trick("sit".into());
-    app.save(&mut dog).unwrap();
-    let copy: Dog = app.repository().get(dog.id()).unwrap();
+    app.save(&mut dog).expect("should succeed");
+    let copy: Dog = app.repository().get(dog.id()).expect("should succeed");
     assert_eq!(copy, dog);
     assert_eq!(copy.created_on(), dog.created_on());
     assert_eq!(copy.modified_on(), dog.modified_on());
@@ -176,13 +179,26 @@ fn replay_rebuilds_the_same_state_from_stored_events() {
 
 #[test]
 fn events_are_stored_as_readable_json_with_the_timestamp() {
-    let app = Application::builder().in_memory().build().unwrap();
+    let app = Application::builder()
+        .in_memory()
+        .build()
+        .expect("should succeed");
     let mut dog = Dog::register("Fido".into());
-    app.save(&mut dog).unwrap();
-    let stored = app.notification_log().select(1, 1).unwrap().remove(0).event;
-    let json: serde_json::Value = serde_json::from_slice(&stored.state).unwrap();
+    app.save(&mut dog).expect("should succeed");
+    let stored = app
+        .notification_log()
+        .select(1, 1)
+        .expect("should succeed")
+        .remove(0)
+        .event;
+    let json: serde_json::Value = serde_json::from_slice(&stored.state).expect("should succeed");
     assert_eq!(json["data"], serde_json::json!({"name": "Fido"}));
-    assert!(json["timestamp"].as_str().unwrap().ends_with('Z'));
+    assert!(
+        json["timestamp"]
+            .as_str()
+            .expect("should succeed")
+            .ends_with('Z')
+    );
 }
 
 /// Generated code names only absolute paths: user items called like std's change nothing.

@@ -518,7 +518,8 @@ fn configuration_comes_from_the_environment_with_the_name_prefix_first() {
 
 #[test]
 fn bad_configuration_values_name_the_variable_and_the_accepted_values() {
-    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+    type Vars<'a> = &'a [(&'a str, &'a str)];
+    let cases: &[(Vars<'_>, &str, &str)] = &[
         (
             &[("PERSISTENCE_MODULE", "postgress")],
             "PERSISTENCE_MODULE",

@@ -198,10 +198,10 @@ impl Application {
         let mut stored = Vec::new();
         let mut failure = None;
         aggregates.for_each_aggregate(&mut |aggregate| {
-            if failure.is_none() {
-                if let Err(error) = aggregate.encode_pending(&self.mapper, &mut stored) {
-                    failure = Some(error);
-                }
+            if failure.is_none()
+                && let Err(error) = aggregate.encode_pending(&self.mapper, &mut stored)
+            {
+                failure = Some(error);
             }
         });
         if let Some(error) = failure {
