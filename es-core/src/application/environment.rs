@@ -144,3 +144,58 @@ fn invalid(variable: String, value: &str, expected: &str) -> Error {
         expected: expected.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_becomes_an_upper_case_prefix_of_letters_digits_and_underscores() {
+        let env = Environment::from_vars([("MY_APP_2_X", "prefixed"), ("X", "plain")]);
+        assert_eq!(
+            env.with_name("my-app 2").get("X").expect("found").1,
+            "prefixed"
+        );
+        assert_eq!(env.with_name("").get("X").expect("found").1, "plain");
+        assert_eq!(env.get("Y"), None);
+    }
+
+    #[test]
+    fn seconds_accept_fractions_and_reject_the_rest() {
+        let env = Environment::from_vars([
+            ("A", "1.5"),
+            ("B", " 0 "),
+            ("C", "-2"),
+            ("D", "NaN"),
+            ("E", "1e400"),
+        ]);
+        assert_eq!(
+            env.get_seconds("A").expect("valid"),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(env.get_seconds("B").expect("valid"), Some(Duration::ZERO));
+        for bad in ["C", "D", "E"] {
+            let error = env.get_seconds(bad).expect_err(bad).to_string();
+            assert!(error.contains(bad) && error.contains("seconds"), "{error}");
+        }
+        assert_eq!(env.get_seconds("missing").expect("absent"), None);
+    }
+
+    #[test]
+    fn choices_match_without_regard_to_case_and_list_the_accepted_values() {
+        let env = Environment::from_vars([("MODE", "SQLite"), ("BAD", "mongo")]);
+        assert_eq!(
+            env.get_choice("MODE", &["memory", "sqlite"])
+                .expect("valid"),
+            Some("sqlite")
+        );
+        let error = env
+            .get_choice("BAD", &["memory", "sqlite"])
+            .expect_err("invalid")
+            .to_string();
+        assert!(
+            error.contains("BAD") && error.contains("mongo") && error.contains("memory, sqlite"),
+            "{error}"
+        );
+    }
+}

@@ -223,3 +223,86 @@ impl<'de, E: AggregateEvent> Visitor<'de> for EventBodySeed<'_, E> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hand-written event enum, as `#[aggregate]` would generate it.
+    #[derive(Debug, Clone, PartialEq)]
+    enum Light {
+        On { watts: u32 },
+        Off,
+    }
+
+    impl AggregateEvent for Light {
+        fn topic(&self) -> &'static str {
+            match self {
+                Light::On { .. } => "Light.On",
+                Light::Off => "Light.Off",
+            }
+        }
+        fn has_topic(topic: &str) -> bool {
+            matches!(topic, "Light.On" | "Light.Off")
+        }
+        fn serialize_fields<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            match self {
+                Light::On { watts } => serde::Serialize::serialize(&[watts], serializer),
+                Light::Off => serde::Serialize::serialize(&[0u32; 0], serializer),
+            }
+        }
+        fn deserialize_fields<'de, D: Deserializer<'de>>(
+            topic: &str,
+            deserializer: D,
+        ) -> Result<Self, D::Error> {
+            let fields: Vec<u32> = serde::Deserialize::deserialize(deserializer)?;
+            match (topic, fields.as_slice()) {
+                ("Light.On", [watts]) => Ok(Light::On { watts: *watts }),
+                ("Light.Off", []) => Ok(Light::Off),
+                _ => Err(de::Error::custom("bad fields")),
+            }
+        }
+    }
+
+    fn decode(topic: &str, json: &str) -> Result<(DateTime<Utc>, Light), serde_json::Error> {
+        let mut deserializer = serde_json::Deserializer::from_str(json);
+        EventBodySeed::<Light>::new(topic).deserialize(&mut deserializer)
+    }
+
+    #[test]
+    fn the_body_is_a_struct_of_timestamp_and_data() {
+        let timestamp = DateTime::UNIX_EPOCH;
+        let body = EventBody {
+            timestamp: &timestamp,
+            payload: &Light::On { watts: 60 },
+        };
+        let json = serde_json::to_string(&body).expect("encode");
+        assert_eq!(json, r#"{"timestamp":"1970-01-01T00:00:00Z","data":[60]}"#);
+        assert_eq!(
+            decode("Light.On", &json).expect("decode"),
+            (timestamp, Light::On { watts: 60 })
+        );
+    }
+
+    #[test]
+    fn the_body_also_reads_as_a_sequence_as_compact_codecs_write_it() {
+        let decoded = decode("Light.Off", r#"["1970-01-01T00:00:00Z", []]"#).expect("decode");
+        assert_eq!(decoded.1, Light::Off);
+    }
+
+    #[test]
+    fn a_malformed_body_is_an_error_not_a_panic() {
+        for json in [
+            r#"{"data":[60]}"#,
+            r#"{"timestamp":"1970-01-01T00:00:00Z"}"#,
+            r#"{"timestamp":"1970-01-01T00:00:00Z","timestamp":"1970-01-01T00:00:00Z","data":[1]}"#,
+            r#"{"timestamp":"1970-01-01T00:00:00Z","data":[1],"extra":0}"#,
+            r#"{"timestamp":"not a time","data":[1]}"#,
+            r#"["1970-01-01T00:00:00Z"]"#,
+            r#"[]"#,
+            r#"17"#,
+        ] {
+            assert!(decode("Light.On", json).is_err(), "{json}");
+        }
+    }
+}

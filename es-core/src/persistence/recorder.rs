@@ -51,11 +51,6 @@ impl EventQuery {
         self.limit = Some(limit);
         self
     }
-
-    /// Whether `version` passes the `gt` and `lte` bounds.
-    pub fn admits(&self, version: u64) -> bool {
-        self.gt.is_none_or(|gt| version > gt) && self.lte.is_none_or(|lte| version <= lte)
-    }
 }
 
 /// Stores the events of aggregates, one originator at a time.
