@@ -50,14 +50,17 @@ mod domain;
 mod error;
 pub mod persistence;
 
-/// The macros; see [`macro@aggregate`] and [`macro@event`].
-pub use es_macros::{aggregate, event};
+#[doc = include_str!("docs/aggregate.md")]
+pub use es_macros::aggregate;
+#[doc = include_str!("docs/event.md")]
+pub use es_macros::event;
 
 pub use application::{
     Application, ApplicationBuilder, DEFAULT_SECTION_SIZE, DEFAULT_SQLITE_DBNAME,
     DEFAULT_SQLITE_LOCK_TIMEOUT, Environment, NotificationIter, NotificationLog, Persistence,
     Recording, Repository, Save, Section,
 };
+pub use chrono::{DateTime, Utc};
 pub use domain::aggregate::{Aggregate, AggregateMeta, INITIAL_VERSION};
 pub use domain::event::{AggregateEvent, AnyEvent, DomainEvent};
 pub use domain::id::create_id;

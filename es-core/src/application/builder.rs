@@ -26,6 +26,21 @@ pub enum Persistence {
     },
 }
 
+impl std::fmt::Display for Persistence {
+    /// As an operator would configure it: `memory`, or `sqlite:<path>`.
+    ///
+    /// ```
+    /// assert_eq!(es_core::Persistence::Memory.to_string(), "memory");
+    /// ```
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Persistence::Memory => f.write_str("memory"),
+            #[cfg(feature = "sqlite")]
+            Persistence::Sqlite { path } => write!(f, "sqlite:{}", path.display()),
+        }
+    }
+}
+
 /// The SQLite file used when neither code nor `SQLITE_DBNAME` names one.
 pub const DEFAULT_SQLITE_DBNAME: &str = "events.sqlite3";
 
