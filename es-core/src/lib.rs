@@ -100,10 +100,19 @@ pub mod __private {
     pub type MetaOf<A> = AggregateMeta<<A as Aggregate>::Event>;
 
     /// Asserts, at the span of an event field's type, that it can be stored.
-    pub const fn assert_event_field<
-        T: Clone + Debug + serde::Serialize + serde::de::DeserializeOwned,
-    >() {
-    }
+    pub const fn assert_event_field<T: EventField>() {}
+
+    /// What an event field's type needs. One trait rather than four bounds, so
+    /// that an error about a field type says what to do rather than naming a
+    /// serde trait bound.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be an event field",
+        label = "event fields are stored and replayed, so this type needs `Clone`, `Debug`, `Serialize` and `Deserialize`",
+        note = "derive them: `#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]`, or declare the type with `#[event]`"
+    )]
+    pub trait EventField: Clone + Debug + serde::Serialize + serde::de::DeserializeOwned {}
+
+    impl<T: Clone + Debug + serde::Serialize + serde::de::DeserializeOwned> EventField for T {}
 
     /// Asserts, at the span of a method's parameter type, that it was declared with `#[event]`.
     pub const fn assert_event_struct<T: EventStruct>() {}

@@ -11,7 +11,7 @@ mod internals;
 use proc_macro::TokenStream;
 use quote::quote;
 
-use internals::ast::{AggregateImpl, AggregateStruct, EventStruct};
+use internals::ast::{AggregateImpl, AggregateStruct, EventFn, EventStruct};
 use internals::attr::AggregateArgs;
 use internals::ctxt::{Ctxt, to_compile_errors};
 
@@ -99,16 +99,14 @@ pub fn event(args: TokenStream, input: TokenStream) -> TokenStream {
             }
         }
         syn::Item::Fn(item) => {
-            cx.error_spanned_by(
-                &item.sig.ident,
-                "#[event] on a function only works on a method inside an `#[aggregate] impl` block",
-            );
-            with_errors(
-                &item,
-                &cx.check()
-                    .err()
-                    .unwrap_or_else(|| syn::Error::new_spanned(&item.sig, "")),
-            )
+            let model = EventFn::from_item(&cx, item);
+            match cx.check() {
+                Ok(()) => with_errors(
+                    &model.item,
+                    &syn::Error::new_spanned(&model.item.sig, "invalid #[event] function"),
+                ),
+                Err(error) => with_errors(&expand::event_fn::expand(model), &error),
+            }
         }
         other => {
             cx.error_spanned_by(

@@ -4,6 +4,7 @@
 
 pub(crate) mod aggregate_impl;
 pub(crate) mod aggregate_struct;
+pub(crate) mod event_fn;
 pub(crate) mod event_struct;
 
 use proc_macro2::TokenStream;

@@ -88,7 +88,7 @@ pub(crate) enum Payload {
     /// The method's parameters.
     Fields(Vec<(Ident, Type)>),
     /// One struct declared with `#[event]`, bound to this parameter.
-    Struct(Ident, Type),
+    Struct(Ident, Box<Type>),
 }
 
 /// One `#[event]` method.
@@ -147,6 +147,9 @@ impl AggregateImpl {
 
         let mut events: Vec<EventMethod> = Vec::new();
         let mut other_items = Vec::new();
+        // Whether an invalid #[event] method was meant to create the aggregate: then
+        // that method's error already says what to fix, and "no creation event" would not.
+        let mut rejected_creation = false;
         for impl_item in item.items {
             match impl_item {
                 ImplItem::Fn(mut method) => {
@@ -169,13 +172,20 @@ impl AggregateImpl {
                             "a method can trigger only one event: remove this second #[event]",
                         );
                     }
+                    // Left on the method, the others would expand as #[event] on a
+                    // function, each with an error of its own.
+                    method.attrs.retain(|attr| !attr.path().is_ident("event"));
                     // A method whose event is invalid stays as a plain method, so that its
                     // callers still compile and the user sees only the error about it.
                     let errors_before = cx.error_count();
                     let plain = method.clone();
+                    let takes_self = plain.sig.receiver().is_some();
                     match EventMethod::from_method(cx, &attr, &self_ident, &name, method) {
                         Some(event) if cx.error_count() == errors_before => events.push(event),
-                        _ => other_items.push(ImplItem::Fn(plain)),
+                        _ => {
+                            rejected_creation |= !takes_self;
+                            other_items.push(ImplItem::Fn(plain));
+                        }
                     }
                 }
                 other => other_items.push(other),
@@ -212,9 +222,10 @@ impl AggregateImpl {
             }
         }
         let events = unique;
-        if !events
-            .iter()
-            .any(|event| matches!(event.role, Role::Creation { .. }))
+        if !rejected_creation
+            && !events
+                .iter()
+                .any(|event| matches!(event.role, Role::Creation { .. }))
         {
             cx.error_spanned_by(
                 &item.self_ty,
@@ -310,20 +321,30 @@ impl EventMethod {
                 }
             }
             Some(r) => {
-                if r.reference.is_none() || r.mutability.is_none() || r.colon_token.is_some() {
+                let by_mut_ref =
+                    r.reference.is_some() && r.mutability.is_some() && r.colon_token.is_none();
+                if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() {
+                    cx.error_spanned_by(
+                        r,
+                        "an #[event] method changes the aggregate, so it takes `&mut self`; \
+                         a method that only reads the aggregate is a plain method: remove its #[event]",
+                    );
+                } else if !by_mut_ref {
+                    // One error for the whole shape: `fn f(self) -> Self` is one mistake,
+                    // not a wrong receiver and a wrong return type.
                     bad_shape(
                         r,
-                        "an #[event] method that changes the aggregate takes `&mut self`",
+                        "an #[event] method that changes the aggregate takes `&mut self` and returns nothing",
                     );
-                }
-                if let ReturnType::Type(_, ty) = &sig.output {
-                    if !matches!(&**ty, Type::Tuple(t) if t.elems.is_empty()) {
-                        bad_shape(
-                            ty,
-                            "an #[event] method that changes the aggregate returns nothing: its body is the \
-                             event's apply logic and cannot fail; validate in a plain method that then calls it",
-                        );
-                    }
+                } else if let ReturnType::Type(_, ty) = &sig.output
+                    && !matches!(&**ty, Type::Tuple(t) if t.elems.is_empty())
+                {
+                    cx.error_spanned_by(
+                        ty,
+                        "an #[event] method that changes the aggregate returns nothing: its body applies \
+                         the event, also when it is replayed, so it cannot fail or answer; validate and \
+                         return values in a plain method that then calls this one",
+                    );
                 }
                 if let Some(id) = &args.id {
                     cx.error_spanned_by(id, "`id = ...` is for creation events only: the id is fixed once the aggregate exists");
@@ -353,7 +374,7 @@ impl EventMethod {
                     return None;
                 }
                 let (ident, ty) = params.pop()?;
-                (variant, Payload::Struct(ident, ty))
+                (variant, Payload::Struct(ident, Box::new(ty)))
             }
         };
         let topic = args
@@ -450,4 +471,37 @@ impl EventStruct {
         let derived = Derived::of(&item.attrs);
         EventStruct { item, derived }
     }
+}
+
+/// `#[event]` on a function that no `#[aggregate]` impl block took in: always a
+/// mistake, reported here.
+pub(crate) struct EventFn {
+    pub(crate) item: syn::ItemFn,
+}
+
+impl EventFn {
+    pub(crate) fn from_item(cx: &Ctxt, item: syn::ItemFn) -> Self {
+        // `#[aggregate]` on an impl block removes the #[event]s of its methods before
+        // they expand, so a method that gets here is in an impl block without it.
+        let in_impl = item.sig.receiver().is_some() || names_self(&item.sig);
+        let message = if in_impl {
+            "#[event] on a method needs `#[aggregate]` on its impl block: write `#[aggregate] impl Name { .. }`"
+        } else {
+            "#[event] on a function only works on a method inside an `#[aggregate] impl` block"
+        };
+        cx.error_spanned_by(&item.sig.ident, message);
+        EventFn { item }
+    }
+}
+
+/// Whether `Self` appears in the signature, which only a method's can contain.
+fn names_self(sig: &syn::Signature) -> bool {
+    fn walk(tokens: proc_macro2::TokenStream) -> bool {
+        tokens.into_iter().any(|token| match token {
+            proc_macro2::TokenTree::Ident(ident) => ident == "Self",
+            proc_macro2::TokenTree::Group(group) => walk(group.stream()),
+            _ => false,
+        })
+    }
+    walk(quote::ToTokens::to_token_stream(sig))
 }

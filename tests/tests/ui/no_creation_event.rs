@@ -1,0 +1,24 @@
+use es_core::prelude::*;
+
+#[aggregate]
+pub struct Dog {
+    name: String,
+    tricks: Vec<String>,
+}
+
+#[aggregate]
+impl Dog {
+    pub fn new(name: String) -> Self {
+        Dog { name, tricks: Vec::new() }
+    }
+
+    #[event("TrickAdded")]
+    pub fn add_trick(&mut self, trick: String) {
+        self.tricks.push(trick);
+    }
+}
+
+fn main() {
+    let mut dog = Dog::new("Fido".into());
+    dog.add_trick("sit".into());
+}
