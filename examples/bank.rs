@@ -62,13 +62,11 @@ impl Account {
 
     // The other account is recorded for the history; the balance does not need it.
     #[event("TransferSent")]
-    #[allow(unused_variables)]
     fn send(&mut self, to: Uuid, amount: Cents) {
         self.balance -= amount;
     }
 
     #[event("TransferReceived")]
-    #[allow(unused_variables)]
     fn receive(&mut self, from: Uuid, amount: Cents) {
         self.balance += amount;
     }

@@ -1,8 +1,10 @@
 //! One conformance suite for every recorder, written once over the recorder
 //! traits. A backend's tests get every case with one line:
 //!
-//! ```ignore
-//! es_core::recorder_conformance_tests!(|| Fixture::new(MyRecorder::new()));
+//! ```
+//! use es_core::persistence::{MemoryRecorder, conformance::Fixture};
+//!
+//! es_core::recorder_conformance_tests!(|| Fixture::new(MemoryRecorder::new()));
 //! ```
 //!
 //! Each case takes a fresh, empty recorder. Enabled by the `conformance` feature.

@@ -76,6 +76,8 @@ pub(crate) fn expand(model: AggregateImpl) -> TokenStream {
         applier.vis = syn::Visibility::Inherited;
         applier.attrs.retain(|attr| !attr.path().is_ident("doc"));
         applier.attrs.push(parse_quote!(#[doc(hidden)]));
+        // An event keeps fields for its history that its effect on state may not need.
+        applier.attrs.push(parse_quote!(#[allow(unused_variables)]));
         injector.visit_block_mut(&mut applier.block);
         applier
     });
@@ -104,6 +106,9 @@ pub(crate) fn expand(model: AggregateImpl) -> TokenStream {
             #(#appliers)*
         }
 
+        // The code below carries the spans of the user's field types so that errors
+        // land there; lints must not, since the user cannot change this code.
+        #[allow(clippy::all, clippy::pedantic, clippy::nursery)]
         const _: () = {
             #(#carriers)*
 
