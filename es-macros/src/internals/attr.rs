@@ -196,3 +196,37 @@ pub(crate) fn upper_camel(ident: &Ident) -> Ident {
     }
     Ident::new(&out, ident.span())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_names_become_upper_camel_event_names() {
+        let name =
+            |raw: &str| upper_camel(&Ident::new(raw, proc_macro2::Span::call_site())).to_string();
+        assert_eq!(name("add_trick"), "AddTrick");
+        assert_eq!(name("register"), "Register");
+        assert_eq!(name("set_2_values"), "Set2Values");
+        assert_eq!(name("_private"), "Private");
+    }
+
+    #[test]
+    fn event_names_must_be_upper_camel_identifiers() {
+        let parse = |name: &str| event_ident(&LitStr::new(name, proc_macro2::Span::call_site()));
+        assert_eq!(
+            parse("TrickAdded").map(|i| i.to_string()).ok().as_deref(),
+            Some("TrickAdded")
+        );
+        for bad in [
+            "trick_added",
+            "Trick Added",
+            "Dog.Registered",
+            "",
+            "Self",
+            "1st",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+}
