@@ -86,6 +86,7 @@ pub mod prelude {
 pub mod __private {
     pub use crate::application::{Save, Unsaved};
     pub use crate::domain::aggregate::{AggregateStruct, created, triggered};
+    pub use crate::domain::event::{deserialize_tagged, serialize_tagged};
     pub use crate::domain::topic::RegisteredTopic;
     pub use crate::{Aggregate, AggregateEvent, AggregateMeta};
     pub use core::clone::Clone;

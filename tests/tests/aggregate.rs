@@ -231,3 +231,28 @@ mod shadowing {
         assert_eq!(Shadowed::make(3).value, 3);
     }
 }
+
+#[test]
+fn event_enums_are_serde_values_tagged_by_topic() {
+    let mut page = Page::create("Home".into(), "home".into());
+    page.fix_title(Renamed {
+        name: "Start".into(),
+        reason: "typo".into(),
+    });
+    let events: Vec<&PageEvent> = page.pending_events().iter().map(|e| &e.payload).collect();
+    let json = serde_json::to_value(&events).expect("serialize");
+    assert_eq!(
+        json,
+        serde_json::json!([
+            {"event": "WikiPage.Created", "fields": {"title": "Home", "slug": "home"}},
+            {"event": "WikiPage.TitleFixed", "fields": {"name": "Start", "reason": "typo"}},
+        ])
+    );
+    let back: Vec<PageEvent> = serde_json::from_value(json).expect("deserialize");
+    assert!(matches!(&back[1], PageEvent::TitleFixed(Renamed { name, .. }) if name == "Start"));
+    let wrong = serde_json::json!({"event": "Dog.Registered", "fields": {"name": "Fido"}});
+    assert!(
+        serde_json::from_value::<PageEvent>(wrong).is_err(),
+        "another aggregate's topic"
+    );
+}

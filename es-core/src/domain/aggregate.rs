@@ -46,9 +46,7 @@ pub const INITIAL_VERSION: u64 = 1;
     label = "this type has no `#[aggregate] impl` block",
     note = "put `#[aggregate]` on both the struct declaration and its `impl` block with the `#[event]` methods"
 )]
-pub trait Aggregate:
-    AggregateStruct + Serialize + DeserializeOwned + Send + Sync + 'static
-{
+pub trait Aggregate: AggregateStruct + Send + Sync + 'static {
     /// The generated event enum, with a variant per `#[event]` method.
     type Event: AggregateEvent;
 
@@ -100,7 +98,9 @@ pub trait Aggregate:
     message = "`{Self}` is missing `#[aggregate]` on its struct declaration",
     label = "add `#[aggregate]` above `struct {Self}`"
 )]
-pub trait AggregateStruct {
+// The serde bounds are here, not on `Aggregate`: `#[aggregate]` on the struct
+// derives them, so a struct without it gets this trait's message alone.
+pub trait AggregateStruct: Serialize + DeserializeOwned {
     fn meta(&self) -> &AggregateMeta<<Self as Aggregate>::Event>
     where
         Self: Aggregate;

@@ -224,6 +224,93 @@ impl<'de, E: AggregateEvent> Visitor<'de> for EventBodySeed<'_, E> {
     }
 }
 
+/// Serializes an event enum value on its own, as `{event, fields}` (the topic and
+/// the fields; named so that sorted maps keep the topic first): what the
+/// generated `Serialize` impl of every event enum calls.
+#[doc(hidden)]
+pub fn serialize_tagged<E: AggregateEvent, S: Serializer>(
+    event: &E,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    struct Fields<'a, E>(&'a E);
+    impl<E: AggregateEvent> Serialize for Fields<'_, E> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            self.0.serialize_fields(serializer)
+        }
+    }
+    let mut tagged = serializer.serialize_struct("TaggedEvent", 2)?;
+    tagged.serialize_field("event", event.topic())?;
+    tagged.serialize_field("fields", &Fields(event))?;
+    tagged.end()
+}
+
+/// Reads what [`serialize_tagged`] wrote. The topic must come before the
+/// fields, since it says how to read them.
+#[doc(hidden)]
+pub fn deserialize_tagged<'de, E: AggregateEvent, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<E, D::Error> {
+    struct Tagged<E>(PhantomData<fn() -> E>);
+    impl<'de, E: AggregateEvent> Visitor<'de> for Tagged<E> {
+        type Value = E;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an event as {event, fields}")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<E, A::Error> {
+            let topic: String = seq
+                .next_element()?
+                .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+            known::<E, A::Error>(&topic)?;
+            seq.next_element_seed(FieldsSeed::<E>(&topic, PhantomData))?
+                .ok_or_else(|| de::Error::invalid_length(1, &self))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<E, A::Error> {
+            #[derive(serde::Deserialize)]
+            #[serde(field_identifier)]
+            enum Field {
+                #[serde(rename = "event")]
+                Topic,
+                #[serde(rename = "fields")]
+                Data,
+            }
+            let mut topic: Option<String> = None;
+            let mut event = None;
+            while let Some(key) = map.next_key::<Field>()? {
+                match (key, &topic) {
+                    (Field::Topic, None) => {
+                        let value: String = map.next_value()?;
+                        known::<E, A::Error>(&value)?;
+                        topic = Some(value);
+                    }
+                    (Field::Data, Some(topic)) if event.is_none() => {
+                        event = Some(map.next_value_seed(FieldsSeed::<E>(topic, PhantomData))?);
+                    }
+                    (Field::Data, None) => {
+                        return Err(de::Error::custom("`event` must come before `fields`"));
+                    }
+                    (Field::Topic, Some(_)) => return Err(de::Error::duplicate_field("event")),
+                    (Field::Data, Some(_)) => return Err(de::Error::duplicate_field("fields")),
+                }
+            }
+            match (topic, event) {
+                (_, Some(event)) => Ok(event),
+                (None, None) => Err(de::Error::missing_field("event")),
+                (Some(_), None) => Err(de::Error::missing_field("fields")),
+            }
+        }
+    }
+    fn known<E: AggregateEvent, Error: de::Error>(topic: &str) -> Result<(), Error> {
+        if E::has_topic(topic) {
+            Ok(())
+        } else {
+            Err(Error::custom(format_args!(
+                "{topic:?} is not a topic of this event type"
+            )))
+        }
+    }
+    deserializer.deserialize_struct("TaggedEvent", &["event", "fields"], Tagged(PhantomData))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,6 +369,30 @@ mod tests {
             decode("Light.On", &json).expect("decode"),
             (timestamp, Light::On { watts: 60 })
         );
+    }
+
+    #[test]
+    fn an_event_alone_serializes_with_its_topic() {
+        struct Tagged(Light);
+        impl Serialize for Tagged {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serialize_tagged(&self.0, serializer)
+            }
+        }
+        let json = serde_json::to_string(&Tagged(Light::On { watts: 5 })).expect("encode");
+        assert_eq!(json, r#"{"event":"Light.On","fields":[5]}"#);
+        let read = |json: &str| {
+            deserialize_tagged::<Light, _>(&mut serde_json::Deserializer::from_str(json))
+        };
+        assert_eq!(read(&json).expect("decode"), Light::On { watts: 5 });
+        assert_eq!(read(r#"["Light.Off",[]]"#).expect("decode"), Light::Off);
+        for bad in [
+            r#"{"fields":[5],"event":"Light.On"}"#,
+            r#"{"event":"Dark.On","fields":[5]}"#,
+            r#"{"event":"Light.On"}"#,
+        ] {
+            assert!(read(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

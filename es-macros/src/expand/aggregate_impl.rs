@@ -149,6 +149,23 @@ pub(crate) fn expand(model: AggregateImpl) -> TokenStream {
                 }
             }
 
+            impl ::es_core::__private::serde::Serialize for #enum_ident {
+                fn serialize<S: ::es_core::__private::serde::Serializer>(
+                    &self,
+                    serializer: S,
+                ) -> ::es_core::__private::Result<S::Ok, S::Error> {
+                    ::es_core::__private::serialize_tagged(self, serializer)
+                }
+            }
+
+            impl<'de> ::es_core::__private::serde::Deserialize<'de> for #enum_ident {
+                fn deserialize<D: ::es_core::__private::serde::Deserializer<'de>>(
+                    deserializer: D,
+                ) -> ::es_core::__private::Result<Self, D::Error> {
+                    ::es_core::__private::deserialize_tagged(deserializer)
+                }
+            }
+
             impl ::es_core::__private::Save for #self_ident {
                 fn for_each_aggregate(&mut self, visit: &mut dyn ::core::ops::FnMut(&mut dyn ::es_core::__private::Unsaved)) {
                     visit(self);
