@@ -66,6 +66,8 @@ pub use domain::event::{AggregateEvent, AnyEvent, DomainEvent};
 pub use domain::id::create_id;
 pub use domain::snapshot::Snapshot;
 pub use error::{BoxError, Error, Result};
+/// The JSON values that upcast steps rewrite: `fn(&mut serde_json::Value)`.
+pub use serde_json;
 pub use uuid::Uuid;
 
 /// The topic registry: which topics this program can decode.
@@ -95,6 +97,7 @@ pub mod __private {
     pub use core::result::Result;
     pub use inventory;
     pub use serde;
+    pub use serde_json::Value as JsonValue;
     pub use uuid::Uuid;
 
     /// The metadata field's type for aggregate `A`.

@@ -58,6 +58,21 @@ pub trait Aggregate: AggregateStruct + Send + Sync + 'static {
     /// The topic under which snapshots of this aggregate are stored.
     const SNAPSHOT_TOPIC: &'static str;
 
+    /// The schema version of the aggregate's state in snapshots: 1 unless the
+    /// `impl` block's `#[aggregate]` declares `version = N`.
+    const SNAPSHOT_VERSION: u32 = 1;
+
+    /// Whether `topic` names a snapshot of this aggregate: its snapshot topic, or
+    /// one under an alias of its name.
+    fn is_snapshot_topic(topic: &str) -> bool {
+        topic == Self::SNAPSHOT_TOPIC
+    }
+
+    /// Brings a snapshot's state, stored at schema `version`, up to the current one.
+    fn upcast_snapshot(version: u32, state: &mut serde_json::Value) {
+        let _ = (version, state);
+    }
+
     /// The aggregate's id.
     fn id(&self) -> Uuid {
         self.meta().id

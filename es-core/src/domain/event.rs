@@ -100,6 +100,19 @@ pub trait AggregateEvent: Clone + fmt::Debug + Send + Sync + 'static {
         topic: &str,
         deserializer: D,
     ) -> Result<Self, D::Error>;
+
+    /// The current schema version of the variant named by `topic`: 1 unless its
+    /// `#[event]` declares `version = N`.
+    fn schema_version(topic: &str) -> u32 {
+        let _ = topic;
+        1
+    }
+
+    /// Brings the fields of the variant named by `topic`, stored at schema
+    /// `version`, up to the current schema, one declared step at a time.
+    fn upcast(topic: &str, version: u32, fields: &mut serde_json::Value) {
+        let _ = (topic, version, fields);
+    }
 }
 
 /// A domain event payload whose concrete type is not known statically: what a
@@ -121,10 +134,12 @@ impl<E: AggregateEvent> AnyEvent for E {
     }
 }
 
-const FIELDS: &[&str] = &["timestamp", "data"];
+const FIELDS: &[&str] = &["timestamp", "data", "version"];
 
-/// How an event is laid out in serde's data model: `{timestamp, data}`. The
-/// originator id, version and topic are stored in columns of their own.
+/// How an event is laid out in serde's data model: `{timestamp, data}`, and
+/// `version` after them when the event's schema version is above 1 (so that data
+/// written before a type had versions stays valid). The originator id, version and
+/// topic are stored in columns of their own.
 pub(crate) struct EventBody<'a, E> {
     pub(crate) timestamp: &'a DateTime<Utc>,
     pub(crate) payload: &'a E,
@@ -132,20 +147,28 @@ pub(crate) struct EventBody<'a, E> {
 
 impl<E: AggregateEvent> Serialize for EventBody<'_, E> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        struct Fields<'a, E>(&'a E);
-        impl<E: AggregateEvent> Serialize for Fields<'_, E> {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                self.0.serialize_fields(serializer)
-            }
-        }
-        let mut body = serializer.serialize_struct("Event", 2)?;
+        let version = E::schema_version(self.payload.topic());
+        let mut body = serializer.serialize_struct("Event", if version > 1 { 3 } else { 2 })?;
         body.serialize_field("timestamp", self.timestamp)?;
-        body.serialize_field("data", &Fields(self.payload))?;
+        body.serialize_field("data", &CurrentFields(self.payload))?;
+        if version > 1 {
+            body.serialize_field("version", &version)?;
+        }
         body.end()
     }
 }
 
-/// Reads an [`EventBody`] back, choosing the variant by the stored topic.
+/// An event's fields at the current schema, as `serialize_fields` writes them.
+struct CurrentFields<'a, E>(&'a E);
+
+impl<E: AggregateEvent> Serialize for CurrentFields<'_, E> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize_fields(serializer)
+    }
+}
+
+/// Reads an [`EventBody`] back, choosing the variant by the stored topic and
+/// upcasting fields stored at an older schema version.
 pub(crate) struct EventBodySeed<'t, E> {
     pub(crate) topic: &'t str,
     pub(crate) marker: PhantomData<fn() -> E>,
@@ -160,12 +183,55 @@ impl<'t, E> EventBodySeed<'t, E> {
     }
 }
 
-struct FieldsSeed<'t, E>(&'t str, PhantomData<fn() -> E>);
+/// Reads the fields of the variant named by a topic at the current schema.
+struct CurrentFieldsSeed<'t, E>(&'t str, PhantomData<fn() -> E>);
 
-impl<'de, E: AggregateEvent> DeserializeSeed<'de> for FieldsSeed<'_, E> {
+impl<'de, E: AggregateEvent> DeserializeSeed<'de> for CurrentFieldsSeed<'_, E> {
     type Value = E;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<E, D::Error> {
         E::deserialize_fields(self.0, deserializer)
+    }
+}
+
+/// Stored fields as read: straight into the type when it has one schema version
+/// (the common, fast case), or kept as a value to upcast first.
+enum StoredFields<E> {
+    Current(E),
+    ToUpcast(serde_json::Value),
+}
+
+struct StoredFieldsSeed<'t, E>(&'t str, PhantomData<fn() -> E>);
+
+impl<'de, E: AggregateEvent> DeserializeSeed<'de> for StoredFieldsSeed<'_, E> {
+    type Value = StoredFields<E>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        if E::schema_version(self.0) > 1 {
+            serde::Deserialize::deserialize(deserializer).map(StoredFields::ToUpcast)
+        } else {
+            E::deserialize_fields(self.0, deserializer).map(StoredFields::Current)
+        }
+    }
+}
+
+/// Brings fields stored at schema `stored` up to the current one.
+fn upcast_fields<E: AggregateEvent, Error: de::Error>(
+    topic: &str,
+    fields: StoredFields<E>,
+    stored: Option<u32>,
+) -> Result<E, Error> {
+    let current = E::schema_version(topic);
+    let stored = stored.unwrap_or(1);
+    if stored == 0 || stored > current {
+        return Err(Error::custom(format_args!(
+            "the event was stored at schema version {stored}, but this program knows versions 1 to {current}"
+        )));
+    }
+    match fields {
+        StoredFields::Current(event) => Ok(event),
+        StoredFields::ToUpcast(mut value) => {
+            E::upcast(topic, stored, &mut value);
+            E::deserialize_fields(topic, value).map_err(Error::custom)
+        }
     }
 }
 
@@ -192,10 +258,11 @@ impl<'de, E: AggregateEvent> Visitor<'de> for EventBodySeed<'_, E> {
         let timestamp = seq
             .next_element()?
             .ok_or_else(|| de::Error::invalid_length(0, &self))?;
-        let payload = seq
-            .next_element_seed(FieldsSeed::<E>(self.topic, PhantomData))?
+        let fields = seq
+            .next_element_seed(StoredFieldsSeed::<E>(self.topic, PhantomData))?
             .ok_or_else(|| de::Error::invalid_length(1, &self))?;
-        Ok((timestamp, payload))
+        let version = seq.next_element()?;
+        Ok((timestamp, upcast_fields(self.topic, fields, version)?))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
@@ -204,23 +271,27 @@ impl<'de, E: AggregateEvent> Visitor<'de> for EventBodySeed<'_, E> {
         enum Field {
             Timestamp,
             Data,
+            Version,
         }
         let mut timestamp = None;
-        let mut payload = None;
+        let mut fields = None;
+        let mut version = None;
         while let Some(key) = map.next_key::<Field>()? {
             match key {
                 Field::Timestamp if timestamp.is_none() => timestamp = Some(map.next_value()?),
-                Field::Data if payload.is_none() => {
-                    payload = Some(map.next_value_seed(FieldsSeed::<E>(self.topic, PhantomData))?)
+                Field::Data if fields.is_none() => {
+                    fields =
+                        Some(map.next_value_seed(StoredFieldsSeed::<E>(self.topic, PhantomData))?)
                 }
+                Field::Version if version.is_none() => version = Some(map.next_value()?),
                 Field::Timestamp => return Err(de::Error::duplicate_field("timestamp")),
                 Field::Data => return Err(de::Error::duplicate_field("data")),
+                Field::Version => return Err(de::Error::duplicate_field("version")),
             }
         }
-        Ok((
-            timestamp.ok_or_else(|| de::Error::missing_field("timestamp"))?,
-            payload.ok_or_else(|| de::Error::missing_field("data"))?,
-        ))
+        let timestamp = timestamp.ok_or_else(|| de::Error::missing_field("timestamp"))?;
+        let fields = fields.ok_or_else(|| de::Error::missing_field("data"))?;
+        Ok((timestamp, upcast_fields(self.topic, fields, version)?))
     }
 }
 
@@ -232,15 +303,9 @@ pub fn serialize_tagged<E: AggregateEvent, S: Serializer>(
     event: &E,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    struct Fields<'a, E>(&'a E);
-    impl<E: AggregateEvent> Serialize for Fields<'_, E> {
-        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            self.0.serialize_fields(serializer)
-        }
-    }
     let mut tagged = serializer.serialize_struct("TaggedEvent", 2)?;
     tagged.serialize_field("event", event.topic())?;
-    tagged.serialize_field("fields", &Fields(event))?;
+    tagged.serialize_field("fields", &CurrentFields(event))?;
     tagged.end()
 }
 
@@ -261,7 +326,7 @@ pub fn deserialize_tagged<'de, E: AggregateEvent, D: Deserializer<'de>>(
                 .next_element()?
                 .ok_or_else(|| de::Error::invalid_length(0, &self))?;
             known::<E, A::Error>(&topic)?;
-            seq.next_element_seed(FieldsSeed::<E>(&topic, PhantomData))?
+            seq.next_element_seed(CurrentFieldsSeed::<E>(&topic, PhantomData))?
                 .ok_or_else(|| de::Error::invalid_length(1, &self))
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<E, A::Error> {
@@ -283,7 +348,8 @@ pub fn deserialize_tagged<'de, E: AggregateEvent, D: Deserializer<'de>>(
                         topic = Some(value);
                     }
                     (Field::Data, Some(topic)) if event.is_none() => {
-                        event = Some(map.next_value_seed(FieldsSeed::<E>(topic, PhantomData))?);
+                        event =
+                            Some(map.next_value_seed(CurrentFieldsSeed::<E>(topic, PhantomData))?);
                     }
                     (Field::Data, None) => {
                         return Err(de::Error::custom("`event` must come before `fields`"));

@@ -74,18 +74,76 @@ impl<A: Aggregate> Snapshot<A> {
     }
 }
 
-/// How a snapshot is laid out in serde's data model; the id, version and topic
-/// are stored in columns of their own.
+/// How a snapshot is laid out in serde's data model: `{created_on, modified_on,
+/// state}`, and `version` when the aggregate's snapshot schema is above 1. The
+/// id, version and topic are stored in columns of their own.
 #[derive(Serialize)]
 pub(crate) struct SnapshotBody<'a, A> {
     pub(crate) created_on: DateTime<Utc>,
     pub(crate) modified_on: DateTime<Utc>,
     pub(crate) state: &'a A,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) version: Option<u32>,
 }
 
-#[derive(Deserialize)]
+impl<'a, A: Aggregate> SnapshotBody<'a, A> {
+    pub(crate) fn new(aggregate: &'a A) -> Self {
+        SnapshotBody {
+            created_on: aggregate.created_on(),
+            modified_on: aggregate.modified_on(),
+            state: aggregate,
+            version: (A::SNAPSHOT_VERSION > 1).then_some(A::SNAPSHOT_VERSION),
+        }
+    }
+}
+
+/// A snapshot body as read back, its state brought up to the current schema.
 pub(crate) struct OwnedSnapshotBody<A> {
     pub(crate) created_on: DateTime<Utc>,
     pub(crate) modified_on: DateTime<Utc>,
     pub(crate) state: A,
+}
+
+#[derive(Deserialize)]
+struct StoredSnapshotBody<S> {
+    created_on: DateTime<Utc>,
+    modified_on: DateTime<Utc>,
+    state: S,
+    #[serde(default)]
+    version: Option<u32>,
+}
+
+impl<'de, A: Aggregate> Deserialize<'de> for OwnedSnapshotBody<A> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let current = A::SNAPSHOT_VERSION;
+        let check = |stored: Option<u32>| {
+            let stored = stored.unwrap_or(1);
+            if stored == 0 || stored > current {
+                return Err(D::Error::custom(format_args!(
+                    "the snapshot was stored at schema version {stored}, but this program knows versions 1 to {current}"
+                )));
+            }
+            Ok(stored)
+        };
+        if current > 1 {
+            let body = StoredSnapshotBody::<serde_json::Value>::deserialize(deserializer)?;
+            let stored = check(body.version)?;
+            let mut state = body.state;
+            A::upcast_snapshot(stored, &mut state);
+            Ok(OwnedSnapshotBody {
+                created_on: body.created_on,
+                modified_on: body.modified_on,
+                state: serde_json::from_value(state).map_err(D::Error::custom)?,
+            })
+        } else {
+            let body = StoredSnapshotBody::<A>::deserialize(deserializer)?;
+            check(body.version)?;
+            Ok(OwnedSnapshotBody {
+                created_on: body.created_on,
+                modified_on: body.modified_on,
+                state: body.state,
+            })
+        }
+    }
 }

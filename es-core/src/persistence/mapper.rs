@@ -130,11 +130,7 @@ impl Mapper {
 
     /// Encodes a snapshot of `aggregate` as it is now.
     pub fn snapshot_to_stored<A: Aggregate>(&self, aggregate: &A) -> Result<StoredEvent> {
-        let body = SnapshotBody {
-            created_on: aggregate.created_on(),
-            modified_on: aggregate.modified_on(),
-            state: aggregate,
-        };
+        let body = SnapshotBody::new(aggregate);
         let state = self
             .transcoder
             .encode(&body)
@@ -154,7 +150,7 @@ impl Mapper {
 
     /// Decodes a stored snapshot of aggregate type `A`.
     pub fn stored_to_snapshot<A: Aggregate>(&self, stored: &StoredEvent) -> Result<Snapshot<A>> {
-        if stored.topic != A::SNAPSHOT_TOPIC {
+        if !A::is_snapshot_topic(&stored.topic) {
             return Err(unknown_topic(stored));
         }
         let body: OwnedSnapshotBody<A> = self

@@ -7,12 +7,14 @@ use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
 use syn::{FnArg, Ident, ImplItem, ImplItemFn, Pat, parse_quote};
 
-use crate::internals::ast::{AggregateImpl, EventMethod, Payload, Role};
+use crate::internals::ast::{AggregateImpl, EventMethod, Payload, Role, Schema};
 
 pub(crate) fn expand(model: AggregateImpl) -> TokenStream {
     let AggregateImpl {
         self_ident,
         name,
+        name_aliases,
+        snapshot_schema,
         events,
         mut other_items,
         attrs,
@@ -28,7 +30,13 @@ pub(crate) fn expand(model: AggregateImpl) -> TokenStream {
         let EventMethod { variant, topic, .. } = event;
         quote!(Self::#variant { .. } => #topic)
     });
-    let topics: Vec<&String> = events.iter().map(|event| &event.topic).collect();
+    let topics: Vec<&String> = events
+        .iter()
+        .flat_map(|event| std::iter::once(&event.topic).chain(&event.aliases))
+        .collect();
+    let schema_versions = schema_version_fn(&events);
+    let upcasts = upcast_fn(&events);
+    let snapshot_hooks = snapshot_hooks(&name, &name_aliases, &snapshot_schema);
     let serialize_arms = events.iter().map(serialize_arm);
     let deserialize_arms = events
         .iter()
@@ -52,14 +60,17 @@ pub(crate) fn expand(model: AggregateImpl) -> TokenStream {
                 ::es_core::__private::Result::Ok(())
             })
         });
-    let registrations = events.iter().map(|event| {
-        let topic = &event.topic;
-        quote! {
-            ::es_core::__private::inventory::submit! {
-                ::es_core::__private::RegisteredTopic::new::<#enum_ident>(#topic, #name)
+    // Aliases are registered too, so that readers of the log decode old topics.
+    let registrations = events
+        .iter()
+        .flat_map(|event| std::iter::once(&event.topic).chain(&event.aliases))
+        .map(|topic| {
+            quote! {
+                ::es_core::__private::inventory::submit! {
+                    ::es_core::__private::RegisteredTopic::new::<#enum_ident>(#topic, #name)
+                }
             }
-        }
-    });
+        });
 
     let mut injector = MetaInjector {
         self_ident: &self_ident,
@@ -134,6 +145,9 @@ pub(crate) fn expand(model: AggregateImpl) -> TokenStream {
                     }
                 }
 
+                #schema_versions
+                #upcasts
+
                 fn deserialize_fields<'de, D: ::es_core::__private::serde::Deserializer<'de>>(
                     topic: &str,
                     deserializer: D,
@@ -176,6 +190,7 @@ pub(crate) fn expand(model: AggregateImpl) -> TokenStream {
                 type Event = #enum_ident;
                 const NAME: &'static str = #name;
                 const SNAPSHOT_TOPIC: &'static str = #snapshot_topic;
+                #snapshot_hooks
 
                 #[allow(unreachable_patterns)]
                 fn replay_creation(payload: #enum_ident) -> ::es_core::__private::Result<Self, #enum_ident> {
@@ -322,7 +337,8 @@ fn serialize_arm(event: &EventMethod) -> TokenStream {
 }
 
 fn deserialize_arm(event: &EventMethod, enum_ident: &Ident) -> TokenStream {
-    let EventMethod { variant, topic, .. } = event;
+    let EventMethod { variant, .. } = event;
+    let topic = topic_pattern(event);
     match &event.payload {
         Payload::Fields(fields) => {
             let owned = owned_carrier(event);
@@ -446,4 +462,96 @@ impl VisitMut for MetaInjector<'_> {
     fn visit_item_mut(&mut self, _: &mut syn::Item) {
         // Items nested in a body are the user's own; leave them alone.
     }
+}
+
+/// The topic and its aliases, as a match pattern.
+fn topic_pattern(event: &EventMethod) -> TokenStream {
+    let topic = &event.topic;
+    let aliases = &event.aliases;
+    quote!(#topic #(| #aliases)*)
+}
+
+/// `AggregateEvent::schema_version`, if any event has a version above 1.
+fn schema_version_fn(events: &[EventMethod]) -> TokenStream {
+    let arms: Vec<TokenStream> = events
+        .iter()
+        .filter(|event| event.schema.version > 1)
+        .map(|event| {
+            let pattern = topic_pattern(event);
+            let version = event.schema.version;
+            quote!(#pattern => #version)
+        })
+        .collect();
+    if arms.is_empty() {
+        return TokenStream::new();
+    }
+    quote! {
+        fn schema_version(topic: &str) -> u32 {
+            match topic {
+                #(#arms,)*
+                _ => 1,
+            }
+        }
+    }
+}
+
+/// `AggregateEvent::upcast`, if any event has upcast steps.
+fn upcast_fn(events: &[EventMethod]) -> TokenStream {
+    let arms: Vec<TokenStream> = events
+        .iter()
+        .filter(|event| !event.schema.steps.is_empty())
+        .map(|event| {
+            let pattern = topic_pattern(event);
+            let steps = upcast_steps(&event.schema);
+            quote!(#pattern => #steps)
+        })
+        .collect();
+    if arms.is_empty() {
+        return TokenStream::new();
+    }
+    quote! {
+        fn upcast(topic: &str, version: u32, fields: &mut ::es_core::__private::JsonValue) {
+            match topic {
+                #(#arms,)*
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Runs the steps from `version` (a stored version, from 1) to the current one.
+fn upcast_steps(schema: &Schema) -> TokenStream {
+    let steps = schema
+        .steps
+        .iter()
+        .map(|step| quote_spanned!(step.span()=> #step));
+    quote!({
+        let steps: &[fn(&mut ::es_core::__private::JsonValue)] = &[#(#steps),*];
+        for step in steps.iter().skip(version.saturating_sub(1) as usize) {
+            step(fields);
+        }
+    })
+}
+
+/// The snapshot schema and the snapshot topics of the aggregate's former names.
+fn snapshot_hooks(name: &str, aliases: &[String], schema: &Schema) -> TokenStream {
+    let mut hooks = TokenStream::new();
+    if !aliases.is_empty() {
+        let current = format!("{name}.Snapshot");
+        let old = aliases.iter().map(|alias| format!("{alias}.Snapshot"));
+        hooks.extend(quote! {
+            fn is_snapshot_topic(topic: &str) -> bool {
+                matches!(topic, #current #(| #old)*)
+            }
+        });
+    }
+    if schema.version > 1 {
+        let version = schema.version;
+        let steps = upcast_steps(schema);
+        hooks.extend(quote! {
+            const SNAPSHOT_VERSION: u32 = #version;
+            fn upcast_snapshot(version: u32, fields: &mut ::es_core::__private::JsonValue) #steps
+        });
+    }
+    hooks
 }

@@ -11,7 +11,7 @@ use syn::{
     Type,
 };
 
-use super::attr::{AggregateArgs, EventArgs, EventKind, upper_camel};
+use super::attr::{AggregateArgs, EventArgs, EventKind, SchemaArgs, upper_camel};
 use super::ctxt::Ctxt;
 
 /// Traits the user may already derive, which the macros would otherwise add.
@@ -91,12 +91,73 @@ pub(crate) enum Payload {
     Struct(Ident, Box<Type>),
 }
 
+/// A schema version with the steps that bring each older version up to it.
+pub(crate) struct Schema {
+    /// The current version, from 1.
+    pub(crate) version: u32,
+    /// `steps[i]` upcasts from version `i + 1` to `i + 2`.
+    pub(crate) steps: Vec<syn::Path>,
+}
+
+impl Schema {
+    fn from_args(cx: &Ctxt, args: SchemaArgs) -> Self {
+        let version = match &args.version {
+            None => 1,
+            Some(lit) => match lit.base10_parse::<u32>() {
+                Ok(version) if version >= 1 => version,
+                _ => {
+                    cx.error_spanned_by(
+                        lit,
+                        "`version` counts from 1: the first schema is version 1",
+                    );
+                    1
+                }
+            },
+        };
+        let steps = match args.upcast {
+            None if version > 1 => {
+                if let Some(lit) = &args.version {
+                    cx.error_spanned_by(
+                        lit,
+                        format!(
+                            "version {version} needs {} upcast step(s) for data stored at older versions: \
+                             add `upcast = [..]` with one `fn(&mut es_core::serde_json::Value)` per step",
+                            version - 1
+                        ),
+                    );
+                }
+                Vec::new()
+            }
+            None => Vec::new(),
+            Some((written, steps)) => {
+                if steps.len() as u64 + 1 != u64::from(version) {
+                    cx.error_spanned_by(
+                        written,
+                        format!(
+                            "version {version} needs {} upcast step(s), one from each older version to the next, but {} {} given",
+                            version - 1,
+                            steps.len(),
+                            if steps.len() == 1 { "is" } else { "are" }
+                        ),
+                    );
+                }
+                steps
+            }
+        };
+        Schema { version, steps }
+    }
+}
+
 /// One `#[event]` method.
 pub(crate) struct EventMethod {
     /// The variant of the event enum.
     pub(crate) variant: Ident,
     /// The stored topic.
     pub(crate) topic: String,
+    /// Former topics, still read as this event.
+    pub(crate) aliases: Vec<String>,
+    /// The schema of the event's fields.
+    pub(crate) schema: Schema,
     pub(crate) role: Role,
     pub(crate) payload: Payload,
     /// The method as written, without its `#[event]` attribute.
@@ -108,6 +169,10 @@ pub(crate) struct AggregateImpl {
     pub(crate) self_ident: Ident,
     /// The aggregate's name in topics.
     pub(crate) name: String,
+    /// Former names: their snapshot topics are still read.
+    pub(crate) name_aliases: Vec<String>,
+    /// The schema of the aggregate's state in snapshots.
+    pub(crate) snapshot_schema: Schema,
     pub(crate) events: Vec<EventMethod>,
     /// Everything in the impl block that is not an event method, unchanged.
     pub(crate) other_items: Vec<ImplItem>,
@@ -144,6 +209,8 @@ impl AggregateImpl {
         let name = args
             .name
             .map_or_else(|| self_ident.to_string(), |lit| lit.value());
+        let name_aliases: Vec<String> = args.aliases.iter().map(syn::LitStr::value).collect();
+        let snapshot_schema = Schema::from_args(cx, args.schema);
 
         let mut events: Vec<EventMethod> = Vec::new();
         let mut other_items = Vec::new();
@@ -180,7 +247,14 @@ impl AggregateImpl {
                     let errors_before = cx.error_count();
                     let plain = method.clone();
                     let takes_self = plain.sig.receiver().is_some();
-                    match EventMethod::from_method(cx, &attr, &self_ident, &name, method) {
+                    match EventMethod::from_method(
+                        cx,
+                        &attr,
+                        &self_ident,
+                        &name,
+                        &name_aliases,
+                        method,
+                    ) {
                         Some(event) if cx.error_count() == errors_before => events.push(event),
                         _ => {
                             rejected_creation |= !takes_self;
@@ -206,18 +280,23 @@ impl AggregateImpl {
                     ),
                 );
                 other_items.push(ImplItem::Fn(event.method));
-            } else if let Some(first) = by_topic.get(&event.topic) {
+            } else if let Some((topic, first)) = std::iter::once(&event.topic)
+                .chain(&event.aliases)
+                .find_map(|topic| by_topic.get(topic).map(|first| (topic, first)))
+            {
                 cx.error_spanned_by(
                     &event.variant,
                     format!(
-                        "duplicate topic {:?}: method `{first}` is already stored under it; give each event its own topic",
-                        event.topic
+                        "duplicate topic {topic:?}: method `{first}` is already stored or read under it; \
+                         give each event its own topic"
                     ),
                 );
                 other_items.push(ImplItem::Fn(event.method));
             } else {
                 by_variant.insert(event.variant.to_string(), method.clone());
-                by_topic.insert(event.topic.clone(), method);
+                for topic in std::iter::once(&event.topic).chain(&event.aliases) {
+                    by_topic.insert(topic.clone(), method.clone());
+                }
                 unique.push(event);
             }
         }
@@ -238,6 +317,8 @@ impl AggregateImpl {
         Some(AggregateImpl {
             self_ident,
             name,
+            name_aliases,
+            snapshot_schema,
             events,
             other_items,
             attrs: item.attrs,
@@ -251,6 +332,7 @@ impl EventMethod {
         attr: &Attribute,
         self_ident: &Ident,
         aggregate: &str,
+        aggregate_aliases: &[String],
         method: ImplItemFn,
     ) -> Option<Self> {
         let sig = &method.sig;
@@ -377,18 +459,33 @@ impl EventMethod {
                 (variant, Payload::Struct(ident, Box::new(ty)))
             }
         };
+        let mut aliases: Vec<String> = args.aliases.iter().map(syn::LitStr::value).collect();
+        // A renamed aggregate still reads its events' old default topics; a topic
+        // given explicitly was never derived from the name.
+        if args.topic.is_none() {
+            aliases.extend(
+                aggregate_aliases
+                    .iter()
+                    .map(|alias| format!("{alias}.{variant}")),
+            );
+        }
         let topic = args
             .topic
             .map_or_else(|| format!("{aggregate}.{variant}"), |lit| lit.value());
-        if topic.is_empty() || topic.contains('\0') {
-            cx.error_spanned_by(
-                &variant,
-                "a topic must be non-empty and free of NUL characters",
-            );
+        for topic in std::iter::once(&topic).chain(&aliases) {
+            if topic.is_empty() || topic.contains('\0') {
+                cx.error_spanned_by(
+                    &variant,
+                    format!("topic {topic:?} must be non-empty and free of NUL characters"),
+                );
+            }
         }
+        let schema = Schema::from_args(cx, args.schema);
         Some(EventMethod {
             variant,
             topic,
+            aliases,
+            schema,
             role,
             payload,
             method,

@@ -1,9 +1,10 @@
-//! The arguments of the attributes: `#[aggregate(name = "...")]` and
-//! `#[event("Name", topic = "...", id = expr)]` / `#[event(Struct)]`.
+//! The arguments of the attributes: `#[aggregate(name = "...", aliases = [..],
+//! version = N, upcast = [..])]` and `#[event("Name", topic = "...", id = expr,
+//! aliases = [..], version = N, upcast = [..])]` / `#[event(Struct)]`.
 
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
-use syn::{Expr, Ident, LitStr, Path, Token};
+use syn::{Expr, Ident, LitInt, LitStr, Path, Token};
 
 use super::ctxt::Ctxt;
 
@@ -12,6 +13,76 @@ use super::ctxt::Ctxt;
 pub(crate) struct AggregateArgs {
     /// The aggregate's name in topics, if not the type's.
     pub(crate) name: Option<LitStr>,
+    /// Former names, whose topics are still read.
+    pub(crate) aliases: Vec<LitStr>,
+    /// The schema version of the aggregate's state in snapshots, and its upcast steps.
+    pub(crate) schema: SchemaArgs,
+}
+
+/// `version = N, upcast = [step, ..]` as written.
+#[derive(Default)]
+pub(crate) struct SchemaArgs {
+    pub(crate) version: Option<LitInt>,
+    pub(crate) upcast: Option<(Expr, Vec<Path>)>,
+}
+
+impl SchemaArgs {
+    /// Takes `version` or `upcast`; false for any other key.
+    fn accept(&mut self, cx: &Ctxt, pair: &KeyValue) -> bool {
+        if pair.key == "version" {
+            match &pair.value {
+                Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Int(lit),
+                    ..
+                }) => self.version = Some(lit.clone()),
+                other => cx.error_spanned_by(
+                    other,
+                    "`version` must be an integer literal, such as `version = 2`",
+                ),
+            }
+            true
+        } else if pair.key == "upcast" {
+            let steps = match &pair.value {
+                Expr::Array(array) => array
+                    .elems
+                    .iter()
+                    .filter_map(|elem| match elem {
+                        Expr::Path(path) if path.qself.is_none() => Some(path.path.clone()),
+                        other => {
+                            cx.error_spanned_by(other, "an upcast step is the path of a function `fn(&mut es_core::serde_json::Value)`");
+                            None
+                        }
+                    })
+                    .collect(),
+                other => {
+                    cx.error_spanned_by(other, "`upcast` takes a list of functions: `upcast = [v1_to_v2, v2_to_v3]`");
+                    Vec::new()
+                }
+            };
+            self.upcast = Some((pair.value.clone(), steps));
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// `aliases = ["..", ..]` as written.
+fn string_list(cx: &Ctxt, value: &Expr) -> Vec<LitStr> {
+    match value {
+        Expr::Array(array) => array
+            .elems
+            .iter()
+            .filter_map(|elem| string_literal(cx, elem, "an alias"))
+            .collect(),
+        other => {
+            cx.error_spanned_by(
+                other,
+                "`aliases` takes a list of strings: `aliases = [\"OldName\"]`",
+            );
+            Vec::new()
+        }
+    }
 }
 
 /// One `key = value` argument.
@@ -62,10 +133,16 @@ impl AggregateArgs {
                     cx.error_spanned_by(&pair.key, "`name` is given twice");
                 }
                 args.name = string_literal(cx, &pair.value, "`name`");
-            } else {
+            } else if pair.key == "aliases" {
+                args.aliases = string_list(cx, &pair.value);
+            } else if !args.schema.accept(cx, &pair) {
                 cx.error_spanned_by(
                     &pair.key,
-                    format!("unknown argument `{}`; #[aggregate] on an impl block accepts `name = \"...\"`", pair.key),
+                    format!(
+                        "unknown argument `{}`; #[aggregate] on an impl block accepts `name = \"...\"`, \
+                         `aliases = [\"...\"]`, `version = N` and `upcast = [..]`",
+                        pair.key
+                    ),
                 );
             }
         }
@@ -88,6 +165,10 @@ pub(crate) struct EventArgs {
     pub(crate) name: Option<LitStr>,
     pub(crate) topic: Option<LitStr>,
     pub(crate) id: Option<Expr>,
+    /// Former topics, still read.
+    pub(crate) aliases: Vec<LitStr>,
+    /// The schema version of the event's fields, and its upcast steps.
+    pub(crate) schema: SchemaArgs,
 }
 
 impl EventArgs {
@@ -99,6 +180,8 @@ impl EventArgs {
             name: None,
             topic: None,
             id: None,
+            aliases: Vec::new(),
+            schema: SchemaArgs::default(),
         };
         let tokens = match &attr.meta {
             syn::Meta::Path(_) => {
@@ -144,13 +227,16 @@ impl EventArgs {
                 args.id = Some(pair.value);
             } else if pair.key == "name" && matches!(args.kind, Some(EventKind::Struct(_))) {
                 args.name = string_literal(cx, &pair.value, "`name`");
-            } else {
+            } else if pair.key == "aliases" {
+                args.aliases = string_list(cx, &pair.value);
+            } else if !args.schema.accept(cx, &pair) {
                 cx.error_spanned_by(
                     &pair.key,
                     format!(
                         "unknown argument `{}`; #[event] accepts a name (\"Name\") or an event struct \
-                         (then `name = \"...\"` to name its variant), then `topic = \"...\"` and, \
-                         on a creation event, `id = <expression>`",
+                         (then `name = \"...\"` to name its variant), then `topic = \"...\"`, \
+                         `aliases = [\"...\"]`, `version = N`, `upcast = [..]` and, on a creation \
+                         event, `id = <expression>`",
                         pair.key
                     ),
                 );

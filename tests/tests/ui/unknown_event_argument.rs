@@ -13,7 +13,7 @@ impl Dog {
         Dog { name, tricks: Vec::new() }
     }
 
-    #[event("TrickAdded", version = 2)]
+    #[event("TrickAdded", retries = 2)]
     pub fn add_trick(&mut self, trick: String) {
         self.tricks.push(trick);
     }
