@@ -48,14 +48,32 @@ fn memory() -> Application {
         .expect("application")
 }
 
-/// Every backend, so each test below runs on all of them.
-fn backends() -> Vec<(&'static str, Application, Option<tempfile::TempDir>)> {
+#[path = "pg_support/mod.rs"]
+mod pg_support;
+
+/// What a backend needs kept until the test ends (a directory, tables to drop).
+type Guard = Option<Box<dyn std::any::Any>>;
+
+/// Every backend, so each test below runs on all of them (PostgreSQL when its
+/// server is there, on fresh tables).
+fn backends() -> Vec<(&'static str, Application, Guard)> {
     let dir = tempfile::tempdir().expect("temporary directory");
     let file = Application::builder()
         .sqlite(dir.path().join("events.sqlite3"))
         .build()
         .expect("sqlite file");
-    vec![
+    let postgres =
+        pg_support::server("the PostgreSQL backend of an application test").map(|config| {
+            let prefix = pg_support::unique_prefix();
+            let guard: Box<dyn std::any::Any> = Box::new(pg_support::DropTables::new(&prefix));
+            let app = Application::builder()
+                .name(&prefix)
+                .postgres(config)
+                .build()
+                .expect("postgres");
+            ("postgres", app, Some(guard))
+        });
+    let mut backends: Vec<(&'static str, Application, Guard)> = vec![
         ("memory", memory(), None),
         (
             "sqlite in memory",
@@ -65,8 +83,10 @@ fn backends() -> Vec<(&'static str, Application, Option<tempfile::TempDir>)> {
                 .expect("sqlite"),
             None,
         ),
-        ("sqlite file", file, Some(dir)),
-    ]
+        ("sqlite file", file, Some(Box::new(dir))),
+    ];
+    backends.extend(postgres);
+    backends
 }
 
 #[test]

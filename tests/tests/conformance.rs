@@ -30,3 +30,28 @@ mod sqlite_file {
         Fixture::new(SqliteRecorder::events(db, true).expect("recorder")).keeping(dir)
     });
 }
+
+#[path = "pg_support/mod.rs"]
+mod pg_support;
+
+mod postgres {
+    use es_core::persistence::conformance::Fixture;
+    use es_core::persistence::{PostgresDatabase, PostgresRecorder};
+
+    use super::pg_support::{DropTables, server, unique_prefix};
+
+    /// A fresh recorder on its own tables, dropped with the fixture; `None`
+    /// (the case is skipped) when the server is not there outside CI.
+    fn fixture() -> Option<Fixture> {
+        let mut config = server("a PostgreSQL conformance case")?;
+        // Room for the concurrent cases' writers and follower at once.
+        config.pool_size = 8;
+        let prefix = unique_prefix();
+        let guard = DropTables::new(&prefix);
+        let db = PostgresDatabase::open(&config).expect("pool");
+        let recorder = PostgresRecorder::events(db, Some(&prefix), true).expect("recorder");
+        Some(Fixture::new(recorder).keeping(guard))
+    }
+
+    es_core::recorder_conformance_tests!(fixture);
+}

@@ -24,6 +24,18 @@ pub enum Persistence {
         /// The database file (`SQLITE_DBNAME`).
         path: PathBuf,
     },
+    /// A PostgreSQL database (`PERSISTENCE_MODULE=postgres`, with the
+    /// `postgres` feature); `Display` and `Debug` never show the password.
+    ///
+    /// ```
+    /// use es_core::{Persistence, persistence::PostgresConfig};
+    /// let config = PostgresConfig::new("127.0.0.1", "test", "postgres").with_password("pw");
+    /// let persistence = Persistence::Postgres(config);
+    /// assert_eq!(persistence.to_string(), "postgres://postgres@127.0.0.1:5432/test");
+    /// assert!(!format!("{persistence:?}").contains("pw\""));
+    /// ```
+    #[cfg(feature = "postgres")]
+    Postgres(crate::persistence::PostgresConfig),
 }
 
 impl std::fmt::Display for Persistence {
@@ -37,6 +49,8 @@ impl std::fmt::Display for Persistence {
             Persistence::Memory => f.write_str("memory"),
             #[cfg(feature = "sqlite")]
             Persistence::Sqlite { path } => write!(f, "sqlite:{}", path.display()),
+            #[cfg(feature = "postgres")]
+            Persistence::Postgres(config) => config.fmt(f),
         }
     }
 }
@@ -126,6 +140,23 @@ impl ApplicationBuilder {
         self.persistence(Persistence::Sqlite { path: path.into() })
     }
 
+    /// Keeps events in the PostgreSQL database `config` names. Unless
+    /// `config.table_prefix` is set, the tables are named after the
+    /// application (`<name>_events`), or `stored_events` without a name.
+    ///
+    /// ```
+    /// use es_core::{Application, persistence::PostgresConfig};
+    /// let mut config = PostgresConfig::from_url("postgres://postgres@127.0.0.1:5432/test")?;
+    /// config.table_prefix = Some("9lives".into()); // not a plain name
+    /// let error = Application::builder().postgres(config).build().unwrap_err();
+    /// assert!(error.to_string().contains("table prefix"));
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    #[cfg(feature = "postgres")]
+    pub fn postgres(self, config: crate::persistence::PostgresConfig) -> Self {
+        self.persistence(Persistence::Postgres(config))
+    }
+
     /// How long a SQLite write waits for another process's lock.
     pub fn sqlite_lock_timeout(mut self, timeout: Duration) -> Self {
         self.sqlite_lock_timeout = Some(timeout);
@@ -184,6 +215,13 @@ impl ApplicationBuilder {
             Some(persistence) => persistence,
             None => persistence_from(&env)?,
         };
+        #[cfg(feature = "postgres")]
+        let persistence = match persistence {
+            Persistence::Postgres(config) => Persistence::Postgres(
+                super::postgres::with_table_prefix(config, self.name.as_deref()),
+            ),
+            other => other,
+        };
         let snapshotting = match self.snapshotting {
             Some(enabled) => enabled,
             None => env.get_bool("IS_SNAPSHOTTING_ENABLED")?.unwrap_or(false),
@@ -222,10 +260,24 @@ fn persistence_from(env: &Environment) -> Result<Persistence> {
             "popo",
             "eventsourcing.sqlite",
             "eventsourcing.popo",
+            "postgres",
+            "eventsourcing.postgres",
         ],
     )?;
     match module {
         Some("memory" | "popo" | "eventsourcing.popo") => Ok(Persistence::Memory),
+        #[cfg(feature = "postgres")]
+        Some("postgres" | "eventsourcing.postgres") => Ok(Persistence::Postgres(
+            super::postgres::config_from_env(env)?,
+        )),
+        #[cfg(not(feature = "postgres"))]
+        Some(module @ ("postgres" | "eventsourcing.postgres")) => Err(crate::Error::Config {
+            variable: env
+                .get("PERSISTENCE_MODULE")
+                .map_or_else(|| "PERSISTENCE_MODULE".to_owned(), |(variable, _)| variable),
+            value: module.into(),
+            expected: "sqlite or memory (this build of es-core has no `postgres` feature)".into(),
+        }),
         #[cfg(feature = "sqlite")]
         _ => Ok(Persistence::Sqlite {
             path: env.get("SQLITE_DBNAME").map_or_else(
@@ -275,6 +327,10 @@ fn open_recorders(
                 Arc::new(SqliteRecorder::events(db, create_table)?),
                 snapshots,
             ))
+        }
+        #[cfg(feature = "postgres")]
+        Persistence::Postgres(config) => {
+            super::postgres::open_recorders(config, snapshotting, create_table)
         }
     }
 }

@@ -123,6 +123,42 @@ impl Environment {
             })
     }
 
+    /// A whole number within `accepted` (`"5"`, not `"5.0"` or `"-1"`).
+    ///
+    /// ```
+    /// use es_core::Environment;
+    /// let env = Environment::from_vars([("POSTGRES_PORT", "6543"), ("POSTGRES_POOL_SIZE", "0")]);
+    /// assert_eq!(env.get_u32("POSTGRES_PORT", 1..=65535).unwrap(), Some(6543));
+    /// let error = env.get_u32("POSTGRES_POOL_SIZE", 1..=1000).unwrap_err().to_string();
+    /// assert!(error.contains("POSTGRES_POOL_SIZE") && error.contains("from 1 to 1000"));
+    /// ```
+    pub fn get_u32(
+        &self,
+        key: &str,
+        accepted: std::ops::RangeInclusive<u32>,
+    ) -> Result<Option<u32>> {
+        let Some((variable, value)) = self.get(key) else {
+            return Ok(None);
+        };
+        value
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|number| accepted.contains(number))
+            .map(Some)
+            .ok_or_else(|| {
+                invalid(
+                    variable,
+                    value,
+                    &format!(
+                        "a whole number from {} to {}",
+                        accepted.start(),
+                        accepted.end()
+                    ),
+                )
+            })
+    }
+
     /// A value that must be one of `accepted`, returned as the accepted spelling.
     pub fn get_choice(&self, key: &str, accepted: &[&'static str]) -> Result<Option<&'static str>> {
         let Some((variable, value)) = self.get(key) else {
@@ -179,6 +215,27 @@ mod tests {
             assert!(error.contains(bad) && error.contains("seconds"), "{error}");
         }
         assert_eq!(env.get_seconds("missing").expect("absent"), None);
+    }
+
+    #[test]
+    fn whole_numbers_must_be_within_the_accepted_range() {
+        let env = Environment::from_vars([
+            ("A", " 7 "),
+            ("B", "0"),
+            ("C", "70000"),
+            ("D", "5.0"),
+            ("E", "-1"),
+            ("F", "many"),
+        ]);
+        assert_eq!(env.get_u32("A", 1..=10).expect("valid"), Some(7));
+        for bad in ["B", "C", "D", "E", "F"] {
+            let error = env.get_u32(bad, 1..=65535).expect_err(bad).to_string();
+            assert!(
+                error.contains(bad) && error.contains("a whole number from 1 to 65535"),
+                "{error}"
+            );
+        }
+        assert_eq!(env.get_u32("missing", 1..=10).expect("absent"), None);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 mod builder;
 mod environment;
 mod notification_log;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod repository;
 mod save;
 

@@ -5,12 +5,18 @@
 pub mod conformance;
 mod mapper;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod recorder;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod stored_event;
 mod transcoder;
 
+#[cfg(feature = "postgres")]
+pub use self::postgres::{PostgresConfig, PostgresDatabase, PostgresRecorder};
+#[cfg(feature = "postgres")]
+pub(crate) use self::postgres::{checked_identifier, table_prefix_from_name};
 pub use mapper::Mapper;
 pub use memory::MemoryRecorder;
 pub use recorder::{AggregateRecorder, ApplicationRecorder, EventQuery};

@@ -1,0 +1,484 @@
+//! PostgreSQL beyond the conformance suite: the notification-id guarantee under
+//! heavier contention, the application on PostgreSQL, tables and schemas,
+//! timeouts, and configuration.
+
+#[path = "pg_support/mod.rs"]
+mod pg_support;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use es_core::persistence::{
+    AggregateRecorder, ApplicationRecorder, EventQuery, Notification, PostgresConfig,
+    PostgresDatabase, PostgresRecorder, StoredEvent,
+};
+use es_core::prelude::*;
+use es_core::{Environment, Persistence};
+
+use pg_support::{DropTables, server, unique_prefix, url};
+
+#[aggregate]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Account {
+    owner: String,
+    balance: i64,
+}
+
+#[aggregate]
+impl Account {
+    #[event("Opened")]
+    pub fn open(owner: String, balance: i64) -> Self {
+        Account { owner, balance }
+    }
+
+    #[event("Deposited")]
+    pub fn deposit(&mut self, amount: i64) {
+        self.balance += amount;
+    }
+}
+
+fn event(originator_id: Uuid, version: u64) -> StoredEvent {
+    StoredEvent {
+        originator_id,
+        originator_version: version,
+        topic: "T".into(),
+        state: version.to_be_bytes().to_vec(),
+    }
+}
+
+/// Writers on several threads commit batches of different sizes while a
+/// follower pages through the log: the follower must see every event exactly
+/// once, in id order, and never miss one that committed late below an id it had
+/// already passed (the sequence-gap problem the table lock exists to prevent).
+#[test]
+fn a_follower_never_misses_an_event_under_heavy_contention() {
+    const WRITERS: usize = 6;
+    const SAVES: u64 = 60;
+    let Some(mut config) = server("a_follower_never_misses_an_event_under_heavy_contention") else {
+        return;
+    };
+    config.pool_size = WRITERS as u32 + 2;
+    let prefix = unique_prefix();
+    let _drop = DropTables::new(&prefix);
+    let db = PostgresDatabase::open(&config).expect("pool");
+    let recorder: Arc<PostgresRecorder> =
+        Arc::new(PostgresRecorder::events(db, Some(&prefix), true).expect("recorder"));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let done = Arc::new(AtomicBool::new(false));
+
+    let follower = {
+        let (recorder, done) = (recorder.clone(), done.clone());
+        thread::spawn(move || {
+            let mut seen: Vec<Notification> = Vec::new();
+            let mut next = 1;
+            loop {
+                assert!(Instant::now() < deadline, "the follower ran out of time");
+                let finished = done.load(Ordering::SeqCst);
+                let page = recorder
+                    .select_notifications(next, 50, None, &[])
+                    .expect("follow");
+                if let Some(last) = page.last() {
+                    next = last.id + 1;
+                }
+                let empty = page.is_empty();
+                seen.extend(page);
+                if finished && empty {
+                    return seen;
+                }
+            }
+        })
+    };
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|writer| {
+            let recorder = recorder.clone();
+            thread::spawn(move || {
+                let id = Uuid::new_v4();
+                let mut version = 0;
+                for save in 0..SAVES {
+                    assert!(Instant::now() < deadline, "writer {writer} ran out of time");
+                    // Batches of 1 to 4 events: long and short transactions interleave.
+                    let size = 1 + (save + writer as u64) % 4;
+                    let batch: Vec<StoredEvent> =
+                        (1..=size).map(|i| event(id, version + i)).collect();
+                    let ids = recorder.insert_events(&batch).expect("insert");
+                    assert_eq!(ids.len(), batch.len());
+                    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+                    version += size;
+                }
+                (id, version)
+            })
+        })
+        .collect();
+    let written: Vec<(Uuid, u64)> = writers
+        .into_iter()
+        .map(|w| w.join().expect("writer thread"))
+        .collect();
+    done.store(true, Ordering::SeqCst);
+    let seen = follower.join().expect("follower thread");
+
+    assert!(
+        seen.windows(2).all(|w| w[0].id < w[1].id),
+        "in id order, no repeats"
+    );
+    let keys: HashSet<(Uuid, u64)> = seen
+        .iter()
+        .map(|n| (n.event.originator_id, n.event.originator_version))
+        .collect();
+    assert_eq!(keys.len(), seen.len(), "each event once");
+    let total: u64 = written.iter().map(|(_, version)| version).sum();
+    assert_eq!(seen.len() as u64, total, "the follower saw every event");
+    let all = recorder
+        .select_notifications(1, usize::MAX, None, &[])
+        .expect("select");
+    assert_eq!(
+        seen.iter().map(|n| n.id).collect::<Vec<_>>(),
+        all.iter().map(|n| n.id).collect::<Vec<_>>()
+    );
+    for (id, version) in written {
+        let versions: Vec<u64> = seen
+            .iter()
+            .filter(|n| n.event.originator_id == id)
+            .map(|n| n.event.originator_version)
+            .collect();
+        assert_eq!(versions, (1..=version).collect::<Vec<_>>());
+    }
+}
+
+fn application(config: &PostgresConfig, name: &str) -> Application {
+    Application::builder()
+        .name(name)
+        .postgres(config.clone())
+        .snapshotting_interval::<Account>(3)
+        .build()
+        .expect("application")
+}
+
+#[test]
+fn the_application_saves_gets_conflicts_and_snapshots_on_postgres() {
+    let Some(config) = server("the_application_saves_gets_conflicts_and_snapshots_on_postgres")
+    else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let _drop = DropTables::new(&prefix);
+    let app = application(&config, &prefix);
+    match app.persistence() {
+        Persistence::Postgres(used) => assert_eq!(used.table_prefix.as_deref(), Some(&*prefix)),
+        other => panic!("{other:?}"),
+    }
+
+    let mut account = Account::open("Alice".into(), 10);
+    account.deposit(5);
+    let recordings = app.save(&mut account).expect("save");
+    assert_eq!(
+        recordings
+            .iter()
+            .map(|r| r.notification_id)
+            .collect::<Vec<_>>(),
+        [1, 2]
+    );
+    account.deposit(7); // version 3: a snapshot falls due
+    app.save(&mut account).expect("save");
+    let got: Account = app.repository().get(account.id()).expect("get");
+    assert_eq!(got, account);
+    assert_eq!(
+        app.repository()
+            .get_at::<Account>(account.id(), 2)
+            .expect("get at")
+            .balance,
+        15
+    );
+    let snapshots = app.snapshot_recorder().expect("snapshotting");
+    let taken = snapshots
+        .select_events(account.id(), EventQuery::new())
+        .expect("select");
+    assert_eq!(
+        taken
+            .iter()
+            .map(|s| s.originator_version)
+            .collect::<Vec<_>>(),
+        [3]
+    );
+    app.take_snapshot::<Account>(account.id())
+        .expect("twice is harmless");
+
+    // A second application on the same tables (as another process would be):
+    // the tables exist already, and its stale copy conflicts.
+    let other = application(&config, &prefix);
+    let mut stale: Account = other.repository().get(account.id()).expect("get");
+    account.deposit(1);
+    app.save(&mut account).expect("save");
+    stale.deposit(2);
+    let error = other.save(&mut stale).expect_err("version 4 is taken");
+    assert!(
+        matches!(error, Error::Conflict { originator_id, originator_version: 4 } if originator_id == account.id()),
+        "{error}"
+    );
+    assert_eq!(stale.pending_events().len(), 1, "kept for a retry");
+    assert_eq!(
+        other
+            .repository()
+            .get::<Account>(account.id())
+            .expect("get")
+            .balance,
+        23
+    );
+    assert_eq!(other.notification_log().max_id().expect("max"), Some(4));
+}
+
+#[test]
+fn a_save_of_several_aggregates_is_all_or_nothing_on_postgres() {
+    let Some(config) = server("a_save_of_several_aggregates_is_all_or_nothing_on_postgres") else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let _drop = DropTables::new(&prefix);
+    let app = application(&config, &prefix);
+    let mut a = Account::open("A".into(), 0);
+    let mut b = Account::open("B".into(), 0);
+    app.save(&mut [&mut a, &mut b]).expect("save");
+    let mut b_elsewhere: Account = app.repository().get(b.id()).expect("get");
+    b_elsewhere.deposit(1);
+    app.save(&mut b_elsewhere).expect("save");
+    a.deposit(10);
+    b.deposit(-10);
+    let error = app.save(&mut [&mut a, &mut b]).expect_err("b moved on");
+    assert!(
+        matches!(error, Error::Conflict { originator_id, originator_version: 2 } if originator_id == b.id()),
+        "{error}"
+    );
+    assert_eq!(
+        app.repository()
+            .get::<Account>(a.id())
+            .expect("get")
+            .version(),
+        1
+    );
+}
+
+#[test]
+fn the_environment_alone_configures_postgres_and_names_the_tables() {
+    let Some(_) = server("the_environment_alone_configures_postgres_and_names_the_tables") else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let _drop = DropTables::new(&prefix);
+    let env = Environment::from_vars([
+        ("PERSISTENCE_MODULE", "eventsourcing.postgres".to_owned()),
+        ("POSTGRES_URL", url()),
+        ("POSTGRES_POOL_SIZE", "2".to_owned()),
+        ("POSTGRES_LOCK_TIMEOUT", "5".to_owned()),
+        ("IS_SNAPSHOTTING_ENABLED", "yes".to_owned()),
+    ]);
+    let app = Application::builder()
+        .name(&prefix)
+        .environment(env)
+        .build()
+        .expect("application");
+    assert!(app.persistence().to_string().starts_with("postgres://"));
+    app.save(&mut Account::open("Env".into(), 1)).expect("save");
+    let mut client = postgres::Client::connect(&url(), postgres::NoTls).expect("connect");
+    let tables: Vec<String> = client
+        .query(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE $1 \
+             ORDER BY tablename",
+            &[&format!("{prefix}%")],
+        )
+        .expect("query")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        tables,
+        [format!("{prefix}_events"), format!("{prefix}_snapshots")]
+    );
+}
+
+#[test]
+fn a_schema_of_its_own_is_created_and_used() {
+    let Some(mut config) = server("a_schema_of_its_own_is_created_and_used") else {
+        return;
+    };
+    let schema = unique_prefix();
+    config.schema = schema.clone();
+    config.table_prefix = Some("shop".into());
+    let result = std::panic::catch_unwind(|| {
+        let app = Application::builder()
+            .postgres(config)
+            .build()
+            .expect("application");
+        let mut account = Account::open("Schema".into(), 1);
+        app.save(&mut account).expect("save");
+        assert_eq!(
+            app.recorder()
+                .select_events(account.id(), EventQuery::new())
+                .expect("select")
+                .len(),
+            1
+        );
+    });
+    let mut client = postgres::Client::connect(&url(), postgres::NoTls).expect("connect");
+    let found: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename = 'shop_events'",
+            &[&schema],
+        )
+        .expect("query")
+        .get(0);
+    client
+        .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .expect("drop schema");
+    assert!(result.is_ok(), "the application failed in its own schema");
+    assert_eq!(found, 1);
+}
+
+#[test]
+fn without_create_table_a_missing_table_is_a_database_error_naming_it() {
+    let Some(mut config) =
+        server("without_create_table_a_missing_table_is_a_database_error_naming_it")
+    else {
+        return;
+    };
+    let prefix = unique_prefix();
+    config.table_prefix = Some(prefix.clone());
+    let app = Application::builder()
+        .postgres(config)
+        .environment(Environment::from_vars([("CREATE_TABLE", "no")]))
+        .build()
+        .expect("application");
+    let error = app
+        .save(&mut Account::open("X".into(), 0))
+        .expect_err("no table");
+    assert!(matches!(error, Error::Database { .. }), "{error}");
+    assert!(
+        error.to_string().contains(&format!("{prefix}_events")),
+        "{error}"
+    );
+}
+
+#[test]
+fn two_processes_creating_the_same_tables_at_once_both_succeed() {
+    let Some(config) = server("two_processes_creating_the_same_tables_at_once_both_succeed") else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let _drop = DropTables::new(&prefix);
+    let barrier = Arc::new(std::sync::Barrier::new(4));
+    let builders: Vec<_> = (0..4)
+        .map(|_| {
+            let (config, prefix, barrier) = (config.clone(), prefix.clone(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                let db = PostgresDatabase::open(&config)?;
+                PostgresRecorder::events(db.clone(), Some(&prefix), true)?;
+                PostgresRecorder::snapshots(db, Some(&prefix), true).map(|_| ())
+            })
+        })
+        .collect();
+    for builder in builders {
+        builder.join().expect("thread").expect("tables created");
+    }
+}
+
+#[test]
+fn a_write_waiting_for_the_table_lock_gives_up_at_the_lock_timeout() {
+    let Some(mut config) =
+        server("a_write_waiting_for_the_table_lock_gives_up_at_the_lock_timeout")
+    else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let _drop = DropTables::new(&prefix);
+    config.lock_timeout = Duration::from_millis(300);
+    let db = PostgresDatabase::open(&config).expect("pool");
+    let recorder = PostgresRecorder::events(db, Some(&prefix), true).expect("recorder");
+    recorder
+        .insert_events(&[event(Uuid::new_v4(), 1)])
+        .expect("insert");
+
+    // Another writer holds the lock, as a slow transaction would.
+    let mut holder = postgres::Client::connect(&url(), postgres::NoTls).expect("connect");
+    let mut transaction = holder.transaction().expect("begin");
+    transaction
+        .batch_execute(&format!(
+            "LOCK TABLE \"public\".\"{prefix}_events\" IN EXCLUSIVE MODE"
+        ))
+        .expect("lock");
+
+    // Readers are not blocked by it.
+    assert_eq!(recorder.max_notification_id().expect("read"), Some(1));
+    let started = Instant::now();
+    let error = recorder
+        .insert_events(&[event(Uuid::new_v4(), 1)])
+        .expect_err("the lock is held");
+    let waited = started.elapsed();
+    assert!(matches!(error, Error::Database { .. }), "{error}");
+    assert!(error.to_string().contains("lock timeout"), "{error}");
+    let source = std::error::Error::source(&error).expect("the driver's error");
+    let db_error = source
+        .downcast_ref::<postgres::error::DbError>()
+        .expect("the server's error");
+    assert_eq!(
+        db_error.code(),
+        &postgres::error::SqlState::LOCK_NOT_AVAILABLE
+    );
+    assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+    transaction.rollback().expect("rollback");
+    recorder
+        .insert_events(&[event(Uuid::new_v4(), 1)])
+        .expect("the lock is free again");
+}
+
+#[test]
+fn an_unreachable_server_fails_within_the_connect_timeout_without_the_password() {
+    // Needs no server: port 9 on loopback refuses, or drops, connections.
+    let mut config = PostgresConfig::new("127.0.0.1", "test", "postgres").with_password("hunter2");
+    config.port = 9;
+    config.connect_timeout = Duration::from_secs(1);
+    let started = Instant::now();
+    let error = Application::builder()
+        .postgres(config)
+        .build()
+        .expect_err("nothing listens there");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(error, Error::Database { .. }), "{error}");
+    let message = format!("{error} {error:?}");
+    assert!(message.contains("connection"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[test]
+fn a_prefix_that_is_not_a_plain_name_is_refused_clearly() {
+    let config = PostgresConfig::new("127.0.0.1", "test", "postgres");
+    for name in ["x; drop table stored_events", "9lives", "dog\"school"] {
+        let mut bad = config.clone();
+        bad.table_prefix = Some(name.into());
+        let error = Application::builder()
+            .postgres(bad)
+            .build()
+            .expect_err(name);
+        let message = error.to_string();
+        assert!(
+            matches!(&error, Error::Config { variable, .. } if variable == "table prefix"),
+            "{message}"
+        );
+        assert!(
+            message.contains("letters, digits and underscores"),
+            "{message}"
+        );
+    }
+    // A name that makes a bad prefix says where the prefix came from.
+    let error = Application::builder()
+        .name("2nd-shop")
+        .postgres(config)
+        .build()
+        .expect_err("starts with a digit");
+    assert!(error.to_string().contains("application's name"), "{error}");
+}
