@@ -197,6 +197,15 @@ pub enum Error {
     /// A stored value is out of the range this crate accepts, such as a negative version.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+
+    /// The operating system's secure random number generator failed, so no
+    /// cipher key could be made.
+    #[error("the operating system's random number generator failed: {source}")]
+    Random {
+        /// What the generator said.
+        #[source]
+        source: BoxError,
+    },
 }
 
 impl Error {

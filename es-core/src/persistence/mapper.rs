@@ -1,7 +1,10 @@
 //! The mapper: domain events and snapshots to stored events, and back.
 
+use std::borrow::Cow;
 use std::marker::PhantomData;
 
+use super::cipher::Cipher;
+use super::compressor::Compressor;
 use super::stored_event::StoredEvent;
 use super::transcoder::Transcoder;
 use crate::domain::aggregate::Aggregate;
@@ -13,7 +16,10 @@ use crate::error::{BoxError, Error, Result};
 /// Turns domain events into stored events and back.
 ///
 /// The originator id and version go to columns of their own; the timestamp and
-/// the event's fields are encoded into `state` by the [`Transcoder`].
+/// the event's fields are encoded into `state` by the [`Transcoder`], then,
+/// when configured, compressed by a [`Compressor`] and encrypted by a
+/// [`Cipher`], in that order as in the Python library; reading undoes them in
+/// reverse.
 ///
 /// ```
 /// use es_core::prelude::*;
@@ -38,20 +44,112 @@ use crate::error::{BoxError, Error, Result};
 /// assert!(any.downcast_ref::<LightEvent>().is_some());
 /// # Ok::<(), es_core::Error>(())
 /// ```
+///
+/// The whole pipeline: MessagePack, then zstd, then AES-GCM.
+///
+/// ```
+/// # use es_core::prelude::*;
+/// use es_core::persistence::{Cipher, Compressor, Mapper, Transcoder};
+/// # #[aggregate] pub struct Beacon { lit: bool }
+/// # #[aggregate] impl Beacon { #[event("Fitted")] pub fn fit(watts: u32) -> Self { Beacon { lit: false } } }
+///
+/// let cipher = Cipher::from_base64(&Cipher::create_key()?)?;
+/// let mapper = Mapper::new(Transcoder::MessagePack)
+///     .with_compressor(Compressor::Zstd)
+///     .with_cipher(cipher);
+/// let beacon = Beacon::fit(60);
+/// let stored = mapper.to_stored_event(&beacon.pending_events()[0])?;
+/// let event = mapper.to_domain_event::<BeaconEvent>(&stored)?;
+/// assert!(matches!(event.payload, BeaconEvent::Fitted { watts: 60 }));
+///
+/// // Without the key the state is unreadable, and says which event it is:
+/// let error = Mapper::new(Transcoder::MessagePack)
+///     .with_compressor(Compressor::Zstd)
+///     .to_domain_event::<BeaconEvent>(&stored)
+///     .unwrap_err();
+/// assert!(error.to_string().contains(&format!("event {} version 1", beacon.id())));
+/// # Ok::<(), es_core::Error>(())
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Mapper {
     transcoder: Transcoder,
+    compressor: Option<Compressor>,
+    cipher: Option<Cipher>,
 }
 
 impl Mapper {
-    /// A mapper that encodes with `transcoder`.
+    /// A mapper that encodes with `transcoder`, and neither compresses nor encrypts.
     pub fn new(transcoder: Transcoder) -> Self {
-        Mapper { transcoder }
+        Mapper {
+            transcoder,
+            compressor: None,
+            cipher: None,
+        }
+    }
+
+    /// The same mapper, compressing what the transcoder writes with `compressor`.
+    ///
+    /// ```
+    /// use es_core::persistence::{Compressor, Mapper, Transcoder};
+    /// let mapper = Mapper::new(Transcoder::Json).with_compressor(Compressor::Zlib);
+    /// assert_eq!(mapper.compressor(), Some(Compressor::Zlib));
+    /// ```
+    pub fn with_compressor(mut self, compressor: Compressor) -> Self {
+        self.compressor = Some(compressor);
+        self
+    }
+
+    /// The same mapper, encrypting the (compressed) state with `cipher`.
+    ///
+    /// ```
+    /// use es_core::persistence::{Cipher, Mapper, Transcoder};
+    /// let mapper = Mapper::new(Transcoder::Json).with_cipher(Cipher::new(&[3; 32])?);
+    /// assert_eq!(mapper.cipher().map(Cipher::algorithm), Some("AES-256-GCM"));
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    pub fn with_cipher(mut self, cipher: Cipher) -> Self {
+        self.cipher = Some(cipher);
+        self
     }
 
     /// The transcoder in use.
     pub fn transcoder(&self) -> Transcoder {
         self.transcoder
+    }
+
+    /// The compressor in use, if any.
+    pub fn compressor(&self) -> Option<Compressor> {
+        self.compressor
+    }
+
+    /// The cipher in use, if any.
+    pub fn cipher(&self) -> Option<&Cipher> {
+        self.cipher.as_ref()
+    }
+
+    /// Compresses and encrypts what the transcoder wrote, as configured.
+    fn seal(&self, encoded: Vec<u8>) -> Result<Vec<u8>, BoxError> {
+        let compressed = match self.compressor {
+            Some(compressor) => compressor.compress(&encoded)?,
+            None => encoded,
+        };
+        match &self.cipher {
+            Some(cipher) => cipher.encrypt(&compressed),
+            None => Ok(compressed),
+        }
+    }
+
+    /// Undoes [`seal`](Self::seal); borrows the stored state, with no copy,
+    /// when there is nothing to undo.
+    fn open<'a>(&self, state: &'a [u8]) -> Result<Cow<'a, [u8]>, BoxError> {
+        let mut bytes = Cow::Borrowed(state);
+        if let Some(cipher) = &self.cipher {
+            bytes = Cow::Owned(cipher.decrypt(&bytes)?);
+        }
+        if let Some(compressor) = self.compressor {
+            bytes = Cow::Owned(compressor.decompress(&bytes)?);
+        }
+        Ok(bytes)
     }
 
     /// Encodes one domain event.
@@ -66,6 +164,7 @@ impl Mapper {
         let state = self
             .transcoder
             .encode(&body)
+            .and_then(|encoded| self.seal(encoded))
             .map_err(|source| Error::Encode {
                 topic: event.topic().to_owned(),
                 originator_id: event.originator_id,
@@ -100,8 +199,11 @@ impl Mapper {
             });
         }
         let (timestamp, payload) = self
-            .transcoder
-            .decode_seed(EventBodySeed::<E>::new(&stored.topic), &stored.state)
+            .open(&stored.state)
+            .and_then(|state| {
+                self.transcoder
+                    .decode_seed(EventBodySeed::<E>::new(&stored.topic), &state)
+            })
             .map_err(|source| decode_error(stored, source))?;
         Ok(DomainEvent {
             originator_id: stored.originator_id,
@@ -115,9 +217,10 @@ impl Mapper {
     pub fn to_any_event(&self, stored: &StoredEvent) -> Result<DomainEvent<Box<dyn AnyEvent>>> {
         let registered = topic::lookup(&stored.topic)?.ok_or_else(|| unknown_topic(stored))?;
         let (timestamp, payload) = self
-            .transcoder
-            .decode_erased(&stored.state, |deserializer| {
-                registered.decode(deserializer)
+            .open(&stored.state)
+            .and_then(|state| {
+                self.transcoder
+                    .decode_erased(&state, |deserializer| registered.decode(deserializer))
             })
             .map_err(|source| decode_error(stored, source))?;
         Ok(DomainEvent {
@@ -134,6 +237,7 @@ impl Mapper {
         let state = self
             .transcoder
             .encode(&body)
+            .and_then(|encoded| self.seal(encoded))
             .map_err(|source| Error::Encode {
                 topic: A::SNAPSHOT_TOPIC.to_owned(),
                 originator_id: aggregate.id(),
@@ -154,8 +258,11 @@ impl Mapper {
             return Err(unknown_topic(stored));
         }
         let body: OwnedSnapshotBody<A> = self
-            .transcoder
-            .decode_seed(PhantomData::<OwnedSnapshotBody<A>>, &stored.state)
+            .open(&stored.state)
+            .and_then(|state| {
+                self.transcoder
+                    .decode_seed(PhantomData::<OwnedSnapshotBody<A>>, &state)
+            })
             .map_err(|source| decode_error(stored, source))?;
         Ok(Snapshot {
             originator_id: stored.originator_id,

@@ -1,6 +1,8 @@
 //! The persistence layer: stored events, the mapper, and the recorders that keep
 //! stored events in a backend. Nothing here knows about applications.
 
+mod cipher;
+mod compressor;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod mapper;
@@ -17,6 +19,8 @@ mod transcoder;
 pub use self::postgres::{PostgresConfig, PostgresDatabase, PostgresRecorder};
 #[cfg(feature = "postgres")]
 pub(crate) use self::postgres::{checked_identifier, table_prefix_from_name};
+pub use cipher::Cipher;
+pub use compressor::Compressor;
 pub use mapper::Mapper;
 pub use memory::MemoryRecorder;
 pub use recorder::{AggregateRecorder, ApplicationRecorder, EventQuery};
