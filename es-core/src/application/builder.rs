@@ -6,11 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::environment::Environment;
+use super::mapper_config::MapperSettings;
 use super::notification_log::DEFAULT_SECTION_SIZE;
 use super::{Application, Subscriber};
 use crate::domain::aggregate::Aggregate;
 use crate::error::{BoxError, Result};
-use crate::persistence::{AggregateRecorder, ApplicationRecorder, Mapper, MemoryRecorder};
+use crate::persistence::{
+    AggregateRecorder, ApplicationRecorder, Cipher, Compressor, MemoryRecorder, Transcoder,
+};
 
 /// Where an application keeps its events.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +91,7 @@ pub struct ApplicationBuilder {
     sqlite_lock_timeout: Option<Duration>,
     snapshotting: Option<bool>,
     create_table: Option<bool>,
+    mapper: MapperSettings,
     intervals: HashMap<&'static str, u64>,
     section_size: usize,
     subscribers: Vec<Subscriber>,
@@ -102,6 +106,7 @@ impl Default for ApplicationBuilder {
             sqlite_lock_timeout: None,
             snapshotting: None,
             create_table: None,
+            mapper: MapperSettings::default(),
             intervals: HashMap::new(),
             section_size: DEFAULT_SECTION_SIZE,
             subscribers: Vec::new(),
@@ -182,6 +187,51 @@ impl ApplicationBuilder {
         self
     }
 
+    /// Encodes events and snapshots with `transcoder` (`TRANSCODER`, default JSON).
+    ///
+    /// ```
+    /// use es_core::{Application, persistence::Transcoder};
+    /// let app = Application::builder().in_memory().transcoder(Transcoder::MessagePack).build()?;
+    /// assert_eq!(app.mapper().transcoder(), Transcoder::MessagePack);
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    pub fn transcoder(mut self, transcoder: Transcoder) -> Self {
+        self.mapper.transcoder = Some(transcoder);
+        self
+    }
+
+    /// Compresses encoded state with `compressor`, or not at all with `None`,
+    /// whatever `COMPRESSOR_TOPIC` says (default: not at all).
+    ///
+    /// ```
+    /// use es_core::{Application, Environment, persistence::Compressor};
+    /// let app = Application::builder().in_memory().compressor(Compressor::Zstd).build()?;
+    /// assert_eq!(app.mapper().compressor(), Some(Compressor::Zstd));
+    /// let env = Environment::from_vars([("COMPRESSOR_TOPIC", "zlib")]);
+    /// let app = Application::builder().in_memory().environment(env).compressor(None).build()?;
+    /// assert_eq!(app.mapper().compressor(), None);
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    pub fn compressor(mut self, compressor: impl Into<Option<Compressor>>) -> Self {
+        self.mapper.compressor = Some(compressor.into());
+        self
+    }
+
+    /// Encrypts stored state with `cipher`, or not at all with `None`,
+    /// whatever `CIPHER_KEY` says (default: not at all).
+    ///
+    /// ```
+    /// use es_core::{Application, persistence::Cipher};
+    /// let key = Cipher::create_key()?; // from a secret store, in practice
+    /// let app = Application::builder().in_memory().cipher(Cipher::from_base64(&key)?).build()?;
+    /// assert_eq!(app.mapper().cipher().map(Cipher::algorithm), Some("AES-256-GCM"));
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    pub fn cipher(mut self, cipher: impl Into<Option<Cipher>>) -> Self {
+        self.mapper.cipher = Some(cipher.into());
+        self
+    }
+
     /// How many notifications a section of the notification log holds (default 10).
     pub fn section_size(mut self, size: usize) -> Self {
         self.section_size = size.max(1);
@@ -236,12 +286,13 @@ impl ApplicationBuilder {
                 .get_seconds("SQLITE_LOCK_TIMEOUT")?
                 .unwrap_or(DEFAULT_SQLITE_LOCK_TIMEOUT),
         };
+        let mapper = self.mapper.build(&env)?;
         let (events, snapshots) =
             open_recorders(&persistence, snapshotting, create_table, lock_timeout)?;
         Ok(Application {
             name: self.name,
             persistence,
-            mapper: Mapper::default(),
+            mapper,
             events,
             snapshots,
             intervals: self.intervals,

@@ -4,6 +4,7 @@
 
 mod builder;
 mod environment;
+mod mapper_config;
 mod notification_log;
 #[cfg(feature = "postgres")]
 mod postgres;
