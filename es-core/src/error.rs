@@ -219,6 +219,7 @@ impl Error {
         matches!(self, Error::Conflict { .. })
     }
 
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     pub(crate) fn database(operation: &'static str, source: impl Into<BoxError>) -> Self {
         Error::Database {
             operation,

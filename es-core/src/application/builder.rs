@@ -1,6 +1,7 @@
 //! Building an application: settings in code, then the environment, then defaults.
 
 use std::collections::HashMap;
+#[cfg(feature = "sqlite")]
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
