@@ -18,10 +18,22 @@ use crate::error::{Error, Result};
 /// assert_eq!(env.get("SQLITE_DBNAME"), Some(("DOGS_SQLITE_DBNAME".to_string(), "dogs.db")));
 /// assert_eq!(env.with_name("cats").get("SQLITE_DBNAME").unwrap().1, "all.db");
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Environment {
     prefix: Option<String>,
     vars: HashMap<String, String>,
+}
+
+/// Names only: values include secrets such as `CIPHER_KEY` and `POSTGRES_PASSWORD`.
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.vars.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        f.debug_struct("Environment")
+            .field("prefix", &self.prefix)
+            .field("variables", &names)
+            .finish()
+    }
 }
 
 impl Environment {
@@ -184,6 +196,23 @@ fn invalid(variable: String, value: &str, expected: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_names_variables_but_never_shows_values() {
+        let env = Environment::from_vars([
+            ("CIPHER_KEY", "c2VjcmV0LWtleQ=="),
+            ("POSTGRES_PASSWORD", "hunter2"),
+        ]);
+        let shown = format!("{:?}", env.with_name("bank"));
+        assert!(
+            shown.contains("CIPHER_KEY") && shown.contains("POSTGRES_PASSWORD"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("c2VjcmV0") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn a_name_becomes_an_upper_case_prefix_of_letters_digits_and_underscores() {
