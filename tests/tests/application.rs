@@ -130,7 +130,7 @@ fn saved_aggregates_are_got_back_at_any_version() {
         assert!(!repository.contains(unknown).expect(backend));
         let error = repository.get::<Account>(unknown).expect_err(backend);
         assert!(
-            matches!(error, Error::AggregateNotFound { id, version: None } if id == unknown),
+            matches!(&error, Error::AggregateNotFound { id, version: None } if *id == unknown),
             "{error}"
         );
         assert!(error.to_string().contains(&unknown.to_string()));
@@ -156,7 +156,7 @@ fn a_save_of_several_aggregates_is_all_or_nothing() {
             .save(&mut (&mut a, &mut b, &mut note))
             .expect_err(backend);
         assert!(
-            matches!(error, Error::Conflict { originator_id, originator_version: 2 } if originator_id == b.id()),
+            matches!(&error, Error::Conflict { originator_id, originator_version: 2 } if *originator_id == b.id()),
             "{error}"
         );
         assert_eq!(
@@ -244,7 +244,7 @@ fn two_threads_racing_to_save_one_version_conflict_exactly_once() {
         );
         let stored = app
             .recorder()
-            .select_events(account.id(), EventQuery::new())
+            .select_events(&account.id(), EventQuery::new())
             .expect("select");
         assert_eq!(
             stored
@@ -284,9 +284,9 @@ fn snapshots_are_taken_on_demand_and_every_n_events() {
         }
         app.save(&mut account).expect(backend); // versions 1..=5 cross 3
         let snapshots = app.snapshot_recorder().expect("snapshotting is on");
-        let taken = |id| {
+        let taken = |id: OriginatorId| {
             snapshots
-                .select_events(id, EventQuery::new())
+                .select_events(&id, EventQuery::new())
                 .expect("select")
         };
         assert_eq!(
@@ -348,7 +348,7 @@ fn get_starts_from_the_snapshot_and_replays_only_later_events() {
     // Were the events before the snapshot read, this undecodable one would fail `get`.
     let snapshots = app.snapshot_recorder().expect("on");
     let snapshot = &snapshots
-        .select_events(account.id(), EventQuery::new())
+        .select_events(&account.id(), EventQuery::new())
         .expect("select")[0];
     assert_eq!(snapshot.originator_version, 2);
     let doctored = Application::builder()
@@ -389,9 +389,9 @@ fn get_starts_from_the_snapshot_and_replays_only_later_events() {
     );
 }
 
-fn stored(app: &Application, id: Uuid, version: u64) -> StoredEvent {
+fn stored(app: &Application, id: impl Into<OriginatorId>, version: u64) -> StoredEvent {
     app.recorder()
-        .select_events(id, EventQuery::new().gt(version - 1).lte(version))
+        .select_events(&id.into(), EventQuery::new().gt(version - 1).lte(version))
         .expect("select")
         .remove(0)
 }
@@ -618,12 +618,12 @@ fn bad_stored_data_is_an_error_naming_the_originator_and_version() {
     let mut account = Account::open("Alice".into(), 0);
     app.save(&mut account).expect("save");
     let id = account.id();
-    let good = stored(&app, id, 1);
+    let good = stored(&app, &id, 1);
 
     let check = |events: Vec<StoredEvent>, expect: &dyn Fn(&Error) -> bool| {
         let app = memory();
         insert(&app, &events);
-        let error = app.repository().get::<Account>(id).expect_err("bad data");
+        let error = app.repository().get::<Account>(&id).expect_err("bad data");
         assert!(expect(&error), "unexpected: {error}");
         let message = error.to_string();
         assert!(message.contains(&id.to_string()), "{message}");
@@ -635,7 +635,7 @@ fn bad_stored_data_is_an_error_naming_the_originator_and_version() {
             good.clone(),
             StoredEvent {
                 topic: "Account.Vanished".into(),
-                ..stored(&app, id, 1)
+                ..stored(&app, &id, 1)
             }
             .with_version(2),
         ],
@@ -705,7 +705,7 @@ fn bad_stored_data_is_an_error_naming_the_originator_and_version() {
     let mut note = Note::write("x".into());
     app.save(&mut note).expect("save");
     let foreign = StoredEvent {
-        originator_id: id,
+        originator_id: id.clone(),
         ..stored(&app, note.id(), 1)
     };
     let message = check(vec![foreign], &|e| {

@@ -42,7 +42,7 @@ impl Account {
 
 fn event(originator_id: Uuid, version: u64) -> StoredEvent {
     StoredEvent {
-        originator_id,
+        originator_id: originator_id.into(),
         originator_version: version,
         topic: "T".into(),
         state: version.to_be_bytes().to_vec(),
@@ -123,9 +123,9 @@ fn a_follower_never_misses_an_event_under_heavy_contention() {
         seen.windows(2).all(|w| w[0].id < w[1].id),
         "in id order, no repeats"
     );
-    let keys: HashSet<(Uuid, u64)> = seen
+    let keys: HashSet<(OriginatorId, u64)> = seen
         .iter()
-        .map(|n| (n.event.originator_id, n.event.originator_version))
+        .map(|n| (n.event.originator_id.clone(), n.event.originator_version))
         .collect();
     assert_eq!(keys.len(), seen.len(), "each event once");
     let total: u64 = written.iter().map(|(_, version)| version).sum();
@@ -193,7 +193,7 @@ fn the_application_saves_gets_conflicts_and_snapshots_on_postgres() {
     );
     let snapshots = app.snapshot_recorder().expect("snapshotting");
     let taken = snapshots
-        .select_events(account.id(), EventQuery::new())
+        .select_events(&account.id(), EventQuery::new())
         .expect("select");
     assert_eq!(
         taken
@@ -214,7 +214,7 @@ fn the_application_saves_gets_conflicts_and_snapshots_on_postgres() {
     stale.deposit(2);
     let error = other.save(&mut stale).expect_err("version 4 is taken");
     assert!(
-        matches!(error, Error::Conflict { originator_id, originator_version: 4 } if originator_id == account.id()),
+        matches!(&error, Error::Conflict { originator_id, originator_version: 4 } if *originator_id == account.id()),
         "{error}"
     );
     assert_eq!(stale.pending_events().len(), 1, "kept for a retry");
@@ -247,7 +247,7 @@ fn a_save_of_several_aggregates_is_all_or_nothing_on_postgres() {
     b.deposit(-10);
     let error = app.save(&mut [&mut a, &mut b]).expect_err("b moved on");
     assert!(
-        matches!(error, Error::Conflict { originator_id, originator_version: 2 } if originator_id == b.id()),
+        matches!(&error, Error::Conflict { originator_id, originator_version: 2 } if *originator_id == b.id()),
         "{error}"
     );
     assert_eq!(
@@ -314,7 +314,7 @@ fn a_schema_of_its_own_is_created_and_used() {
         app.save(&mut account).expect("save");
         assert_eq!(
             app.recorder()
-                .select_events(account.id(), EventQuery::new())
+                .select_events(&account.id(), EventQuery::new())
                 .expect("select")
                 .len(),
             1
