@@ -634,3 +634,41 @@ fn a_uuid_store_refuses_text_ids_clearly_and_writes_nothing() {
     );
     app.save(&mut account).expect("UUID ids still work");
 }
+
+#[test]
+fn a_stored_text_id_that_is_not_valid_is_an_error_naming_it_not_a_panic() {
+    let Some(mut config) =
+        server("a_stored_text_id_that_is_not_valid_is_an_error_naming_it_not_a_panic")
+    else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let _drop = DropTables::new(&prefix);
+    config.originator_id_type = OriginatorIdType::Text;
+    let recorder = PostgresRecorder::events(
+        PostgresDatabase::open(&config).expect("pool"),
+        Some(&prefix),
+        true,
+    )
+    .expect("recorder");
+    // A row written by something other than this crate, with an id it would refuse.
+    let mut client = postgres::Client::connect(&url(), postgres::NoTls).expect("connect");
+    client
+        .execute(
+            &format!(
+                "INSERT INTO {prefix}_events (originator_id, originator_version, topic, state) \
+                 VALUES ($1, 1, 'T', '')"
+            ),
+            &[&"x".repeat(300)],
+        )
+        .expect("insert");
+    let error = recorder
+        .select_notifications(1, 10, None, &[])
+        .expect_err("a stored id that is too long");
+    let message = error.to_string();
+    assert!(matches!(error, Error::Corrupt(_)), "{message}");
+    assert!(
+        message.contains(&format!("{prefix}_events")) && message.contains("255 bytes"),
+        "{message}"
+    );
+}

@@ -147,6 +147,9 @@ impl OriginatorId {
     }
 }
 
+// The message below spells the limit out.
+const _: () = assert!(OriginatorId::MAX_TEXT_LEN == 255);
+
 /// Why `text` cannot be a text id, if it cannot.
 fn invalid_text(text: &str) -> Option<&'static str> {
     if text.is_empty() {

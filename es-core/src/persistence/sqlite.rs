@@ -431,3 +431,34 @@ impl ApplicationRecorder for SqliteRecorder {
             .transpose()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_id_that_is_not_valid_is_an_error_naming_it_not_a_panic() {
+        let db = SqliteDatabase::open_in_memory().expect("open");
+        let recorder = SqliteRecorder::events(db.clone(), true).expect("recorder");
+        // Rows written by something other than this crate, with ids it would refuse.
+        db.writer()
+            .execute_batch(&format!(
+                "INSERT INTO {EVENTS_TABLE} (originator_id, originator_version, topic, state) \
+                 VALUES ('', 1, 'T', x''), ('ok' || char(0) || 'not', 1, 'T', x'')"
+            ))
+            .expect("insert");
+        let error = recorder
+            .select_notifications(1, 10, None, &[])
+            .expect_err("an empty id");
+        let message = error.to_string();
+        assert!(matches!(error, Error::Corrupt(_)), "{message}");
+        assert!(
+            message.contains("notification 1") && message.contains("empty"),
+            "{message}"
+        );
+        let error = recorder
+            .select_notifications(2, 10, None, &[])
+            .expect_err("an id with NUL");
+        assert!(error.to_string().contains("NUL"), "{error}");
+    }
+}
