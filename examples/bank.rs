@@ -62,12 +62,12 @@ impl Account {
 
     // The other account is recorded for the history; the balance does not need it.
     #[event("TransferSent")]
-    fn send(&mut self, to: Uuid, amount: Cents) {
+    fn send(&mut self, to: OriginatorId, amount: Cents) {
         self.balance -= amount;
     }
 
     #[event("TransferReceived")]
-    fn receive(&mut self, from: Uuid, amount: Cents) {
+    fn receive(&mut self, from: OriginatorId, amount: Cents) {
         self.balance += amount;
     }
 
@@ -279,8 +279,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// Prints every stored event of one account, oldest first: each is a fact,
 /// with the version it gave the account and when it happened.
-fn print_history(app: &Application, id: Uuid) -> Result<(), Error> {
-    for stored in app.recorder().select_events(id, EventQuery::new())? {
+fn print_history(app: &Application, id: OriginatorId) -> Result<(), Error> {
+    for stored in app.recorder().select_events(&id, EventQuery::new())? {
         let event = app.mapper().to_domain_event::<AccountEvent>(&stored)?;
         let what = match event.payload {
             AccountEvent::Opened {

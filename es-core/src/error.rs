@@ -1,6 +1,6 @@
 //! The one error type of the crate.
 
-use uuid::Uuid;
+use crate::domain::id::OriginatorId;
 
 /// A boxed error from a lower layer (a database driver, a codec, a subscriber).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -17,7 +17,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// ```
 /// use es_core::Error;
-/// let error = Error::Conflict { originator_id: uuid::Uuid::nil(), originator_version: 3 };
+/// let error = Error::Conflict { originator_id: uuid::Uuid::nil().into(), originator_version: 3 };
 /// assert!(error.is_conflict());
 /// assert!(error.to_string().contains("version 3"));
 /// ```
@@ -32,7 +32,7 @@ pub enum Error {
     )]
     Conflict {
         /// The aggregate whose version was taken.
-        originator_id: Uuid,
+        originator_id: OriginatorId,
         /// The version that was taken.
         originator_version: u64,
     },
@@ -41,7 +41,7 @@ pub enum Error {
     #[error("aggregate {id} not found{}", version.map(|v| format!(" at version {v}")).unwrap_or_default())]
     AggregateNotFound {
         /// The id that was asked for.
-        id: Uuid,
+        id: OriginatorId,
         /// The version that was asked for, if one was.
         version: Option<u64>,
     },
@@ -55,7 +55,7 @@ pub enum Error {
         /// The topic as stored.
         topic: String,
         /// The aggregate the event belongs to.
-        originator_id: Uuid,
+        originator_id: OriginatorId,
         /// The event's version.
         originator_version: u64,
     },
@@ -68,7 +68,7 @@ pub enum Error {
         /// The topic as stored.
         topic: String,
         /// The aggregate the event belongs to.
-        originator_id: Uuid,
+        originator_id: OriginatorId,
         /// The event's version.
         originator_version: u64,
         /// What the codec said.
@@ -84,7 +84,7 @@ pub enum Error {
         /// The event's topic.
         topic: String,
         /// The aggregate the event belongs to.
-        originator_id: Uuid,
+        originator_id: OriginatorId,
         /// The event's version.
         originator_version: u64,
         /// What the codec said.
@@ -98,7 +98,7 @@ pub enum Error {
     )]
     OutOfSequence {
         /// The aggregate being replayed.
-        originator_id: Uuid,
+        originator_id: OriginatorId,
         /// The version that should have come next.
         expected: u64,
         /// The version that came.
@@ -114,10 +114,20 @@ pub enum Error {
         /// The topic as stored.
         topic: String,
         /// The aggregate the event belongs to.
-        originator_id: Uuid,
+        originator_id: OriginatorId,
         /// The event's version.
         originator_version: u64,
         /// Why it cannot be applied.
+        reason: String,
+    },
+
+    /// An aggregate id is not valid: a text id that is empty, contains NUL or is
+    /// too long, or a text id given to a store that keeps only UUIDs.
+    #[error("invalid originator id {id:?}: {reason}")]
+    InvalidId {
+        /// The id as given (its first 64 characters, if it is longer).
+        id: String,
+        /// Why it is not valid, and what to do.
         reason: String,
     },
 

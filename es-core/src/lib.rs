@@ -63,7 +63,7 @@ pub use application::{
 pub use chrono::{DateTime, Utc};
 pub use domain::aggregate::{Aggregate, AggregateMeta, INITIAL_VERSION};
 pub use domain::event::{AggregateEvent, AnyEvent, DomainEvent};
-pub use domain::id::create_id;
+pub use domain::id::{OriginatorId, create_id};
 pub use domain::snapshot::Snapshot;
 pub use error::{BoxError, Error, Result};
 /// The JSON values that upcast steps rewrite: `fn(&mut serde_json::Value)`.
@@ -78,8 +78,8 @@ pub mod topics {
 /// Everything a user of the macros needs: `use es_core::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Aggregate, AnyEvent, Application, DomainEvent, Error, Recording, Snapshot, Uuid, aggregate,
-        create_id, event, persistence::Notification,
+        Aggregate, AnyEvent, Application, DomainEvent, Error, OriginatorId, Recording, Snapshot,
+        Uuid, aggregate, create_id, event, persistence::Notification,
     };
 }
 
@@ -87,10 +87,10 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::application::{Save, Unsaved};
-    pub use crate::domain::aggregate::{AggregateStruct, created, triggered};
+    pub use crate::domain::aggregate::{AggregateStruct, IntoOriginatorId, created, triggered};
     pub use crate::domain::event::{deserialize_tagged, serialize_tagged};
     pub use crate::domain::topic::RegisteredTopic;
-    pub use crate::{Aggregate, AggregateEvent, AggregateMeta};
+    pub use crate::{Aggregate, AggregateEvent, AggregateMeta, OriginatorId};
     pub use core::clone::Clone;
     pub use core::fmt::Debug;
     pub use core::option::Option;

@@ -34,24 +34,42 @@ mod sqlite_file {
 #[path = "pg_support/mod.rs"]
 mod pg_support;
 
+/// The PostgreSQL store with its default `uuid` columns: every case, and the
+/// text-id cases check that text ids are refused with a clear error.
 mod postgres {
+    use es_core::persistence::OriginatorIdType;
     use es_core::persistence::conformance::Fixture;
-    use es_core::persistence::{PostgresDatabase, PostgresRecorder};
 
-    use super::pg_support::{DropTables, server, unique_prefix};
-
-    /// A fresh recorder on its own tables, dropped with the fixture; `None`
-    /// (the case is skipped) when the server is not there outside CI.
     fn fixture() -> Option<Fixture> {
-        let mut config = server("a PostgreSQL conformance case")?;
-        // Room for the concurrent cases' writers and follower at once.
-        config.pool_size = 8;
-        let prefix = unique_prefix();
-        let guard = DropTables::new(&prefix);
-        let db = PostgresDatabase::open(&config).expect("pool");
-        let recorder = PostgresRecorder::events(db, Some(&prefix), true).expect("recorder");
-        Some(Fixture::new(recorder).keeping(guard))
+        super::postgres_fixture(OriginatorIdType::Uuid).map(Fixture::uuid_ids_only)
     }
 
     es_core::recorder_conformance_tests!(fixture);
+}
+
+/// The PostgreSQL store with `ORIGINATOR_ID_TYPE=text`: every case, text ids included.
+mod postgres_text_ids {
+    use es_core::persistence::OriginatorIdType;
+
+    es_core::recorder_conformance_tests!(|| super::postgres_fixture(OriginatorIdType::Text));
+}
+
+/// A fresh recorder on its own tables, dropped with the fixture; `None` (the
+/// case is skipped) when the server is not there outside CI.
+fn postgres_fixture(
+    id_type: es_core::persistence::OriginatorIdType,
+) -> Option<es_core::persistence::conformance::Fixture> {
+    use es_core::persistence::conformance::Fixture;
+    use es_core::persistence::{PostgresDatabase, PostgresRecorder};
+    use pg_support::{DropTables, server, unique_prefix};
+
+    let mut config = server("a PostgreSQL conformance case")?;
+    // Room for the concurrent cases' writers and follower at once.
+    config.pool_size = 8;
+    config.originator_id_type = id_type;
+    let prefix = unique_prefix();
+    let guard = DropTables::new(&prefix);
+    let db = PostgresDatabase::open(&config).expect("pool");
+    let recorder = PostgresRecorder::events(db, Some(&prefix), true).expect("recorder");
+    Some(Fixture::new(recorder).keeping(guard))
 }

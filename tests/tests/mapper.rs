@@ -649,7 +649,7 @@ fn events_stored_at_an_older_schema_upcast_through_the_binary_codec() {
             state = cipher.encrypt(&state).expect("encrypt");
         }
         let stored = StoredEvent {
-            originator_id: id,
+            originator_id: id.into(),
             originator_version: 1,
             topic: "Badge.Issued".into(),
             state,

@@ -12,8 +12,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use es_core::persistence::{
-    AggregateRecorder, ApplicationRecorder, EventQuery, Notification, PostgresConfig,
-    PostgresDatabase, PostgresRecorder, StoredEvent,
+    AggregateRecorder, ApplicationRecorder, EventQuery, Notification, OriginatorIdType,
+    PostgresConfig, PostgresDatabase, PostgresRecorder, StoredEvent,
 };
 use es_core::prelude::*;
 use es_core::{Environment, Persistence};
@@ -42,7 +42,7 @@ impl Account {
 
 fn event(originator_id: Uuid, version: u64) -> StoredEvent {
     StoredEvent {
-        originator_id,
+        originator_id: originator_id.into(),
         originator_version: version,
         topic: "T".into(),
         state: version.to_be_bytes().to_vec(),
@@ -123,9 +123,9 @@ fn a_follower_never_misses_an_event_under_heavy_contention() {
         seen.windows(2).all(|w| w[0].id < w[1].id),
         "in id order, no repeats"
     );
-    let keys: HashSet<(Uuid, u64)> = seen
+    let keys: HashSet<(OriginatorId, u64)> = seen
         .iter()
-        .map(|n| (n.event.originator_id, n.event.originator_version))
+        .map(|n| (n.event.originator_id.clone(), n.event.originator_version))
         .collect();
     assert_eq!(keys.len(), seen.len(), "each event once");
     let total: u64 = written.iter().map(|(_, version)| version).sum();
@@ -193,7 +193,7 @@ fn the_application_saves_gets_conflicts_and_snapshots_on_postgres() {
     );
     let snapshots = app.snapshot_recorder().expect("snapshotting");
     let taken = snapshots
-        .select_events(account.id(), EventQuery::new())
+        .select_events(&account.id(), EventQuery::new())
         .expect("select");
     assert_eq!(
         taken
@@ -214,7 +214,7 @@ fn the_application_saves_gets_conflicts_and_snapshots_on_postgres() {
     stale.deposit(2);
     let error = other.save(&mut stale).expect_err("version 4 is taken");
     assert!(
-        matches!(error, Error::Conflict { originator_id, originator_version: 4 } if originator_id == account.id()),
+        matches!(&error, Error::Conflict { originator_id, originator_version: 4 } if *originator_id == account.id()),
         "{error}"
     );
     assert_eq!(stale.pending_events().len(), 1, "kept for a retry");
@@ -247,7 +247,7 @@ fn a_save_of_several_aggregates_is_all_or_nothing_on_postgres() {
     b.deposit(-10);
     let error = app.save(&mut [&mut a, &mut b]).expect_err("b moved on");
     assert!(
-        matches!(error, Error::Conflict { originator_id, originator_version: 2 } if originator_id == b.id()),
+        matches!(&error, Error::Conflict { originator_id, originator_version: 2 } if *originator_id == b.id()),
         "{error}"
     );
     assert_eq!(
@@ -314,7 +314,7 @@ fn a_schema_of_its_own_is_created_and_used() {
         app.save(&mut account).expect("save");
         assert_eq!(
             app.recorder()
-                .select_events(account.id(), EventQuery::new())
+                .select_events(&account.id(), EventQuery::new())
                 .expect("select")
                 .len(),
             1
@@ -481,4 +481,194 @@ fn a_prefix_that_is_not_a_plain_name_is_refused_clearly() {
         .build()
         .expect_err("starts with a digit");
     assert!(error.to_string().contains("application's name"), "{error}");
+}
+
+/// An aggregate with a text id, as the README shows.
+#[aggregate]
+#[derive(Debug, Clone)]
+pub struct Member {
+    name: String,
+    visits: u32,
+}
+
+#[aggregate]
+impl Member {
+    #[event("Joined", id = &id)]
+    pub fn join(id: OriginatorId, name: String) -> Self {
+        let _ = id;
+        Member { name, visits: 0 }
+    }
+
+    #[event("Visited")]
+    pub fn visit(&mut self) {
+        self.visits += 1;
+    }
+}
+
+#[test]
+fn originator_id_type_text_keeps_text_ids_from_the_environment_alone() {
+    let Some(_) = server("originator_id_type_text_keeps_text_ids_from_the_environment_alone")
+    else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let _drop = DropTables::new(&prefix);
+    let env = |id_type: &str| {
+        Environment::from_vars([
+            ("PERSISTENCE_MODULE", "postgres".to_owned()),
+            ("POSTGRES_URL", url()),
+            ("IS_SNAPSHOTTING_ENABLED", "yes".to_owned()),
+            (
+                format!("{}_ORIGINATOR_ID_TYPE", prefix.to_uppercase()).as_str(),
+                id_type.to_owned(),
+            ),
+        ])
+    };
+    let app = Application::builder()
+        .name(&prefix)
+        .environment(env("text"))
+        .build()
+        .expect("application");
+    let id = OriginatorId::text("member-ada").expect("valid");
+    let mut member = Member::join(id.clone(), "Ada".into());
+    member.visit();
+    app.save(&mut member).expect("save");
+    app.take_snapshot::<Member>(&id).expect("snapshot");
+    member.visit();
+    let mut uuid_account = Account::open("UUIDs too".into(), 1);
+    app.save(&mut (&mut member, &mut uuid_account))
+        .expect("save both");
+
+    let copy: Member = app.repository().get(&id).expect("get by text");
+    assert_eq!(
+        (copy.name.as_str(), copy.visits, copy.version()),
+        ("Ada", 2, 3)
+    );
+    let account: Account = app
+        .repository()
+        .get(uuid_account.id())
+        .expect("get by uuid");
+    assert_eq!(account.balance, 1);
+    let log = app.notification_log().select(1, 10).expect("log");
+    assert_eq!(log[0].event.originator_id, "member-ada");
+    assert_eq!(log[3].event.originator_id, uuid_account.id());
+    let error = app
+        .save(&mut Member::join(id.clone(), "Another".into()))
+        .expect_err("taken");
+    assert!(
+        error.is_conflict() && error.to_string().contains("member-ada"),
+        "{error}"
+    );
+
+    let mut client = postgres::Client::connect(&url(), postgres::NoTls).expect("connect");
+    let types: Vec<String> = client
+        .query(
+            "SELECT data_type FROM information_schema.columns \
+             WHERE table_name LIKE $1 AND column_name = 'originator_id'",
+            &[&format!("{prefix}%")],
+        )
+        .expect("query")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(types, ["text", "text"]);
+
+    // The same tables with the other setting: refused by name at startup.
+    let error = Application::builder()
+        .name(&prefix)
+        .environment(env("uuid"))
+        .build()
+        .map(|_| ())
+        .expect_err("a text table is not a uuid one");
+    let message = error.to_string();
+    assert!(matches!(error, Error::Config { .. }), "{message}");
+    assert!(
+        message.contains("ORIGINATOR_ID_TYPE") && message.contains("text"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_uuid_store_refuses_text_ids_clearly_and_writes_nothing() {
+    let Some(mut config) = server("a_uuid_store_refuses_text_ids_clearly_and_writes_nothing")
+    else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let _drop = DropTables::new(&prefix);
+    config.table_prefix = Some(prefix.clone());
+    assert_eq!(
+        config.originator_id_type,
+        OriginatorIdType::Uuid,
+        "the default"
+    );
+    let app = Application::builder()
+        .postgres(config)
+        .build()
+        .expect("application");
+    let id = OriginatorId::text("member-bob").expect("valid");
+    let mut account = Account::open("fine".into(), 1);
+    let error = app
+        .save(&mut (&mut account, &mut Member::join(id.clone(), "Bob".into())))
+        .expect_err("a text id in a uuid table");
+    let message = error.to_string();
+    assert!(matches!(error, Error::InvalidId { .. }), "{message}");
+    assert!(
+        message.contains("member-bob")
+            && message.contains("ORIGINATOR_ID_TYPE=text")
+            && message.contains(&format!("{prefix}_events")),
+        "{message}"
+    );
+    assert_eq!(
+        app.notification_log().max_id().expect("log"),
+        None,
+        "nothing written"
+    );
+    let error = app
+        .repository()
+        .get::<Member>(&id)
+        .expect_err("no text ids here");
+    assert!(
+        error.to_string().contains("ORIGINATOR_ID_TYPE=text"),
+        "{error}"
+    );
+    app.save(&mut account).expect("UUID ids still work");
+}
+
+#[test]
+fn a_stored_text_id_that_is_not_valid_is_an_error_naming_it_not_a_panic() {
+    let Some(mut config) =
+        server("a_stored_text_id_that_is_not_valid_is_an_error_naming_it_not_a_panic")
+    else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let _drop = DropTables::new(&prefix);
+    config.originator_id_type = OriginatorIdType::Text;
+    let recorder = PostgresRecorder::events(
+        PostgresDatabase::open(&config).expect("pool"),
+        Some(&prefix),
+        true,
+    )
+    .expect("recorder");
+    // A row written by something other than this crate, with an id it would refuse.
+    let mut client = postgres::Client::connect(&url(), postgres::NoTls).expect("connect");
+    client
+        .execute(
+            &format!(
+                "INSERT INTO {prefix}_events (originator_id, originator_version, topic, state) \
+                 VALUES ($1, 1, 'T', '')"
+            ),
+            &[&"x".repeat(300)],
+        )
+        .expect("insert");
+    let error = recorder
+        .select_notifications(1, 10, None, &[])
+        .expect_err("a stored id that is too long");
+    let message = error.to_string();
+    assert!(matches!(error, Error::Corrupt(_)), "{message}");
+    assert!(
+        message.contains(&format!("{prefix}_events")) && message.contains("255 bytes"),
+        "{message}"
+    );
 }

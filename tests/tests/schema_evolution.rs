@@ -120,7 +120,7 @@ fn events_stored_by_the_old_program_are_read_as_the_current_types() {
     app.save(&mut dog).expect("save with v2");
     let stored = app
         .recorder()
-        .select_events(dog.id(), EventQuery::new())
+        .select_events(&dog.id(), EventQuery::new())
         .expect("select");
     let versions: Vec<Option<u64>> = stored
         .iter()
@@ -168,19 +168,19 @@ fn data_from_a_newer_program_is_an_error_naming_the_event() {
     app.save(&mut dog).expect("save");
     let mut stored = app
         .recorder()
-        .select_events(dog.id(), EventQuery::new())
+        .select_events(&dog.id(), EventQuery::new())
         .expect("select")
         .remove(0);
     let mut state: Value = serde_json::from_slice(&stored.state).expect("json");
     state["version"] = json!(7);
     stored.state = serde_json::to_vec(&state).expect("json");
-    stored.originator_id = Uuid::new_v4();
+    stored.originator_id = Uuid::new_v4().into();
     app.recorder()
         .insert_events(&[stored.clone()])
         .expect("insert");
     let error = app
         .repository()
-        .get::<v2::Dog>(stored.originator_id)
+        .get::<v2::Dog>(&stored.originator_id)
         .expect_err("too new");
     let message = error.to_string();
     assert!(
@@ -226,7 +226,7 @@ mod renamed {
 /// A row as the program wrote it before the rename.
 fn old_row(id: Uuid, version: u64, topic: &str, data: Value) -> StoredEvent {
     StoredEvent {
-        originator_id: id,
+        originator_id: id.into(),
         originator_version: version,
         topic: topic.into(),
         state: serde_json::to_vec(&json!({"timestamp": "2025-01-01T00:00:00Z", "data": data}))
@@ -251,7 +251,7 @@ fn renamed_aggregates_and_events_still_read_their_old_topics() {
     app.save(&mut puppy).expect("save");
     let topics: Vec<String> = app
         .recorder()
-        .select_events(id, EventQuery::new())
+        .select_events(&id.into(), EventQuery::new())
         .expect("select")
         .into_iter()
         .map(|event| event.topic)
@@ -280,7 +280,7 @@ fn renamed_aggregates_and_events_still_read_their_old_topics() {
     let snapshots = app.snapshot_recorder().expect("on");
     snapshots
         .insert_events(&[StoredEvent {
-            originator_id: id,
+            originator_id: id.into(),
             originator_version: 2,
             topic: "Pup.Snapshot".into(),
             state: serde_json::to_vec(&json!({

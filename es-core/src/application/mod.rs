@@ -14,8 +14,6 @@ mod save;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use uuid::Uuid;
-
 pub use builder::{
     ApplicationBuilder, DEFAULT_SQLITE_DBNAME, DEFAULT_SQLITE_LOCK_TIMEOUT, Persistence,
 };
@@ -26,6 +24,7 @@ pub use save::{Save, Unsaved};
 
 use crate::domain::aggregate::Aggregate;
 use crate::domain::event::{AnyEvent, DomainEvent};
+use crate::domain::id::OriginatorId;
 use crate::error::{BoxError, Error, Result};
 use crate::persistence::{AggregateRecorder, ApplicationRecorder, Mapper, StoredEvent};
 
@@ -269,7 +268,7 @@ impl Application {
     /// assert_eq!(app.repository().get::<Tank>(tank.id())?.litres, 15);
     /// # Ok::<(), es_core::Error>(())
     /// ```
-    pub fn take_snapshot<A: Aggregate>(&self, id: Uuid) -> Result<()> {
+    pub fn take_snapshot<A: Aggregate>(&self, id: impl Into<OriginatorId>) -> Result<()> {
         if self.snapshots.is_none() {
             return Err(Error::SnapshottingDisabled);
         }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use super::environment::Environment;
 use crate::error::{Error, Result};
 use crate::persistence::{
-    AggregateRecorder, ApplicationRecorder, PostgresConfig, PostgresDatabase, PostgresRecorder,
-    checked_identifier, table_prefix_from_name,
+    AggregateRecorder, ApplicationRecorder, OriginatorIdType, PostgresConfig, PostgresDatabase,
+    PostgresRecorder, checked_identifier, table_prefix_from_name,
 };
 
 /// The most connections `POSTGRES_POOL_SIZE` may ask for.
@@ -71,6 +71,14 @@ pub(super) fn config_from_env(env: &Environment) -> Result<PostgresConfig> {
     }
     if let Some((variable, schema)) = env.get("POSTGRES_SCHEMA") {
         config.schema = checked_identifier(&variable, schema.trim(), 63)?;
+    }
+    if let Some((variable, value)) = env.get("ORIGINATOR_ID_TYPE") {
+        config.originator_id_type =
+            OriginatorIdType::parse(value).ok_or_else(|| Error::Config {
+                variable,
+                value: value.to_owned(),
+                expected: "uuid (the default) or text (to keep text ids as well as UUIDs)".into(),
+            })?;
     }
     Ok(config)
 }
@@ -194,6 +202,32 @@ mod tests {
         assert_eq!(config.connect_timeout, Duration::from_millis(1500));
         assert_eq!(config.lock_timeout, Duration::from_secs(2));
         assert_eq!(config.schema, "sales");
+    }
+
+    #[test]
+    fn originator_id_type_is_uuid_unless_set_to_text_with_the_prefix_first() {
+        let url = ("POSTGRES_URL", "postgres://u@h/d");
+        let config = config_from_env(&env(&[url])).expect("valid");
+        assert_eq!(config.originator_id_type, OriginatorIdType::Uuid);
+        let config = config_from_env(&env(&[url, ("ORIGINATOR_ID_TYPE", "Text")])).expect("valid");
+        assert_eq!(config.originator_id_type, OriginatorIdType::Text);
+        let config = config_from_env(
+            &env(&[
+                url,
+                ("ORIGINATOR_ID_TYPE", "uuid"),
+                ("SHOP_ORIGINATOR_ID_TYPE", "text"),
+            ])
+            .with_name("shop"),
+        )
+        .expect("valid");
+        assert_eq!(config.originator_id_type, OriginatorIdType::Text);
+        let error = config_from_env(&env(&[url, ("ORIGINATOR_ID_TYPE", "varchar")]))
+            .expect_err("not a type");
+        let message = error.to_string();
+        assert!(
+            message.contains("ORIGINATOR_ID_TYPE") && message.contains("text"),
+            "{message}"
+        );
     }
 
     #[test]

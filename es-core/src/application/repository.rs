@@ -1,9 +1,8 @@
 //! The repository: aggregates rebuilt from their stored events.
 
-use uuid::Uuid;
-
 use super::Application;
 use crate::domain::aggregate::{Aggregate, replay};
+use crate::domain::id::OriginatorId;
 use crate::error::{Error, Result};
 use crate::persistence::EventQuery;
 
@@ -40,27 +39,30 @@ impl<'a> Repository<'a> {
     }
 
     /// The aggregate at its latest version.
-    pub fn get<A: Aggregate>(&self, id: Uuid) -> Result<A> {
-        self.load(id, None)
+    pub fn get<A: Aggregate>(&self, id: impl Into<OriginatorId>) -> Result<A> {
+        self.load(id.into(), None)
     }
 
     /// The aggregate as it was at `version`. A version it never reached is
     /// [`Error::AggregateNotFound`].
-    pub fn get_at<A: Aggregate>(&self, id: Uuid, version: u64) -> Result<A> {
-        self.load(id, Some(version))
+    pub fn get_at<A: Aggregate>(&self, id: impl Into<OriginatorId>, version: u64) -> Result<A> {
+        self.load(id.into(), Some(version))
     }
 
     /// Whether any event is stored for `id`.
-    pub fn contains(&self, id: Uuid) -> Result<bool> {
+    pub fn contains(&self, id: impl Into<OriginatorId>) -> Result<bool> {
         Ok(!self
             .app
             .events
-            .select_events(id, EventQuery::new().limit(1))?
+            .select_events(&id.into(), EventQuery::new().limit(1))?
             .is_empty())
     }
 
-    fn load<A: Aggregate>(&self, id: Uuid, version: Option<u64>) -> Result<A> {
-        let not_found = || Error::AggregateNotFound { id, version };
+    fn load<A: Aggregate>(&self, id: OriginatorId, version: Option<u64>) -> Result<A> {
+        let not_found = || Error::AggregateNotFound {
+            id: id.clone(),
+            version,
+        };
         let mut start = None;
         let mut query = EventQuery {
             lte: version,
@@ -71,13 +73,13 @@ impl<'a> Repository<'a> {
                 lte: version,
                 ..EventQuery::new().desc().limit(1)
             };
-            if let Some(stored) = snapshots.select_events(id, latest)?.pop() {
+            if let Some(stored) = snapshots.select_events(&id, latest)?.pop() {
                 let snapshot = self.app.mapper.stored_to_snapshot::<A>(&stored)?;
                 query.gt = Some(snapshot.originator_version);
                 start = Some(snapshot.into_aggregate());
             }
         }
-        let stored = self.app.events.select_events(id, query)?;
+        let stored = self.app.events.select_events(&id, query)?;
         let events = stored
             .iter()
             .map(|event| self.app.mapper.to_domain_event(event));

@@ -2,10 +2,10 @@
 
 use std::fmt;
 
+use super::id::OriginatorId;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use uuid::Uuid;
 
 use super::event::{AggregateEvent, DomainEvent};
 use crate::error::{Error, Result};
@@ -73,9 +73,9 @@ pub trait Aggregate: AggregateStruct + Send + Sync + 'static {
         let _ = (version, state);
     }
 
-    /// The aggregate's id.
-    fn id(&self) -> Uuid {
-        self.meta().id
+    /// The aggregate's id (a cheap clone: see [`OriginatorId`]).
+    fn id(&self) -> OriginatorId {
+        self.meta().id.clone()
     }
 
     /// The aggregate's version: 1 after its creation event, plus one per later event.
@@ -130,7 +130,7 @@ pub trait AggregateStruct: Serialize + DeserializeOwned {
 /// Two metadata values are equal when id and version are: that is what makes two
 /// aggregate values the same state of the same aggregate.
 pub struct AggregateMeta<E> {
-    id: Uuid,
+    id: OriginatorId,
     version: u64,
     created_on: DateTime<Utc>,
     modified_on: DateTime<Utc>,
@@ -139,7 +139,7 @@ pub struct AggregateMeta<E> {
 
 impl<E> AggregateMeta<E> {
     pub(crate) fn new(
-        id: Uuid,
+        id: OriginatorId,
         version: u64,
         created_on: DateTime<Utc>,
         modified_on: DateTime<Utc>,
@@ -160,14 +160,19 @@ impl<E> AggregateMeta<E> {
 
 impl<E> Default for AggregateMeta<E> {
     fn default() -> Self {
-        AggregateMeta::new(Uuid::nil(), 0, DateTime::UNIX_EPOCH, DateTime::UNIX_EPOCH)
+        AggregateMeta::new(
+            uuid::Uuid::nil().into(),
+            0,
+            DateTime::UNIX_EPOCH,
+            DateTime::UNIX_EPOCH,
+        )
     }
 }
 
 impl<E: Clone> Clone for AggregateMeta<E> {
     fn clone(&self) -> Self {
         AggregateMeta {
-            id: self.id,
+            id: self.id.clone(),
             version: self.version,
             created_on: self.created_on,
             modified_on: self.modified_on,
@@ -202,13 +207,39 @@ fn now_after(previous: DateTime<Utc>) -> DateTime<Utc> {
     Utc::now().max(previous)
 }
 
+/// What a creation event's `id = <expr>` may be: anything that converts into
+/// an [`OriginatorId`] without failing. A string is not: it may be an invalid id.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an aggregate id",
+    label = "an aggregate id is a `Uuid` or an `OriginatorId`",
+    note = "for a text id, build it before the command with the fallible `OriginatorId::text(..)?` and pass the `OriginatorId` in"
+)]
+pub trait IntoOriginatorId {
+    /// The id.
+    fn into_originator_id(self) -> OriginatorId;
+}
+
+// One impl per type, not a blanket one over `Into<OriginatorId>`: with a
+// blanket impl the compiler reports the missing `From` rather than the message above.
+macro_rules! into_originator_id {
+    ($($ty:ty),*) => {$(
+        impl IntoOriginatorId for $ty {
+            fn into_originator_id(self) -> OriginatorId {
+                self.into()
+            }
+        }
+    )*};
+}
+into_originator_id!(OriginatorId, &OriginatorId, uuid::Uuid, &uuid::Uuid);
+
 /// Finishes a generated creation command: the user's body has built the state
 /// from the event's fields; this gives it its id and records the event.
 #[doc(hidden)]
-pub fn created<A: Aggregate>(mut aggregate: A, id: Uuid, payload: A::Event) -> A {
+pub fn created<A: Aggregate>(mut aggregate: A, id: OriginatorId, payload: A::Event) -> A {
     let timestamp = Utc::now();
     let meta = aggregate.meta_mut();
-    *meta = AggregateMeta::new(id, INITIAL_VERSION, timestamp, timestamp);
+    *meta = AggregateMeta::new(id.clone(), INITIAL_VERSION, timestamp, timestamp);
     meta.pending.push(DomainEvent {
         originator_id: id,
         originator_version: INITIAL_VERSION,
@@ -227,7 +258,7 @@ pub fn triggered<A: Aggregate>(aggregate: &mut A, payload: A::Event) {
     meta.version += 1;
     meta.modified_on = timestamp;
     let event = DomainEvent {
-        originator_id: meta.id,
+        originator_id: meta.id.clone(),
         originator_version: meta.version,
         timestamp,
         payload,
@@ -245,7 +276,7 @@ pub(crate) fn replay<A: Aggregate>(
         let event = event?;
         let unexpected = |reason: &str, payload: &A::Event| Error::UnexpectedEvent {
             topic: payload.topic().to_owned(),
-            originator_id: event.originator_id,
+            originator_id: event.originator_id.clone(),
             originator_version: event.originator_version,
             reason: reason.to_owned(),
         };
@@ -253,7 +284,7 @@ pub(crate) fn replay<A: Aggregate>(
             None => {
                 if event.originator_version != INITIAL_VERSION {
                     return Err(Error::OutOfSequence {
-                        originator_id: event.originator_id,
+                        originator_id: event.originator_id.clone(),
                         expected: INITIAL_VERSION,
                         found: event.originator_version,
                     });
@@ -265,7 +296,7 @@ pub(crate) fn replay<A: Aggregate>(
                     )
                 })?;
                 *aggregate.meta_mut() = AggregateMeta::new(
-                    event.originator_id,
+                    event.originator_id.clone(),
                     INITIAL_VERSION,
                     event.timestamp,
                     event.timestamp,
@@ -282,7 +313,7 @@ pub(crate) fn replay<A: Aggregate>(
                 }
                 if event.originator_version != meta.version + 1 {
                     return Err(Error::OutOfSequence {
-                        originator_id: meta.id,
+                        originator_id: meta.id.clone(),
                         expected: meta.version + 1,
                         found: event.originator_version,
                     });

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::ser::SerializeStruct;
 use serde::{Deserializer, Serialize, Serializer};
-use uuid::Uuid;
+
+use super::id::OriginatorId;
 
 /// One event of one aggregate: the payload (a variant of the aggregate's generated
 /// event enum) with the aggregate's id, the version the event gave it, and when.
@@ -37,7 +38,7 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq)]
 pub struct DomainEvent<E> {
     /// The id of the aggregate the event belongs to.
-    pub originator_id: Uuid,
+    pub originator_id: OriginatorId,
     /// The aggregate's version once this event is applied: 1 for the creation event.
     pub originator_version: u64,
     /// When the event was triggered (UTC).
@@ -63,7 +64,7 @@ impl DomainEvent<Box<dyn AnyEvent>> {
     /// let lamp = Lamp::install();
     /// let event = lamp.pending_events()[0].clone();
     /// let any: DomainEvent<Box<dyn AnyEvent>> = DomainEvent {
-    ///     originator_id: event.originator_id,
+    ///     originator_id: event.originator_id.clone(),
     ///     originator_version: event.originator_version,
     ///     timestamp: event.timestamp,
     ///     payload: Box::new(event.payload),

@@ -3,9 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use super::aggregate::{Aggregate, AggregateMeta};
+use super::id::OriginatorId;
 
 /// An aggregate's state at one version.
 ///
@@ -33,7 +33,7 @@ use super::aggregate::{Aggregate, AggregateMeta};
 #[derive(Debug, Clone)]
 pub struct Snapshot<A> {
     /// The aggregate's id.
-    pub originator_id: Uuid,
+    pub originator_id: OriginatorId,
     /// The version the state is at.
     pub originator_version: u64,
     /// When the aggregate was created.

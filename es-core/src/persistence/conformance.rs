@@ -20,6 +20,9 @@ use std::thread;
 
 use uuid::Uuid;
 
+use crate::domain::id::OriginatorId;
+use crate::error::Error;
+
 use super::recorder::{ApplicationRecorder, EventQuery};
 use super::stored_event::{Notification, StoredEvent};
 
@@ -28,6 +31,9 @@ use super::stored_event::{Notification, StoredEvent};
 pub struct Fixture {
     /// The recorder under test.
     pub recorder: Arc<dyn ApplicationRecorder>,
+    /// Whether the recorder keeps text ids; if not, the text-id cases check
+    /// that it refuses them with [`Error::InvalidId`] instead.
+    pub text_ids: bool,
     _keep_alive: Option<Box<dyn Any + Send + Sync>>,
 }
 
@@ -36,8 +42,17 @@ impl Fixture {
     pub fn new(recorder: impl ApplicationRecorder + 'static) -> Self {
         Fixture {
             recorder: Arc::new(recorder),
+            text_ids: true,
             _keep_alive: None,
         }
+    }
+
+    /// Marks the recorder as one that keeps UUID ids only (a PostgreSQL store
+    /// with `uuid` columns): the text-id cases then check that every text id
+    /// is refused with an [`Error::InvalidId`] naming it, and nothing written.
+    pub fn uuid_ids_only(mut self) -> Self {
+        self.text_ids = false;
+        self
     }
 
     /// Keeps `guard` alive as long as the fixture.
@@ -65,6 +80,10 @@ macro_rules! recorder_conformance_tests {
             concurrent_writers_lose_nothing_and_leave_no_gaps,
             racing_writers_of_one_version_conflict_exactly_once,
             a_follower_sees_every_event_once_and_in_order_while_writers_write,
+            text_ids_are_inserted_and_selected_back_beside_uuids,
+            a_taken_version_of_a_text_id_is_a_conflict_naming_it,
+            notifications_give_text_ids_back,
+            text_ids_are_exact_case_and_space_sensitive,
         );
     };
     (@cases $fixture:expr; $($case:ident,)+) => {
@@ -91,9 +110,14 @@ pub fn run(fixture: impl Into<Option<Fixture>>, case: fn(Fixture)) {
     }
 }
 
-fn event(originator_id: Uuid, version: u64, topic: &str) -> StoredEvent {
+/// A fresh UUID id, as aggregates get by default.
+fn uuid_id() -> OriginatorId {
+    Uuid::new_v4().into()
+}
+
+fn event(originator_id: impl Into<OriginatorId>, version: u64, topic: &str) -> StoredEvent {
     StoredEvent {
-        originator_id,
+        originator_id: originator_id.into(),
         originator_version: version,
         topic: topic.to_owned(),
         state: format!("{{\"v\":{version}}}").into_bytes(),
@@ -108,29 +132,29 @@ fn versions(events: &[StoredEvent]) -> Vec<u64> {
 /// originator's own.
 pub fn inserted_events_are_selected_back(fixture: Fixture) {
     let recorder = &fixture.recorder;
-    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let (a, b) = (uuid_id(), uuid_id());
     let batch = [
-        event(a, 1, "A.Created"),
-        event(a, 2, "A.Changed"),
-        event(b, 1, "B.Created"),
+        event(&a, 1, "A.Created"),
+        event(&a, 2, "A.Changed"),
+        event(&b, 1, "B.Created"),
     ];
     let ids = recorder.insert_events(&batch).expect("insert");
     assert_eq!(ids.len(), 3, "one notification id per event");
     assert_eq!(
         recorder
-            .select_events(a, EventQuery::new())
+            .select_events(&a, EventQuery::new())
             .expect("select"),
         batch[..2]
     );
     assert_eq!(
         recorder
-            .select_events(b, EventQuery::new())
+            .select_events(&b, EventQuery::new())
             .expect("select"),
         batch[2..]
     );
     assert!(
         recorder
-            .select_events(Uuid::new_v4(), EventQuery::new())
+            .select_events(&uuid_id(), EventQuery::new())
             .expect("select")
             .is_empty()
     );
@@ -139,47 +163,49 @@ pub fn inserted_events_are_selected_back(fixture: Fixture) {
 /// A version already recorded is a conflict, and nothing of the failing batch is written.
 pub fn a_taken_version_is_a_conflict_and_writes_nothing(fixture: Fixture) {
     let recorder = &fixture.recorder;
-    let id = Uuid::new_v4();
+    let id = uuid_id();
     recorder
-        .insert_events(&[event(id, 1, "T")])
+        .insert_events(&[event(&id, 1, "T")])
         .expect("first insert");
     let error = recorder
-        .insert_events(&[event(id, 2, "T"), event(id, 1, "T")])
+        .insert_events(&[event(&id, 2, "T"), event(&id, 1, "T")])
         .expect_err("version 1 is taken");
     assert!(
-        matches!(error, crate::Error::Conflict { originator_id, originator_version: 1 } if originator_id == id),
+        matches!(&error, crate::Error::Conflict { originator_id, originator_version: 1 } if *originator_id == id),
         "{error}"
     );
     assert_eq!(
         versions(
             &recorder
-                .select_events(id, EventQuery::new())
+                .select_events(&id, EventQuery::new())
                 .expect("select")
         ),
         [1]
     );
     let error = recorder
-        .insert_events(&[event(id, 2, "T"), event(id, 2, "T")])
+        .insert_events(&[event(&id, 2, "T"), event(&id, 2, "T")])
         .expect_err("a batch that repeats a version");
     assert!(error.is_conflict(), "{error}");
     assert_eq!(recorder.max_notification_id().expect("max"), Some(1));
     recorder
-        .insert_events(&[event(id, 2, "T")])
+        .insert_events(&[event(&id, 2, "T")])
         .expect("the next version still works");
 }
 
 /// A batch over several aggregates is written whole or not at all.
 pub fn a_multi_aggregate_insert_is_all_or_nothing(fixture: Fixture) {
     let recorder = &fixture.recorder;
-    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-    recorder.insert_events(&[event(b, 1, "T")]).expect("insert");
+    let (a, b) = (uuid_id(), uuid_id());
+    recorder
+        .insert_events(&[event(&b, 1, "T")])
+        .expect("insert");
     let error = recorder
-        .insert_events(&[event(a, 1, "T"), event(a, 2, "T"), event(b, 1, "T")])
+        .insert_events(&[event(&a, 1, "T"), event(&a, 2, "T"), event(&b, 1, "T")])
         .expect_err("b's version 1 is taken");
     assert!(error.is_conflict());
     assert!(
         recorder
-            .select_events(a, EventQuery::new())
+            .select_events(&a, EventQuery::new())
             .expect("select")
             .is_empty(),
         "a was not written"
@@ -203,11 +229,11 @@ pub fn an_empty_insert_is_a_no_op(fixture: Fixture) {
 /// gives what the same filters give on a plain list.
 pub fn select_events_honours_every_combination_of_filters(fixture: Fixture) {
     let recorder = &fixture.recorder;
-    let id = Uuid::new_v4();
-    let all: Vec<StoredEvent> = (1..=10).map(|v| event(id, v, "T")).collect();
+    let id = uuid_id();
+    let all: Vec<StoredEvent> = (1..=10).map(|v| event(&id, v, "T")).collect();
     recorder.insert_events(&all).expect("insert");
     recorder
-        .insert_events(&[event(Uuid::new_v4(), 1, "T")])
+        .insert_events(&[event(uuid_id(), 1, "T")])
         .expect("another originator");
     let bounds = [None, Some(0), Some(1), Some(4), Some(10), Some(12)];
     let limits = [None, Some(0), Some(1), Some(3), Some(20)];
@@ -228,7 +254,7 @@ pub fn select_events_honours_every_combination_of_filters(fixture: Fixture) {
                         expected.reverse();
                     }
                     expected.truncate(limit.unwrap_or(usize::MAX));
-                    let got = recorder.select_events(id, query).expect("select");
+                    let got = recorder.select_events(&id, query).expect("select");
                     assert_eq!(versions(&got), expected, "{query:?}");
                 }
             }
@@ -246,10 +272,10 @@ pub fn notification_ids_increase_and_selects_honour_start_limit_stop(fixture: Fi
     let recorder = &fixture.recorder;
     let mut all_ids = Vec::new();
     for _ in 0..4 {
-        let id = Uuid::new_v4();
+        let id = uuid_id();
         all_ids.extend(
             recorder
-                .insert_events(&[event(id, 1, "T"), event(id, 2, "T")])
+                .insert_events(&[event(&id, 1, "T"), event(&id, 2, "T")])
                 .expect("insert"),
         );
     }
@@ -307,7 +333,7 @@ pub fn notifications_filter_by_topic(fixture: Fixture) {
         .iter()
         .flat_map(|topic| {
             recorder
-                .insert_events(&[event(Uuid::new_v4(), 1, topic)])
+                .insert_events(&[event(uuid_id(), 1, topic)])
                 .expect("insert")
         })
         .collect();
@@ -361,7 +387,7 @@ pub fn max_notification_id_on_empty_and_filled_stores(fixture: Fixture) {
     let recorder = &fixture.recorder;
     assert_eq!(recorder.max_notification_id().expect("max"), None);
     let ids = recorder
-        .insert_events(&[event(Uuid::new_v4(), 1, "T"), event(Uuid::new_v4(), 1, "T")])
+        .insert_events(&[event(uuid_id(), 1, "T"), event(uuid_id(), 1, "T")])
         .expect("insert");
     assert_eq!(
         recorder.max_notification_id().expect("max"),
@@ -372,28 +398,28 @@ pub fn max_notification_id_on_empty_and_filled_stores(fixture: Fixture) {
 /// States of any bytes and of some size come back unchanged.
 pub fn large_and_binary_states_round_trip(fixture: Fixture) {
     let recorder = &fixture.recorder;
-    let id = Uuid::new_v4();
+    let id = uuid_id();
     let binary: Vec<u8> = (0..=255).collect();
     let large = vec![b'x'; 1 << 20];
     let events = [
         StoredEvent {
             state: binary,
-            ..event(id, 1, "T")
+            ..event(&id, 1, "T")
         },
         StoredEvent {
             state: large,
-            ..event(id, 2, "T")
+            ..event(&id, 2, "T")
         },
         StoredEvent {
             state: Vec::new(),
             topic: "Ünïcödé.Tøpic".into(),
-            ..event(id, 3, "T")
+            ..event(&id, 3, "T")
         },
     ];
     recorder.insert_events(&events).expect("insert");
     assert_eq!(
         recorder
-            .select_events(id, EventQuery::new())
+            .select_events(&id, EventQuery::new())
             .expect("select"),
         events
     );
@@ -410,23 +436,23 @@ pub fn concurrent_writers_lose_nothing_and_leave_no_gaps(fixture: Fixture) {
         .map(|_| {
             let recorder = recorder.clone();
             thread::spawn(move || {
-                let id = Uuid::new_v4();
+                let id = uuid_id();
                 for version in 1..=SAVES_PER_WRITER {
                     recorder
-                        .insert_events(&[event(id, version, "T")])
+                        .insert_events(&[event(&id, version, "T")])
                         .expect("insert");
                 }
                 id
             })
         })
         .collect();
-    let originators: Vec<Uuid> = handles
+    let originators: Vec<OriginatorId> = handles
         .into_iter()
         .map(|h| h.join().expect("writer thread"))
         .collect();
     for id in originators {
         let stored = recorder
-            .select_events(id, EventQuery::new())
+            .select_events(&id, EventQuery::new())
             .expect("select");
         assert_eq!(
             versions(&stored),
@@ -445,17 +471,17 @@ pub fn concurrent_writers_lose_nothing_and_leave_no_gaps(fixture: Fixture) {
 pub fn racing_writers_of_one_version_conflict_exactly_once(fixture: Fixture) {
     let recorder = fixture.recorder.clone();
     for _ in 0..20 {
-        let id = Uuid::new_v4();
+        let id = uuid_id();
         recorder
-            .insert_events(&[event(id, 1, "T")])
+            .insert_events(&[event(&id, 1, "T")])
             .expect("insert");
         let barrier = Arc::new(std::sync::Barrier::new(2));
         let racers: Vec<_> = (0..2)
             .map(|_| {
-                let (recorder, barrier) = (recorder.clone(), barrier.clone());
+                let (recorder, barrier, id) = (recorder.clone(), barrier.clone(), id.clone());
                 thread::spawn(move || {
                     barrier.wait();
-                    recorder.insert_events(&[event(id, 2, "T"), event(id, 3, "T")])
+                    recorder.insert_events(&[event(&id, 2, "T"), event(&id, 3, "T")])
                 })
             })
             .collect();
@@ -477,7 +503,7 @@ pub fn racing_writers_of_one_version_conflict_exactly_once(fixture: Fixture) {
         assert_eq!(
             versions(
                 &recorder
-                    .select_events(id, EventQuery::new())
+                    .select_events(&id, EventQuery::new())
                     .expect("select")
             ),
             [1, 2, 3]
@@ -516,10 +542,10 @@ pub fn a_follower_sees_every_event_once_and_in_order_while_writers_write(fixture
         .map(|_| {
             let recorder = recorder.clone();
             thread::spawn(move || {
-                let id = Uuid::new_v4();
+                let id = uuid_id();
                 for version in (1..=SAVES_PER_WRITER).step_by(2) {
                     recorder
-                        .insert_events(&[event(id, version, "T"), event(id, version + 1, "T")])
+                        .insert_events(&[event(&id, version, "T"), event(&id, version + 1, "T")])
                         .expect("insert");
                 }
             })
@@ -534,19 +560,19 @@ pub fn a_follower_sees_every_event_once_and_in_order_while_writers_write(fixture
         seen.windows(2).all(|w| w[0].id < w[1].id),
         "in order, no repeats"
     );
-    let keys: HashSet<(Uuid, u64)> = seen
+    let keys: HashSet<(OriginatorId, u64)> = seen
         .iter()
-        .map(|n| (n.event.originator_id, n.event.originator_version))
+        .map(|n| (n.event.originator_id.clone(), n.event.originator_version))
         .collect();
     assert_eq!(keys.len(), seen.len(), "each event once");
     let all = recorder
         .select_notifications(1, usize::MAX >> 1, None, &[])
         .expect("select");
     assert_eq!(ids(&seen), ids(&all), "the follower saw the whole log");
-    let mut per_originator: HashMap<Uuid, Vec<u64>> = HashMap::new();
+    let mut per_originator: HashMap<OriginatorId, Vec<u64>> = HashMap::new();
     for n in &seen {
         per_originator
-            .entry(n.event.originator_id)
+            .entry(n.event.originator_id.clone())
             .or_default()
             .push(n.event.originator_version);
     }
@@ -555,5 +581,215 @@ pub fn a_follower_sees_every_event_once_and_in_order_while_writers_write(fixture
             versions.windows(2).all(|w| w[1] == w[0] + 1),
             "in version order: {versions:?}"
         );
+    }
+}
+
+/// Text ids of several shapes, some of them near UUIDs: a case gets these.
+fn text_ids() -> Vec<OriginatorId> {
+    let uuid = Uuid::new_v4();
+    [
+        format!("user-{}", Uuid::new_v4().simple()),
+        format!("Ünïcödé ✓ {}", Uuid::new_v4().simple()),
+        // Another spelling of a UUID is a text id, kept as written.
+        uuid.hyphenated().to_string().to_uppercase(),
+        uuid.simple().to_string(),
+        // The longest id allowed.
+        format!(
+            "{}{}",
+            Uuid::new_v4().simple(),
+            "x".repeat(OriginatorId::MAX_TEXT_LEN - 32)
+        ),
+    ]
+    .into_iter()
+    .map(|text| OriginatorId::text(text).expect("a valid text id"))
+    .collect()
+}
+
+/// On a recorder without text ids, every use of a text id is refused with an
+/// error naming it, and nothing is written.
+fn text_ids_are_refused(fixture: &Fixture) {
+    let recorder = &fixture.recorder;
+    let uuid = uuid_id();
+    let text = OriginatorId::text("user-refused").expect("valid");
+    let refused = |error: Error| {
+        assert!(
+            matches!(&error, Error::InvalidId { id, .. } if id == "user-refused"),
+            "{error}"
+        );
+    };
+    refused(
+        recorder
+            .insert_events(&[event(&uuid, 1, "T"), event(&text, 1, "T")])
+            .expect_err("a text id"),
+    );
+    refused(
+        recorder
+            .select_events(&text, EventQuery::new())
+            .expect_err("a text id"),
+    );
+    assert_eq!(
+        recorder.max_notification_id().expect("max"),
+        None,
+        "nothing written"
+    );
+    recorder
+        .insert_events(&[event(&uuid, 1, "T")])
+        .expect("UUID ids still work");
+}
+
+/// Text ids, in one batch with a UUID id, are stored and selected back as the
+/// same ids; the canonical text of a UUID and the UUID are one id.
+pub fn text_ids_are_inserted_and_selected_back_beside_uuids(fixture: Fixture) {
+    if !fixture.text_ids {
+        return text_ids_are_refused(&fixture);
+    }
+    let recorder = &fixture.recorder;
+    let texts = text_ids();
+    let uuid = Uuid::new_v4();
+    let mut batch: Vec<StoredEvent> = texts
+        .iter()
+        .flat_map(|id| [event(id, 1, "T.Created"), event(id, 2, "T.Changed")])
+        .collect();
+    batch.push(event(uuid, 1, "U.Created"));
+    recorder.insert_events(&batch).expect("insert");
+    for (i, id) in texts.iter().enumerate() {
+        let selected = recorder
+            .select_events(id, EventQuery::new())
+            .expect("select");
+        assert_eq!(selected, batch[2 * i..2 * i + 2], "{id}");
+        assert_eq!(
+            versions(
+                &recorder
+                    .select_events(id, EventQuery::new().desc().limit(1))
+                    .expect("select")
+            ),
+            [2]
+        );
+    }
+    let as_text = OriginatorId::text(uuid.to_string()).expect("valid");
+    assert_eq!(
+        recorder
+            .select_events(&as_text, EventQuery::new())
+            .expect("select"),
+        batch[batch.len() - 1..],
+        "a UUID's canonical text is the UUID"
+    );
+    assert!(
+        recorder
+            .select_events(
+                &OriginatorId::text("user-nobody").expect("valid"),
+                EventQuery::new()
+            )
+            .expect("select")
+            .is_empty()
+    );
+}
+
+/// A version already recorded for a text id is a conflict naming that id, and
+/// nothing of the batch is written.
+pub fn a_taken_version_of_a_text_id_is_a_conflict_naming_it(fixture: Fixture) {
+    if !fixture.text_ids {
+        return text_ids_are_refused(&fixture);
+    }
+    let recorder = &fixture.recorder;
+    let id = OriginatorId::text(format!("order-{}", Uuid::new_v4().simple())).expect("valid");
+    let other = uuid_id();
+    recorder
+        .insert_events(&[event(&id, 1, "T")])
+        .expect("insert");
+    let error = recorder
+        .insert_events(&[
+            event(&other, 1, "T"),
+            event(&id, 2, "T"),
+            event(&id, 1, "T"),
+        ])
+        .expect_err("version 1 is taken");
+    assert!(
+        matches!(&error, Error::Conflict { originator_id, originator_version: 1 } if *originator_id == id),
+        "{error}"
+    );
+    assert!(error.to_string().contains(&id.to_string()), "{error}");
+    assert!(
+        recorder
+            .select_events(&other, EventQuery::new())
+            .expect("select")
+            .is_empty()
+    );
+    assert_eq!(
+        versions(
+            &recorder
+                .select_events(&id, EventQuery::new())
+                .expect("select")
+        ),
+        [1]
+    );
+    assert_eq!(recorder.max_notification_id().expect("max"), Some(1));
+}
+
+/// The notification log gives text ids back as they were written, and UUID
+/// ids as UUIDs, filtered by topic as any other.
+pub fn notifications_give_text_ids_back(fixture: Fixture) {
+    if !fixture.text_ids {
+        return text_ids_are_refused(&fixture);
+    }
+    let recorder = &fixture.recorder;
+    let texts = text_ids();
+    let uuid = uuid_id();
+    let mut written: Vec<StoredEvent> = texts.iter().map(|id| event(id, 1, "Text")).collect();
+    written.insert(2, event(&uuid, 1, "Uuid"));
+    let ids = recorder.insert_events(&written).expect("insert");
+    let log = recorder
+        .select_notifications(1, 100, None, &[])
+        .expect("select");
+    assert_eq!(ids, log.iter().map(|n| n.id).collect::<Vec<_>>());
+    let read: Vec<StoredEvent> = log.into_iter().map(|n| n.event).collect();
+    assert_eq!(read, written);
+    assert!(read[2].originator_id.as_uuid().is_some());
+    assert!(
+        read.iter()
+            .filter(|e| e.topic == "Text")
+            .all(|e| e.originator_id.as_str().is_some())
+    );
+    let only_text = recorder
+        .select_notifications(1, 100, None, &["Text"])
+        .expect("select");
+    assert_eq!(
+        only_text
+            .iter()
+            .map(|n| n.event.originator_id.clone())
+            .collect::<Vec<_>>(),
+        texts
+    );
+}
+
+/// Text ids that differ only in case or in spaces are different aggregates.
+pub fn text_ids_are_exact_case_and_space_sensitive(fixture: Fixture) {
+    if !fixture.text_ids {
+        return text_ids_are_refused(&fixture);
+    }
+    let recorder = &fixture.recorder;
+    let base = format!("ada-{}", Uuid::new_v4().simple());
+    let spellings = [
+        base.clone(),
+        base.to_uppercase(),
+        format!("{base} "),
+        format!(" {base}"),
+    ];
+    let ids: Vec<OriginatorId> = spellings
+        .iter()
+        .map(|text| OriginatorId::text(text).expect("valid"))
+        .collect();
+    for (n, id) in ids.iter().enumerate() {
+        let events: Vec<StoredEvent> = (1..=n as u64 + 1).map(|v| event(id, v, "T")).collect();
+        recorder
+            .insert_events(&events)
+            .expect("distinct ids do not conflict");
+    }
+    for (n, id) in ids.iter().enumerate() {
+        let selected = recorder
+            .select_events(id, EventQuery::new())
+            .expect("select");
+        assert_eq!(selected.len(), n + 1, "{id:?}");
+        assert!(selected.iter().all(|e| e.originator_id == *id), "{id:?}");
     }
 }

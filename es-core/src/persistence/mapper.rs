@@ -167,12 +167,12 @@ impl Mapper {
             .and_then(|encoded| self.seal(encoded))
             .map_err(|source| Error::Encode {
                 topic: event.topic().to_owned(),
-                originator_id: event.originator_id,
+                originator_id: event.originator_id.clone(),
                 originator_version: event.originator_version,
                 source,
             })?;
         Ok(StoredEvent {
-            originator_id: event.originator_id,
+            originator_id: event.originator_id.clone(),
             originator_version: event.originator_version,
             topic: event.topic().to_owned(),
             state,
@@ -188,7 +188,7 @@ impl Mapper {
             return Err(match topic::lookup(&stored.topic).ok().flatten() {
                 Some(registered) => Error::UnexpectedEvent {
                     topic: stored.topic.clone(),
-                    originator_id: stored.originator_id,
+                    originator_id: stored.originator_id.clone(),
                     originator_version: stored.originator_version,
                     reason: format!(
                         "it is an event of the aggregate type {}",
@@ -206,7 +206,7 @@ impl Mapper {
             })
             .map_err(|source| decode_error(stored, source))?;
         Ok(DomainEvent {
-            originator_id: stored.originator_id,
+            originator_id: stored.originator_id.clone(),
             originator_version: stored.originator_version,
             timestamp,
             payload,
@@ -224,7 +224,7 @@ impl Mapper {
             })
             .map_err(|source| decode_error(stored, source))?;
         Ok(DomainEvent {
-            originator_id: stored.originator_id,
+            originator_id: stored.originator_id.clone(),
             originator_version: stored.originator_version,
             timestamp,
             payload,
@@ -265,7 +265,7 @@ impl Mapper {
             })
             .map_err(|source| decode_error(stored, source))?;
         Ok(Snapshot {
-            originator_id: stored.originator_id,
+            originator_id: stored.originator_id.clone(),
             originator_version: stored.originator_version,
             created_on: body.created_on,
             modified_on: body.modified_on,
@@ -277,7 +277,7 @@ impl Mapper {
 fn unknown_topic(stored: &StoredEvent) -> Error {
     Error::UnknownTopic {
         topic: stored.topic.clone(),
-        originator_id: stored.originator_id,
+        originator_id: stored.originator_id.clone(),
         originator_version: stored.originator_version,
     }
 }
@@ -285,7 +285,7 @@ fn unknown_topic(stored: &StoredEvent) -> Error {
 fn decode_error(stored: &StoredEvent, source: BoxError) -> Error {
     Error::Decode {
         topic: stored.topic.clone(),
-        originator_id: stored.originator_id,
+        originator_id: stored.originator_id.clone(),
         originator_version: stored.originator_version,
         source,
     }

@@ -3,10 +3,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{PoisonError, RwLock};
 
-use uuid::Uuid;
-
 use super::recorder::{AggregateRecorder, ApplicationRecorder, EventQuery};
 use super::stored_event::{Notification, StoredEvent};
+use crate::domain::id::OriginatorId;
 use crate::error::{Error, Result};
 
 /// Keeps events in memory: for tests, examples and short-lived processes.
@@ -16,7 +15,7 @@ use crate::error::{Error, Result};
 /// ```
 /// use es_core::persistence::{AggregateRecorder, EventQuery, MemoryRecorder, StoredEvent};
 /// let recorder = MemoryRecorder::new();
-/// let id = uuid::Uuid::new_v4();
+/// let id = es_core::OriginatorId::from(uuid::Uuid::new_v4());
 /// let ids = recorder.insert_events(&[StoredEvent {
 ///     originator_id: id, originator_version: 1, topic: "T".into(), state: b"{}".to_vec(),
 /// }])?;
@@ -33,7 +32,7 @@ struct Inner {
     /// The log: the event with notification id `n` is at index `n - 1`.
     log: Vec<StoredEvent>,
     /// Per originator, version to index in `log`.
-    by_originator: HashMap<Uuid, BTreeMap<u64, usize>>,
+    by_originator: HashMap<OriginatorId, BTreeMap<u64, usize>>,
 }
 
 impl MemoryRecorder {
@@ -50,14 +49,14 @@ impl AggregateRecorder for MemoryRecorder {
         let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         let mut in_batch = HashSet::with_capacity(events.len());
         for event in events {
-            let key = (event.originator_id, event.originator_version);
+            let key = (&event.originator_id, event.originator_version);
             let taken = inner
                 .by_originator
                 .get(&event.originator_id)
                 .is_some_and(|versions| versions.contains_key(&event.originator_version));
             if taken || !in_batch.insert(key) {
                 return Err(Error::Conflict {
-                    originator_id: event.originator_id,
+                    originator_id: event.originator_id.clone(),
                     originator_version: event.originator_version,
                 });
             }
@@ -68,7 +67,7 @@ impl AggregateRecorder for MemoryRecorder {
             inner.log.push(event.clone());
             inner
                 .by_originator
-                .entry(event.originator_id)
+                .entry(event.originator_id.clone())
                 .or_default()
                 .insert(event.originator_version, index);
             ids.push(index as u64 + 1);
@@ -76,9 +75,13 @@ impl AggregateRecorder for MemoryRecorder {
         Ok(ids)
     }
 
-    fn select_events(&self, originator_id: Uuid, query: EventQuery) -> Result<Vec<StoredEvent>> {
+    fn select_events(
+        &self,
+        originator_id: &OriginatorId,
+        query: EventQuery,
+    ) -> Result<Vec<StoredEvent>> {
         let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
-        let Some(versions) = inner.by_originator.get(&originator_id) else {
+        let Some(versions) = inner.by_originator.get(originator_id) else {
             return Ok(Vec::new());
         };
         let lower = query

@@ -16,7 +16,7 @@ mod stored_event;
 mod transcoder;
 
 #[cfg(feature = "postgres")]
-pub use self::postgres::{PostgresConfig, PostgresDatabase, PostgresRecorder};
+pub use self::postgres::{OriginatorIdType, PostgresConfig, PostgresDatabase, PostgresRecorder};
 #[cfg(feature = "postgres")]
 pub(crate) use self::postgres::{checked_identifier, table_prefix_from_name};
 pub use cipher::Cipher;

@@ -15,6 +15,8 @@ use r2d2::{ManageConnection, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 use uuid::Uuid;
 
+use crate::domain::id::OriginatorId;
+
 use super::recorder::{AggregateRecorder, ApplicationRecorder, EventQuery};
 use super::stored_event::{Notification, StoredEvent};
 use crate::error::{BoxError, Error, Result};
@@ -63,6 +65,53 @@ pub struct PostgresConfig {
     /// `None` names them after the application, or `stored_events` and
     /// `snapshots` when the application has no name.
     pub table_prefix: Option<String>,
+    /// The type of the tables' `originator_id` column (`ORIGINATOR_ID_TYPE`,
+    /// default `uuid`): `Text` to store text ids as well as UUIDs.
+    pub originator_id_type: OriginatorIdType,
+}
+
+/// The type of the `originator_id` column of PostgreSQL tables, as the Python
+/// library's `ORIGINATOR_ID_TYPE`: `uuid` (the default, 16 bytes an id) keeps
+/// only UUID ids; `text` keeps any [`OriginatorId`], a UUID as its canonical text.
+///
+/// It chooses the column type of tables it creates; tables already there keep
+/// theirs, and a setting that differs from an existing table's is an
+/// [`Error::Config`] when the tables are checked at startup.
+///
+/// ```
+/// use es_core::persistence::OriginatorIdType;
+/// assert_eq!(OriginatorIdType::default(), OriginatorIdType::Uuid);
+/// assert_eq!(OriginatorIdType::parse(" TEXT "), Some(OriginatorIdType::Text));
+/// assert_eq!(OriginatorIdType::Text.as_str(), "text");
+/// assert_eq!(OriginatorIdType::parse("varchar"), None);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OriginatorIdType {
+    /// A `uuid` column: only UUID ids.
+    #[default]
+    Uuid,
+    /// A `text` column: UUID and text ids.
+    Text,
+}
+
+impl OriginatorIdType {
+    /// The setting's value, `uuid` or `text` (any case, trimmed), if it is one.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "uuid" => Some(OriginatorIdType::Uuid),
+            "text" => Some(OriginatorIdType::Text),
+            _ => None,
+        }
+    }
+
+    /// The column type's name in SQL.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OriginatorIdType::Uuid => "uuid",
+            OriginatorIdType::Text => "text",
+        }
+    }
 }
 
 impl PostgresConfig {
@@ -98,6 +147,7 @@ impl PostgresConfig {
             lock_timeout: Duration::ZERO,
             schema: Self::DEFAULT_SCHEMA.to_owned(),
             table_prefix: None,
+            originator_id_type: OriginatorIdType::Uuid,
         }
     }
 
@@ -230,6 +280,7 @@ impl std::fmt::Debug for PostgresConfig {
             .field("lock_timeout", &self.lock_timeout)
             .field("schema", &self.schema)
             .field("table_prefix", &self.table_prefix)
+            .field("originator_id_type", &self.originator_id_type)
             .finish()
     }
 }
@@ -398,6 +449,7 @@ impl ManageConnection for Manager {
 pub struct PostgresDatabase {
     pool: r2d2::Pool<Manager>,
     schema: String,
+    id_type: OriginatorIdType,
 }
 
 impl std::fmt::Debug for PostgresDatabase {
@@ -443,12 +495,21 @@ impl PostgresDatabase {
             .connection_timeout(config.connect_timeout)
             .build(manager)
             .map_err(|e| Error::database("opening the PostgreSQL connection pool", e))?;
-        Ok(Arc::new(PostgresDatabase { pool, schema }))
+        Ok(Arc::new(PostgresDatabase {
+            pool,
+            schema,
+            id_type: config.originator_id_type,
+        }))
     }
 
     /// The schema the tables are in.
     pub fn schema(&self) -> &str {
         &self.schema
+    }
+
+    /// The type of the tables' `originator_id` column.
+    pub fn originator_id_type(&self) -> OriginatorIdType {
+        self.id_type
     }
 
     fn connection(&self) -> Result<PooledConnection<Manager>> {
@@ -492,7 +553,7 @@ fn pg_error(operation: &'static str, error: postgres::Error) -> Error {
 /// };
 /// assert_eq!(recorder.table(), "public.doc_example_events");
 /// let event = StoredEvent {
-///     originator_id: uuid::Uuid::new_v4(), originator_version: 1, topic: "T".into(), state: vec![1],
+///     originator_id: uuid::Uuid::new_v4().into(), originator_version: 1, topic: "T".into(), state: vec![1],
 /// };
 /// let ids = recorder.insert_events(&[event.clone()])?;
 /// assert!(recorder.insert_events(&[event]).unwrap_err().is_conflict());
@@ -510,6 +571,7 @@ pub struct PostgresRecorder {
     with_log: bool,
     insert_sql: String,
     lock_sql: String,
+    id_type: OriginatorIdType,
 }
 
 impl PostgresRecorder {
@@ -552,23 +614,25 @@ impl PostgresRecorder {
         // Both names passed `checked_identifier`, so quoting is all they need.
         let quoted = format!("\"{}\".\"{}\"", db.schema, table);
         let name = format!("{}.{}", db.schema, table);
+        let id_type = db.id_type.as_str();
         let insert_sql = if with_log {
             // Ordinality keeps the batch's order through the insert, so the
             // sequence hands out ids in batch order.
             format!(
                 "INSERT INTO {quoted} (originator_id, originator_version, topic, state) \
-                 SELECT i, v, t, s FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::bytea[]) \
+                 SELECT i, v, t, s FROM unnest($1::{id_type}[], $2::bigint[], $3::text[], $4::bytea[]) \
                  WITH ORDINALITY AS e(i, v, t, s, n) ORDER BY n \
                  RETURNING notification_id"
             )
         } else {
             format!(
                 "INSERT INTO {quoted} (originator_id, originator_version, topic, state) \
-                 SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::bytea[])"
+                 SELECT * FROM unnest($1::{id_type}[], $2::bigint[], $3::text[], $4::bytea[])"
             )
         };
         let recorder = PostgresRecorder {
             lock_sql: format!("LOCK TABLE {quoted} IN EXCLUSIVE MODE"),
+            id_type: db.id_type,
             db,
             name,
             quoted,
@@ -583,6 +647,7 @@ impl PostgresRecorder {
 
     fn create_table(&self) -> Result<()> {
         let quoted = &self.quoted;
+        let id_type = self.id_type.as_str();
         let mut ddl = String::new();
         if self.db.schema != PostgresConfig::DEFAULT_SCHEMA {
             let _ = writeln!(ddl, "CREATE SCHEMA IF NOT EXISTS \"{}\";", self.db.schema);
@@ -597,7 +662,7 @@ impl PostgresRecorder {
         let _ = write!(
             ddl,
             "CREATE TABLE IF NOT EXISTS {quoted} (
-                originator_id uuid NOT NULL,
+                originator_id {id_type} NOT NULL,
                 originator_version bigint NOT NULL,
                 topic text NOT NULL,
                 state bytea NOT NULL,
@@ -617,9 +682,87 @@ impl PostgresRecorder {
             .execute("SELECT pg_advisory_xact_lock($1)", &[&DDL_LOCK_KEY])
             .and_then(|_| transaction.batch_execute(&ddl))
             .map_err(|e| pg_error("creating the PostgreSQL tables", e))?;
+        // A table made earlier keeps its column type whatever the setting says
+        // now: catch a mismatch here, by name, rather than as a driver error
+        // on the first write.
+        let (schema, table) = self.name.split_once('.').unwrap_or(("", &self.name));
+        let found: Option<String> = transaction
+            .query_opt(
+                "SELECT data_type FROM information_schema.columns \
+                 WHERE table_schema = $1 AND table_name = $2 AND column_name = 'originator_id'",
+                &[&schema, &table],
+            )
+            .and_then(|row| row.map(|row| row.try_get(0)).transpose())
+            .map_err(|e| pg_error("checking the PostgreSQL tables", e))?;
+        if let Some(found) = found
+            && found != id_type
+        {
+            return Err(Error::Config {
+                variable: "ORIGINATOR_ID_TYPE".into(),
+                value: id_type.into(),
+                expected: format!(
+                    "{found}, the type of originator_id in the existing table {} \
+                     (the setting chooses the type of new tables only)",
+                    self.name
+                ),
+            });
+        }
         transaction
             .commit()
             .map_err(|e| pg_error("creating the PostgreSQL tables", e))
+    }
+
+    /// The batch's ids as the column wants them; a text id for a `uuid`
+    /// column is an [`Error::InvalidId`] saying what to set.
+    fn ids_to_sql(&self, events: &[StoredEvent]) -> Result<IdsParam> {
+        match self.id_type {
+            OriginatorIdType::Uuid => events
+                .iter()
+                .map(|event| self.uuid_of(&event.originator_id))
+                .collect::<Result<_>>()
+                .map(IdsParam::Uuid),
+            OriginatorIdType::Text => Ok(IdsParam::Text(
+                events.iter().map(|e| e.originator_id.to_string()).collect(),
+            )),
+        }
+    }
+
+    fn uuid_of(&self, id: &OriginatorId) -> Result<Uuid> {
+        id.as_uuid().ok_or_else(|| Error::InvalidId {
+            id: id.to_string(),
+            reason: format!(
+                "the PostgreSQL table {} keeps originator ids as uuid, and this is a text id; \
+                 set ORIGINATOR_ID_TYPE=text (or PostgresConfig::originator_id_type) to keep \
+                 text ids, in tables created with that setting",
+                self.name
+            ),
+        })
+    }
+
+    /// One id as a query parameter.
+    fn id_to_sql(&self, id: &OriginatorId) -> Result<Box<dyn ToSql + Sync>> {
+        Ok(match self.id_type {
+            OriginatorIdType::Uuid => Box::new(self.uuid_of(id)?),
+            OriginatorIdType::Text => Box::new(id.to_string()),
+        })
+    }
+
+    /// The id in column `index` of `row`: a stored text id that is not valid is
+    /// an [`Error::Corrupt`] naming it, not a panic.
+    fn id_from_row(&self, row: &postgres::Row, index: usize) -> Result<OriginatorId> {
+        let read = |e| pg_error("reading originator ids", e);
+        match self.id_type {
+            OriginatorIdType::Uuid => row.try_get::<_, Uuid>(index).map(Into::into).map_err(read),
+            OriginatorIdType::Text => {
+                let text: String = row.try_get(index).map_err(read)?;
+                OriginatorId::text(&text).map_err(|error| {
+                    Error::Corrupt(format!(
+                        "a stored originator id in {} is not valid: {error}",
+                        self.name
+                    ))
+                })
+            }
+        }
     }
 
     /// The first event of `events` whose key was already recorded, after the
@@ -627,25 +770,36 @@ impl PostgresRecorder {
     fn first_taken(
         &self,
         connection: &mut CachingConnection,
-        ids: &[Uuid],
+        events: &[StoredEvent],
+        ids: &IdsParam,
         versions: &[i64],
     ) -> Result<Option<usize>> {
         let sql = format!(
             "SELECT originator_id, originator_version FROM {} \
              WHERE (originator_id, originator_version) IN \
-             (SELECT * FROM unnest($1::uuid[], $2::bigint[]))",
-            self.quoted
+             (SELECT * FROM unnest($1::{}[], $2::bigint[]))",
+            self.quoted,
+            self.id_type.as_str()
         );
         let rows = connection
             .prepare(&sql)
-            .and_then(|statement| connection.client.query(&statement, &[&ids, &versions]))
+            .and_then(|statement| {
+                connection
+                    .client
+                    .query(&statement, &[ids.as_sql(), &versions])
+            })
             .map_err(|e| pg_error("finding the conflicting event", e))?;
         let taken = rows
             .iter()
-            .map(|row| Ok((row.try_get::<_, Uuid>(0)?, row.try_get::<_, i64>(1)?)))
-            .collect::<std::result::Result<HashSet<_>, postgres::Error>>()
-            .map_err(|e| pg_error("finding the conflicting event", e))?;
-        Ok((0..ids.len()).find(|&i| taken.contains(&(ids[i], versions[i]))))
+            .map(|row| {
+                let version = row
+                    .try_get::<_, i64>(1)
+                    .map_err(|e| pg_error("finding the conflicting event", e))?;
+                Ok((self.id_from_row(row, 0)?, version))
+            })
+            .collect::<Result<HashSet<_>>>()?;
+        Ok((0..events.len())
+            .find(|&i| taken.contains(&(events[i].originator_id.clone(), versions[i]))))
     }
 }
 
@@ -656,7 +810,22 @@ fn checked_prefix(prefix: &str) -> Result<String> {
     checked_identifier("table prefix", prefix, MAX_PREFIX_BYTES)
 }
 
-fn version_to_sql(originator_id: Uuid, version: u64) -> Result<i64> {
+/// A batch's ids as one array parameter, of the column's type.
+enum IdsParam {
+    Uuid(Vec<Uuid>),
+    Text(Vec<String>),
+}
+
+impl IdsParam {
+    fn as_sql(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            IdsParam::Uuid(ids) => ids,
+            IdsParam::Text(ids) => ids,
+        }
+    }
+}
+
+fn version_to_sql(originator_id: &OriginatorId, version: u64) -> Result<i64> {
     i64::try_from(version).map_err(|_| {
         Error::Corrupt(format!(
             "version {version} of {originator_id} exceeds PostgreSQL's bigint range"
@@ -664,7 +833,7 @@ fn version_to_sql(originator_id: Uuid, version: u64) -> Result<i64> {
     })
 }
 
-fn version_from_sql(originator_id: Uuid, version: i64) -> Result<u64> {
+fn version_from_sql(originator_id: &OriginatorId, version: i64) -> Result<u64> {
     u64::try_from(version).map_err(|_| {
         Error::Corrupt(format!(
             "stored version {version} of {originator_id} is negative"
@@ -688,17 +857,17 @@ impl AggregateRecorder for PostgresRecorder {
         }
         let mut in_batch = HashSet::with_capacity(events.len());
         for event in events {
-            if !in_batch.insert((event.originator_id, event.originator_version)) {
+            if !in_batch.insert((&event.originator_id, event.originator_version)) {
                 return Err(Error::Conflict {
-                    originator_id: event.originator_id,
+                    originator_id: event.originator_id.clone(),
                     originator_version: event.originator_version,
                 });
             }
         }
-        let ids: Vec<Uuid> = events.iter().map(|e| e.originator_id).collect();
+        let ids = self.ids_to_sql(events)?;
         let versions = events
             .iter()
-            .map(|e| version_to_sql(e.originator_id, e.originator_version))
+            .map(|e| version_to_sql(&e.originator_id, e.originator_version))
             .collect::<Result<Vec<i64>>>()?;
         let topics: Vec<&str> = events.iter().map(|e| e.topic.as_str()).collect();
         let states: Vec<&[u8]> = events.iter().map(|e| e.state.as_slice()).collect();
@@ -707,7 +876,7 @@ impl AggregateRecorder for PostgresRecorder {
         let insert = connection
             .prepare(&self.insert_sql)
             .map_err(|e| pg_error("preparing the insert", e))?;
-        let params: [&(dyn ToSql + Sync); 4] = [&ids, &versions, &topics, &states];
+        let params: [&(dyn ToSql + Sync); 4] = [ids.as_sql(), &versions, &topics, &states];
         let inserted: std::result::Result<_, postgres::Error> = (|| {
             let mut transaction = connection.client.transaction()?;
             if self.with_log {
@@ -735,9 +904,9 @@ impl AggregateRecorder for PostgresRecorder {
             Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
                 // The transaction rolled back, so nothing was written. Name the
                 // first of the batch's events that another writer recorded.
-                return match self.first_taken(&mut connection, &ids, &versions)? {
+                return match self.first_taken(&mut connection, events, &ids, &versions)? {
                     Some(i) => Err(Error::Conflict {
-                        originator_id: events[i].originator_id,
+                        originator_id: events[i].originator_id.clone(),
                         originator_version: events[i].originator_version,
                     }),
                     None => Err(pg_error("inserting events", error)),
@@ -759,7 +928,12 @@ impl AggregateRecorder for PostgresRecorder {
         Ok(notification_ids)
     }
 
-    fn select_events(&self, originator_id: Uuid, query: EventQuery) -> Result<Vec<StoredEvent>> {
+    fn select_events(
+        &self,
+        originator_id: &OriginatorId,
+        query: EventQuery,
+    ) -> Result<Vec<StoredEvent>> {
+        let id_param = self.id_to_sql(originator_id)?;
         let mut sql = format!(
             "SELECT originator_version, topic, state FROM {} WHERE originator_id = $1",
             self.quoted
@@ -767,7 +941,7 @@ impl AggregateRecorder for PostgresRecorder {
         let gt = query.gt.map(clamp);
         let lte = query.lte.map(clamp);
         let limit = query.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&originator_id];
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![id_param.as_ref()];
         if let Some(gt) = &gt {
             params.push(gt);
             let _ = write!(sql, " AND originator_version > ${}", params.len());
@@ -801,7 +975,7 @@ impl AggregateRecorder for PostgresRecorder {
                 })()
                 .map_err(|e| pg_error("reading events", e))?;
                 Ok(StoredEvent {
-                    originator_id,
+                    originator_id: originator_id.clone(),
                     originator_version: version_from_sql(originator_id, version)?,
                     topic,
                     state,
@@ -848,21 +1022,21 @@ impl ApplicationRecorder for PostgresRecorder {
             .map_err(|e| pg_error("selecting notifications", e))?;
         rows.iter()
             .map(|row| {
-                let (id, originator_id, version, topic, state) = (|| {
+                let (id, version, topic, state) = (|| {
                     Ok::<_, postgres::Error>((
                         row.try_get::<_, i64>(0)?,
-                        row.try_get::<_, Uuid>(1)?,
                         row.try_get::<_, i64>(2)?,
                         row.try_get::<_, String>(3)?,
                         row.try_get::<_, Vec<u8>>(4)?,
                     ))
                 })()
                 .map_err(|e| pg_error("reading notifications", e))?;
+                let originator_id = self.id_from_row(row, 1)?;
                 Ok(Notification {
                     id: id_from_sql(id)?,
                     event: StoredEvent {
+                        originator_version: version_from_sql(&originator_id, version)?,
                         originator_id,
-                        originator_version: version_from_sql(originator_id, version)?,
                         topic,
                         state,
                     },

@@ -1,6 +1,6 @@
 //! Recorder traits: what every storage backend offers, whatever it is.
 
-use uuid::Uuid;
+use crate::domain::id::OriginatorId;
 
 use super::stored_event::{Notification, StoredEvent};
 use crate::error::Result;
@@ -62,11 +62,11 @@ impl EventQuery {
 /// ```
 /// use es_core::persistence::{AggregateRecorder, EventQuery, MemoryRecorder, StoredEvent};
 /// let recorder = MemoryRecorder::new();
-/// let id = uuid::Uuid::new_v4();
-/// let event = |v| StoredEvent { originator_id: id, originator_version: v, topic: "T".into(), state: vec![] };
+/// let id = es_core::OriginatorId::text("order-1")?; // or a Uuid: `uuid::Uuid::new_v4().into()`
+/// let event = |v| StoredEvent { originator_id: id.clone(), originator_version: v, topic: "T".into(), state: vec![] };
 /// recorder.insert_events(&[event(1), event(2)])?;
 /// assert!(recorder.insert_events(&[event(3), event(2)]).unwrap_err().is_conflict());
-/// assert_eq!(recorder.select_events(id, EventQuery::new())?.len(), 2);
+/// assert_eq!(recorder.select_events(&id, EventQuery::new())?.len(), 2);
 /// # Ok::<(), es_core::Error>(())
 /// ```
 pub trait AggregateRecorder: Send + Sync {
@@ -75,7 +75,11 @@ pub trait AggregateRecorder: Send + Sync {
     fn insert_events(&self, events: &[StoredEvent]) -> Result<Vec<u64>>;
 
     /// One originator's events, by version, filtered by `query`.
-    fn select_events(&self, originator_id: Uuid, query: EventQuery) -> Result<Vec<StoredEvent>>;
+    fn select_events(
+        &self,
+        originator_id: &OriginatorId,
+        query: EventQuery,
+    ) -> Result<Vec<StoredEvent>>;
 }
 
 /// An aggregate recorder that also keeps the application-wide notification log:
@@ -87,7 +91,7 @@ pub trait AggregateRecorder: Send + Sync {
 /// let recorder = MemoryRecorder::new();
 /// assert_eq!(recorder.max_notification_id()?, None);
 /// let event = |topic: &str| StoredEvent {
-///     originator_id: uuid::Uuid::new_v4(), originator_version: 1, topic: topic.into(), state: vec![],
+///     originator_id: uuid::Uuid::new_v4().into(), originator_version: 1, topic: topic.into(), state: vec![],
 /// };
 /// recorder.insert_events(&[event("A"), event("B"), event("A")])?;
 /// let only_a = recorder.select_notifications(1, 10, None, &["A"])?;

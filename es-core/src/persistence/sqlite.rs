@@ -8,10 +8,10 @@ use std::time::Duration;
 use rusqlite::{
     Connection, ErrorCode, OpenFlags, TransactionBehavior, params_from_iter, types::Value,
 };
-use uuid::Uuid;
 
 use super::recorder::{AggregateRecorder, ApplicationRecorder, EventQuery};
 use super::stored_event::{Notification, StoredEvent};
+use crate::domain::id::OriginatorId;
 use crate::error::{Error, Result};
 
 /// Table of the events and the notification log.
@@ -162,7 +162,7 @@ fn configure(connection: &Connection, lock_timeout: Duration) -> Result<()> {
 /// use es_core::persistence::{AggregateRecorder, ApplicationRecorder, SqliteDatabase, SqliteRecorder, StoredEvent};
 /// let recorder = SqliteRecorder::events(SqliteDatabase::open_in_memory()?, true)?;
 /// let event = StoredEvent {
-///     originator_id: uuid::Uuid::new_v4(), originator_version: 1, topic: "T".into(), state: vec![1],
+///     originator_id: uuid::Uuid::new_v4().into(), originator_version: 1, topic: "T".into(), state: vec![1],
 /// };
 /// assert_eq!(recorder.insert_events(&[event.clone()])?, [1]);
 /// assert!(recorder.insert_events(&[event]).unwrap_err().is_conflict());
@@ -235,7 +235,7 @@ impl SqliteRecorder {
     }
 }
 
-fn version_to_sql(originator_id: Uuid, version: u64) -> Result<i64> {
+fn version_to_sql(originator_id: &OriginatorId, version: u64) -> Result<i64> {
     i64::try_from(version).map_err(|_| {
         Error::Corrupt(format!(
             "version {version} of {originator_id} exceeds SQLite's integer range"
@@ -261,15 +261,18 @@ impl AggregateRecorder for SqliteRecorder {
             let mut insert = transaction
                 .prepare_cached(&self.insert_sql)
                 .map_err(|e| Error::database("preparing the insert", e))?;
-            let mut id_text = Uuid::encode_buffer();
             for event in events {
-                let id = event.originator_id.hyphenated().encode_lower(&mut id_text);
-                let version = version_to_sql(event.originator_id, event.originator_version)?;
-                match insert.execute(rusqlite::params![&*id, version, event.topic, event.state]) {
+                // The column is TEXT: the id's canonical text, which reads back
+                // as the same id (a UUID as the UUID).
+                let version = version_to_sql(&event.originator_id, event.originator_version)?;
+                let inserted = event.originator_id.with_str(|id| {
+                    insert.execute(rusqlite::params![id, version, event.topic, event.state])
+                });
+                match inserted {
                     Ok(_) => {}
                     Err(e) if is_constraint_violation(&e) => {
                         return Err(Error::Conflict {
-                            originator_id: event.originator_id,
+                            originator_id: event.originator_id.clone(),
                             originator_version: event.originator_version,
                         });
                     }
@@ -290,12 +293,16 @@ impl AggregateRecorder for SqliteRecorder {
         Ok(ids)
     }
 
-    fn select_events(&self, originator_id: Uuid, query: EventQuery) -> Result<Vec<StoredEvent>> {
+    fn select_events(
+        &self,
+        originator_id: &OriginatorId,
+        query: EventQuery,
+    ) -> Result<Vec<StoredEvent>> {
         let mut sql = format!(
             "SELECT originator_version, topic, state FROM {} WHERE originator_id = ?1",
             self.table
         );
-        let mut params = vec![Value::Text(originator_id.hyphenated().to_string())];
+        let mut params = vec![Value::Text(originator_id.to_string())];
         if let Some(gt) = query.gt {
             params.push(Value::Integer(
                 version_to_sql(originator_id, gt).unwrap_or(i64::MAX),
@@ -331,7 +338,7 @@ impl AggregateRecorder for SqliteRecorder {
         rows.into_iter()
             .map(|(version, topic, state)| {
                 Ok(StoredEvent {
-                    originator_id,
+                    originator_id: originator_id.clone(),
                     originator_version: version_from_sql(originator_id, version)?,
                     topic,
                     state,
@@ -341,7 +348,7 @@ impl AggregateRecorder for SqliteRecorder {
     }
 }
 
-fn version_from_sql(originator_id: Uuid, version: i64) -> Result<u64> {
+fn version_from_sql(originator_id: &OriginatorId, version: i64) -> Result<u64> {
     u64::try_from(version).map_err(|_| {
         Error::Corrupt(format!(
             "stored version {version} of {originator_id} is negative"
@@ -392,17 +399,19 @@ impl ApplicationRecorder for SqliteRecorder {
         })?;
         rows.into_iter()
             .map(|(id, originator_id, version, topic, state)| {
-                let originator_id = Uuid::parse_str(&originator_id).map_err(|_| {
+                // Ids are checked when they are made, so one that does not
+                // parse was written by something else: name it, do not panic.
+                let originator_id = OriginatorId::text(&originator_id).map_err(|error| {
                     Error::Corrupt(format!(
-                        "notification {id}: originator id {originator_id:?} is not a UUID"
+                        "notification {id}: stored originator id is not valid: {error}"
                     ))
                 })?;
                 Ok(Notification {
                     id: u64::try_from(id)
                         .map_err(|_| Error::Corrupt(format!("notification id {id}")))?,
                     event: StoredEvent {
+                        originator_version: version_from_sql(&originator_id, version)?,
                         originator_id,
-                        originator_version: version_from_sql(originator_id, version)?,
                         topic,
                         state,
                     },
@@ -420,5 +429,36 @@ impl ApplicationRecorder for SqliteRecorder {
         })?;
         max.map(|id| u64::try_from(id).map_err(|_| Error::Corrupt(format!("notification id {id}"))))
             .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_id_that_is_not_valid_is_an_error_naming_it_not_a_panic() {
+        let db = SqliteDatabase::open_in_memory().expect("open");
+        let recorder = SqliteRecorder::events(db.clone(), true).expect("recorder");
+        // Rows written by something other than this crate, with ids it would refuse.
+        db.writer()
+            .execute_batch(&format!(
+                "INSERT INTO {EVENTS_TABLE} (originator_id, originator_version, topic, state) \
+                 VALUES ('', 1, 'T', x''), ('ok' || char(0) || 'not', 1, 'T', x'')"
+            ))
+            .expect("insert");
+        let error = recorder
+            .select_notifications(1, 10, None, &[])
+            .expect_err("an empty id");
+        let message = error.to_string();
+        assert!(matches!(error, Error::Corrupt(_)), "{message}");
+        assert!(
+            message.contains("notification 1") && message.contains("empty"),
+            "{message}"
+        );
+        let error = recorder
+            .select_notifications(2, 10, None, &[])
+            .expect_err("an id with NUL");
+        assert!(error.to_string().contains("NUL"), "{error}");
     }
 }

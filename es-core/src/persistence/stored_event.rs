@@ -1,13 +1,13 @@
 //! Events as a store keeps them: ids, version, topic and encoded state.
 
-use uuid::Uuid;
+use crate::domain::id::OriginatorId;
 
 /// A domain event as stored: the mapper's output, a recorder's input.
 ///
 /// ```
 /// use es_core::persistence::StoredEvent;
 /// let event = StoredEvent {
-///     originator_id: uuid::Uuid::new_v4(),
+///     originator_id: uuid::Uuid::new_v4().into(),
 ///     originator_version: 1,
 ///     topic: "Dog.Registered".into(),
 ///     state: br#"{"timestamp":"2026-01-01T00:00:00Z","data":{"name":"Fido"}}"#.to_vec(),
@@ -17,7 +17,7 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {
     /// The aggregate the event belongs to.
-    pub originator_id: Uuid,
+    pub originator_id: OriginatorId,
     /// The aggregate's version once the event is applied.
     pub originator_version: u64,
     /// The stable name of the event's type.

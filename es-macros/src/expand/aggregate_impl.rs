@@ -413,12 +413,16 @@ fn command(event: &EventMethod, enum_ident: &Ident) -> ImplItemFn {
     };
     let body = match &event.role {
         Role::Creation { id } => {
+            // Any id that converts into an `OriginatorId` without failing (a
+            // `Uuid`, an `OriginatorId`): the command cannot fail, so a text id
+            // is checked by whoever builds it, before the command is called.
             let id = id.as_ref().map_or_else(
                 || quote!(::es_core::__private::Uuid::new_v4()),
                 |id| quote!(#id),
             );
             quote!({
-                let __es_id: ::es_core::__private::Uuid = #id;
+                let __es_id: ::es_core::__private::OriginatorId =
+                    ::es_core::__private::IntoOriginatorId::into_originator_id(#id);
                 let __es_event = #build;
                 ::es_core::__private::created(Self::#apply(#args), __es_id, __es_event)
             })
