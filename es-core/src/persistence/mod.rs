@@ -10,6 +10,8 @@ mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod recorder;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod stored_event;

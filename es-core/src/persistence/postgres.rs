@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::domain::id::OriginatorId;
 
 use super::recorder::{AggregateRecorder, ApplicationRecorder, EventQuery};
+use super::sql::{clamp, notification_id_from_sql, version_from_sql, version_to_sql};
 use super::stored_event::{Notification, StoredEvent};
 use crate::error::{BoxError, Error, Result};
 
@@ -825,31 +826,6 @@ impl IdsParam {
     }
 }
 
-fn version_to_sql(originator_id: &OriginatorId, version: u64) -> Result<i64> {
-    i64::try_from(version).map_err(|_| {
-        Error::Corrupt(format!(
-            "version {version} of {originator_id} exceeds PostgreSQL's bigint range"
-        ))
-    })
-}
-
-fn version_from_sql(originator_id: &OriginatorId, version: i64) -> Result<u64> {
-    u64::try_from(version).map_err(|_| {
-        Error::Corrupt(format!(
-            "stored version {version} of {originator_id} is negative"
-        ))
-    })
-}
-
-fn id_from_sql(id: i64) -> Result<u64> {
-    u64::try_from(id).map_err(|_| Error::Corrupt(format!("notification id {id}")))
-}
-
-/// A bound for a `bigint` comparison: values past `i64::MAX` compare as it.
-fn clamp(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
 impl AggregateRecorder for PostgresRecorder {
     fn insert_events(&self, events: &[StoredEvent]) -> Result<Vec<u64>> {
         if events.is_empty() {
@@ -920,7 +896,7 @@ impl AggregateRecorder for PostgresRecorder {
                 let id: i64 = row
                     .try_get(0)
                     .map_err(|e| pg_error("reading notification ids", e))?;
-                id_from_sql(id)
+                notification_id_from_sql(id)
             })
             .collect::<Result<Vec<u64>>>()?;
         // The ids were taken in batch order; RETURNING need not list them so.
@@ -940,7 +916,7 @@ impl AggregateRecorder for PostgresRecorder {
         );
         let gt = query.gt.map(clamp);
         let lte = query.lte.map(clamp);
-        let limit = query.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
+        let limit = query.limit.map(clamp);
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![id_param.as_ref()];
         if let Some(gt) = &gt {
             params.push(gt);
@@ -1003,7 +979,7 @@ impl ApplicationRecorder for PostgresRecorder {
         );
         let start = clamp(start);
         let stop = stop.map(clamp);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let limit = clamp(limit);
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&start];
         if let Some(stop) = &stop {
             params.push(stop);
@@ -1033,7 +1009,7 @@ impl ApplicationRecorder for PostgresRecorder {
                 .map_err(|e| pg_error("reading notifications", e))?;
                 let originator_id = self.id_from_row(row, 1)?;
                 Ok(Notification {
-                    id: id_from_sql(id)?,
+                    id: notification_id_from_sql(id)?,
                     event: StoredEvent {
                         originator_version: version_from_sql(&originator_id, version)?,
                         originator_id,
@@ -1056,7 +1032,7 @@ impl ApplicationRecorder for PostgresRecorder {
             .and_then(|statement| connection.client.query_one(&statement, &[]))
             .and_then(|row| row.try_get(0))
             .map_err(|e| pg_error("reading the highest notification id", e))?;
-        max.map(id_from_sql).transpose()
+        max.map(notification_id_from_sql).transpose()
     }
 }
 

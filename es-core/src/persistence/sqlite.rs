@@ -10,6 +10,7 @@ use rusqlite::{
 };
 
 use super::recorder::{AggregateRecorder, ApplicationRecorder, EventQuery};
+use super::sql::{clamp, notification_id_from_sql, version_from_sql, version_to_sql};
 use super::stored_event::{Notification, StoredEvent};
 use crate::domain::id::OriginatorId;
 use crate::error::{Error, Result};
@@ -235,14 +236,6 @@ impl SqliteRecorder {
     }
 }
 
-fn version_to_sql(originator_id: &OriginatorId, version: u64) -> Result<i64> {
-    i64::try_from(version).map_err(|_| {
-        Error::Corrupt(format!(
-            "version {version} of {originator_id} exceeds SQLite's integer range"
-        ))
-    })
-}
-
 fn is_constraint_violation(error: &rusqlite::Error) -> bool {
     error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation)
 }
@@ -280,10 +273,7 @@ impl AggregateRecorder for SqliteRecorder {
                 }
                 if self.with_log {
                     let id = transaction.last_insert_rowid();
-                    ids.push(
-                        u64::try_from(id)
-                            .map_err(|_| Error::Corrupt(format!("notification id {id}")))?,
-                    );
+                    ids.push(notification_id_from_sql(id)?);
                 }
             }
         }
@@ -304,15 +294,11 @@ impl AggregateRecorder for SqliteRecorder {
         );
         let mut params = vec![Value::Text(originator_id.to_string())];
         if let Some(gt) = query.gt {
-            params.push(Value::Integer(
-                version_to_sql(originator_id, gt).unwrap_or(i64::MAX),
-            ));
+            params.push(Value::Integer(clamp(gt)));
             let _ = write!(sql, " AND originator_version > ?{}", params.len());
         }
         if let Some(lte) = query.lte {
-            params.push(Value::Integer(
-                version_to_sql(originator_id, lte).unwrap_or(i64::MAX),
-            ));
+            params.push(Value::Integer(clamp(lte)));
             let _ = write!(sql, " AND originator_version <= ?{}", params.len());
         }
         sql.push_str(if query.desc {
@@ -321,7 +307,7 @@ impl AggregateRecorder for SqliteRecorder {
             " ORDER BY originator_version"
         });
         if let Some(limit) = query.limit {
-            params.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+            params.push(Value::Integer(clamp(limit)));
             let _ = write!(sql, " LIMIT ?{}", params.len());
         }
         let rows = self.db.read(|connection| {
@@ -348,14 +334,6 @@ impl AggregateRecorder for SqliteRecorder {
     }
 }
 
-fn version_from_sql(originator_id: &OriginatorId, version: i64) -> Result<u64> {
-    u64::try_from(version).map_err(|_| {
-        Error::Corrupt(format!(
-            "stored version {version} of {originator_id} is negative"
-        ))
-    })
-}
-
 impl ApplicationRecorder for SqliteRecorder {
     fn select_notifications(
         &self,
@@ -369,9 +347,9 @@ impl ApplicationRecorder for SqliteRecorder {
              WHERE notification_id >= ?1",
             self.table
         );
-        let mut params = vec![Value::Integer(i64::try_from(start).unwrap_or(i64::MAX))];
+        let mut params = vec![Value::Integer(clamp(start))];
         if let Some(stop) = stop {
-            params.push(Value::Integer(i64::try_from(stop).unwrap_or(i64::MAX)));
+            params.push(Value::Integer(clamp(stop)));
             let _ = write!(sql, " AND notification_id <= ?{}", params.len());
         }
         if !topics.is_empty() {
@@ -382,7 +360,7 @@ impl ApplicationRecorder for SqliteRecorder {
             }
             sql.push(')');
         }
-        params.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+        params.push(Value::Integer(clamp(limit)));
         let _ = write!(sql, " ORDER BY notification_id LIMIT ?{}", params.len());
         let rows = self.db.read(|connection| {
             let mut statement = connection.prepare_cached(&sql)?;
@@ -407,8 +385,7 @@ impl ApplicationRecorder for SqliteRecorder {
                     ))
                 })?;
                 Ok(Notification {
-                    id: u64::try_from(id)
-                        .map_err(|_| Error::Corrupt(format!("notification id {id}")))?,
+                    id: notification_id_from_sql(id)?,
                     event: StoredEvent {
                         originator_version: version_from_sql(&originator_id, version)?,
                         originator_id,
@@ -427,8 +404,7 @@ impl ApplicationRecorder for SqliteRecorder {
                 .prepare_cached(&sql)?
                 .query_row([], |row| row.get(0))
         })?;
-        max.map(|id| u64::try_from(id).map_err(|_| Error::Corrupt(format!("notification id {id}"))))
-            .transpose()
+        max.map(notification_id_from_sql).transpose()
     }
 }
 
