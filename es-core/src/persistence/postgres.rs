@@ -18,7 +18,9 @@ use uuid::Uuid;
 use crate::domain::id::OriginatorId;
 
 use super::recorder::{AggregateRecorder, ApplicationRecorder, EventQuery};
-use super::sql::{clamp, notification_id_from_sql, version_from_sql, version_to_sql};
+use super::sql::{
+    clamp, notification_from_sql, notification_id_from_sql, version_from_sql, version_to_sql,
+};
 use super::stored_event::{Notification, StoredEvent};
 use crate::error::{BoxError, Error, Result};
 
@@ -1008,15 +1010,7 @@ impl ApplicationRecorder for PostgresRecorder {
                 })()
                 .map_err(|e| pg_error("reading notifications", e))?;
                 let originator_id = self.id_from_row(row, 1)?;
-                Ok(Notification {
-                    id: notification_id_from_sql(id)?,
-                    event: StoredEvent {
-                        originator_version: version_from_sql(&originator_id, version)?,
-                        originator_id,
-                        topic,
-                        state,
-                    },
-                })
+                notification_from_sql(id, originator_id, version, topic, state)
             })
             .collect()
     }

@@ -1,8 +1,28 @@
 //! What the SQL backends share: their integer columns are signed 64-bit, while
 //! versions and notification ids are unsigned, so every value crosses checked.
 
+use super::stored_event::{Notification, StoredEvent};
 use crate::domain::id::OriginatorId;
 use crate::error::{Error, Result};
+
+/// A row of the notification log, its integers checked.
+pub(super) fn notification_from_sql(
+    id: i64,
+    originator_id: OriginatorId,
+    version: i64,
+    topic: String,
+    state: Vec<u8>,
+) -> Result<Notification> {
+    Ok(Notification {
+        id: notification_id_from_sql(id)?,
+        event: StoredEvent {
+            originator_version: version_from_sql(&originator_id, version)?,
+            originator_id,
+            topic,
+            state,
+        },
+    })
+}
 
 /// A version as a column value; one past the signed range cannot be stored.
 pub(super) fn version_to_sql(originator_id: &OriginatorId, version: u64) -> Result<i64> {

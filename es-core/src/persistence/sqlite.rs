@@ -10,7 +10,9 @@ use rusqlite::{
 };
 
 use super::recorder::{AggregateRecorder, ApplicationRecorder, EventQuery};
-use super::sql::{clamp, notification_id_from_sql, version_from_sql, version_to_sql};
+use super::sql::{
+    clamp, notification_from_sql, notification_id_from_sql, version_from_sql, version_to_sql,
+};
 use super::stored_event::{Notification, StoredEvent};
 use crate::domain::id::OriginatorId;
 use crate::error::{Error, Result};
@@ -384,15 +386,7 @@ impl ApplicationRecorder for SqliteRecorder {
                         "notification {id}: stored originator id is not valid: {error}"
                     ))
                 })?;
-                Ok(Notification {
-                    id: notification_id_from_sql(id)?,
-                    event: StoredEvent {
-                        originator_version: version_from_sql(&originator_id, version)?,
-                        originator_id,
-                        topic,
-                        state,
-                    },
-                })
+                notification_from_sql(id, originator_id, version, topic, state)
             })
             .collect()
     }
