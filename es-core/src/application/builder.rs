@@ -90,6 +90,8 @@ pub struct ApplicationBuilder {
     environment: Option<Environment>,
     persistence: Option<Persistence>,
     sqlite_lock_timeout: Option<Duration>,
+    #[cfg(feature = "sqlite")]
+    sqlite_synchronous: Option<crate::persistence::Synchronous>,
     snapshotting: Option<bool>,
     create_table: Option<bool>,
     mapper: MapperSettings,
@@ -105,6 +107,8 @@ impl Default for ApplicationBuilder {
             environment: None,
             persistence: None,
             sqlite_lock_timeout: None,
+            #[cfg(feature = "sqlite")]
+            sqlite_synchronous: None,
             snapshotting: None,
             create_table: None,
             mapper: MapperSettings::default(),
@@ -166,6 +170,24 @@ impl ApplicationBuilder {
     /// How long a SQLite write waits for another process's lock.
     pub fn sqlite_lock_timeout(mut self, timeout: Duration) -> Self {
         self.sqlite_lock_timeout = Some(timeout);
+        self
+    }
+
+    /// How SQLite commits reach the disk; `FULL` (every acknowledged save survives
+    /// a power loss) unless this or `SQLITE_SYNCHRONOUS` says `NORMAL`.
+    ///
+    /// ```
+    /// use es_core::{Application, persistence::Synchronous};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let app = Application::builder()
+    ///     .sqlite(dir.path().join("events.sqlite3"))
+    ///     .sqlite_synchronous(Synchronous::Normal)
+    ///     .build()?;
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    #[cfg(feature = "sqlite")]
+    pub fn sqlite_synchronous(mut self, synchronous: crate::persistence::Synchronous) -> Self {
+        self.sqlite_synchronous = Some(synchronous);
         self
     }
 
@@ -281,15 +303,22 @@ impl ApplicationBuilder {
             Some(create) => create,
             None => env.get_bool("CREATE_TABLE")?.unwrap_or(true),
         };
-        let lock_timeout = match self.sqlite_lock_timeout {
-            Some(timeout) => timeout,
-            None => env
-                .get_seconds("SQLITE_LOCK_TIMEOUT")?
-                .unwrap_or(DEFAULT_SQLITE_LOCK_TIMEOUT),
+        let sqlite = SqliteOptions {
+            lock_timeout: match self.sqlite_lock_timeout {
+                Some(timeout) => timeout,
+                None => env
+                    .get_seconds("SQLITE_LOCK_TIMEOUT")?
+                    .unwrap_or(DEFAULT_SQLITE_LOCK_TIMEOUT),
+            },
+            #[cfg(feature = "sqlite")]
+            synchronous: match self.sqlite_synchronous {
+                Some(synchronous) => synchronous,
+                None => sqlite_synchronous_from(&env)?,
+            },
         };
         let mapper = self.mapper.build(&env)?;
         let (events, snapshots) =
-            open_recorders(&persistence, snapshotting, create_table, lock_timeout)?;
+            open_recorders(&persistence, snapshotting, create_table, &sqlite)?;
         Ok(Application {
             name: self.name,
             persistence,
@@ -351,12 +380,33 @@ type Recorders = (
     Option<Arc<dyn AggregateRecorder>>,
 );
 
+/// How the SQLite store is opened, when it is the one configured.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+struct SqliteOptions {
+    lock_timeout: Duration,
+    #[cfg(feature = "sqlite")]
+    synchronous: crate::persistence::Synchronous,
+}
+
+#[cfg(feature = "sqlite")]
+fn sqlite_synchronous_from(env: &Environment) -> Result<crate::persistence::Synchronous> {
+    use crate::persistence::Synchronous;
+    let Some((variable, value)) = env.get("SQLITE_SYNCHRONOUS") else {
+        return Ok(Synchronous::Full);
+    };
+    Synchronous::parse(value).ok_or_else(|| crate::Error::Config {
+        variable,
+        value: value.to_owned(),
+        expected: "FULL or NORMAL".into(),
+    })
+}
+
 #[cfg_attr(not(feature = "sqlite"), allow(unused_variables))]
 fn open_recorders(
     persistence: &Persistence,
     snapshotting: bool,
     create_table: bool,
-    lock_timeout: Duration,
+    sqlite: &SqliteOptions,
 ) -> Result<Recorders> {
     match persistence {
         Persistence::Memory => Ok((
@@ -366,7 +416,7 @@ fn open_recorders(
         #[cfg(feature = "sqlite")]
         Persistence::Sqlite { path } => {
             use crate::persistence::{SqliteDatabase, SqliteRecorder};
-            let db = SqliteDatabase::open(path, lock_timeout)?;
+            let db = SqliteDatabase::open_with(path, sqlite.lock_timeout, sqlite.synchronous)?;
             let snapshots = if snapshotting {
                 Some(
                     Arc::new(SqliteRecorder::snapshots(db.clone(), create_table)?)

@@ -9,6 +9,10 @@ use rusqlite::{
     Connection, ErrorCode, OpenFlags, TransactionBehavior, params_from_iter, types::Value,
 };
 
+mod group_commit;
+
+use group_commit::{Batch, GroupCommit};
+
 use super::recorder::{AggregateRecorder, ApplicationRecorder, EventQuery};
 use super::sql::{
     clamp, notification_from_sql, notification_id_from_sql, version_from_sql, version_to_sql,
@@ -22,10 +26,49 @@ const EVENTS_TABLE: &str = "stored_events";
 /// Table of the snapshots.
 const SNAPSHOTS_TABLE: &str = "snapshots";
 
+/// How hard a commit works to survive a power loss, as SQLite's `synchronous` pragma.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Synchronous {
+    /// Every commit is synced to disk before the save returns: an acknowledged
+    /// save survives a power loss. The default.
+    #[default]
+    Full,
+    /// Commits are synced at checkpoints only: faster, still never corrupt, but the
+    /// last saves acknowledged before a power loss (not a process crash) may be lost.
+    Normal,
+}
+
+impl Synchronous {
+    /// Reads `FULL` or `NORMAL` (any case), as `SQLITE_SYNCHRONOUS` is written.
+    ///
+    /// ```
+    /// use es_core::persistence::Synchronous;
+    /// assert_eq!(Synchronous::parse("normal"), Some(Synchronous::Normal));
+    /// assert_eq!(Synchronous::parse("OFF"), None);
+    /// ```
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_uppercase().as_str() {
+            "FULL" => Some(Synchronous::Full),
+            "NORMAL" => Some(Synchronous::Normal),
+            _ => None,
+        }
+    }
+
+    fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "PRAGMA synchronous = FULL",
+            Synchronous::Normal => "PRAGMA synchronous = NORMAL",
+        }
+    }
+}
+
 /// One SQLite database, shared by the recorders of an application.
 ///
 /// A file database runs in WAL mode: one writer connection, behind a lock,
 /// and a small pool of reader connections that read while the writer writes.
+/// Saves from several threads that arrive while one is being written are
+/// committed together in the next transaction (group commit), each in its own
+/// savepoint, so one save's conflict never undoes another's.
 /// An in-memory database (`":memory:"`) is a single connection.
 ///
 /// ```
@@ -39,6 +82,7 @@ pub struct SqliteDatabase {
     path: Option<PathBuf>,
     lock_timeout: Duration,
     writer: Mutex<Connection>,
+    commits: GroupCommit,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -57,8 +101,26 @@ const MAX_IDLE_READERS: usize = 4;
 impl SqliteDatabase {
     /// Opens (creating if need be) the database file at `path`, or an in-memory
     /// database if `path` is `":memory:"`. `lock_timeout` is how long a write waits
-    /// for another process's lock before failing.
+    /// for another process's lock before failing. Commits are
+    /// [`Synchronous::Full`].
     pub fn open(path: impl AsRef<Path>, lock_timeout: Duration) -> Result<Arc<Self>> {
+        Self::open_with(path, lock_timeout, Synchronous::Full)
+    }
+
+    /// As [`open`](Self::open), with the durability of commits chosen.
+    ///
+    /// ```
+    /// use es_core::persistence::{SqliteDatabase, Synchronous};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("events.db");
+    /// let db = SqliteDatabase::open_with(path, std::time::Duration::from_secs(5), Synchronous::Normal)?;
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        lock_timeout: Duration,
+        synchronous: Synchronous,
+    ) -> Result<Arc<Self>> {
         let path = path.as_ref();
         if path == Path::new(":memory:") {
             return Self::open_in_memory();
@@ -77,10 +139,16 @@ impl SqliteDatabase {
                 format!("journal mode stayed {mode:?}"),
             ));
         }
+        // Said outright rather than left to the build's default, which a
+        // distribution's SQLite may set lower.
+        writer
+            .execute_batch(synchronous.pragma())
+            .map_err(|e| Error::database("setting SQLite's synchronous mode", e))?;
         Ok(Arc::new(SqliteDatabase {
             path: Some(path.to_owned()),
             lock_timeout,
             writer: Mutex::new(writer),
+            commits: GroupCommit::default(),
             readers: Mutex::new(Vec::new()),
         }))
     }
@@ -100,6 +168,7 @@ impl SqliteDatabase {
             path: None,
             lock_timeout: Duration::ZERO,
             writer: Mutex::new(writer),
+            commits: GroupCommit::default(),
             readers: Mutex::new(Vec::new()),
         }))
     }
@@ -242,47 +311,112 @@ fn is_constraint_violation(error: &rusqlite::Error) -> bool {
     error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation)
 }
 
+/// Writes the batches of one group in one transaction, each in a savepoint of its
+/// own when there are several: a batch that conflicts is rolled back alone and
+/// gets its [`Error::Conflict`]; the others commit. Any other failure fails the
+/// whole group, since SQLite may already have rolled the transaction back.
+fn write_group(connection: &mut Connection, batches: &[Batch<'_>]) -> Vec<Result<Vec<u64>>> {
+    let fail_all = |operation: &'static str, error: rusqlite::Error| {
+        let error = Arc::new(error);
+        batches
+            .iter()
+            .map(|_| Err(Error::database(operation, Arc::clone(&error))))
+            .collect()
+    };
+    let mut transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate)
+    {
+        Ok(transaction) => transaction,
+        Err(e) => return fail_all("beginning a write transaction", e),
+    };
+    let mut results = Vec::with_capacity(batches.len());
+    if let [batch] = batches {
+        match insert_batch(&transaction, batch) {
+            Ok(ids) => results.push(Ok(ids)),
+            // Dropping the transaction rolls it back.
+            Err(BatchError::Refused(error)) => return vec![Err(error)],
+            Err(BatchError::Database(operation, e)) => return fail_all(operation, e),
+        }
+    } else {
+        for batch in batches {
+            let savepoint = match transaction.savepoint() {
+                Ok(savepoint) => savepoint,
+                Err(e) => return fail_all("starting a savepoint", e),
+            };
+            match insert_batch(&savepoint, batch) {
+                Ok(ids) => match savepoint.commit() {
+                    Ok(()) => results.push(Ok(ids)),
+                    Err(e) => return fail_all("releasing a savepoint", e),
+                },
+                // Dropping the savepoint rolls back this batch only.
+                Err(BatchError::Refused(error)) => results.push(Err(error)),
+                Err(BatchError::Database(operation, e)) => return fail_all(operation, e),
+            }
+        }
+        if results.iter().all(Result::is_err) {
+            return results;
+        }
+    }
+    match transaction.commit() {
+        Ok(()) => results,
+        Err(e) => fail_all("committing events", e),
+    }
+}
+
+enum BatchError {
+    /// This batch alone cannot be written (a conflict, or a version out of range).
+    Refused(Error),
+    /// The database failed: the whole group fails.
+    Database(&'static str, rusqlite::Error),
+}
+
+fn insert_batch(connection: &Connection, batch: &Batch<'_>) -> Result<Vec<u64>, BatchError> {
+    let mut insert = connection
+        .prepare_cached(batch.insert_sql)
+        .map_err(|e| BatchError::Database("preparing the insert", e))?;
+    let mut ids = Vec::with_capacity(if batch.with_log {
+        batch.events.len()
+    } else {
+        0
+    });
+    for event in batch.events {
+        // The column is TEXT: the id's canonical text, which reads back as the
+        // same id (a UUID as the UUID).
+        let version = version_to_sql(&event.originator_id, event.originator_version)
+            .map_err(BatchError::Refused)?;
+        let inserted = event.originator_id.with_str(|id| {
+            insert.execute(rusqlite::params![id, version, event.topic, event.state])
+        });
+        match inserted {
+            Ok(_) => {}
+            Err(e) if is_constraint_violation(&e) => {
+                return Err(BatchError::Refused(Error::Conflict {
+                    originator_id: event.originator_id.clone(),
+                    originator_version: event.originator_version,
+                }));
+            }
+            Err(e) => return Err(BatchError::Database("inserting events", e)),
+        }
+        if batch.with_log {
+            let id = connection.last_insert_rowid();
+            ids.push(notification_id_from_sql(id).map_err(BatchError::Refused)?);
+        }
+    }
+    Ok(ids)
+}
+
 impl AggregateRecorder for SqliteRecorder {
     fn insert_events(&self, events: &[StoredEvent]) -> Result<Vec<u64>> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let mut writer = self.db.writer();
-        let transaction = writer
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| Error::database("beginning a write transaction", e))?;
-        let mut ids = Vec::with_capacity(if self.with_log { events.len() } else { 0 });
-        {
-            let mut insert = transaction
-                .prepare_cached(&self.insert_sql)
-                .map_err(|e| Error::database("preparing the insert", e))?;
-            for event in events {
-                // The column is TEXT: the id's canonical text, which reads back
-                // as the same id (a UUID as the UUID).
-                let version = version_to_sql(&event.originator_id, event.originator_version)?;
-                let inserted = event.originator_id.with_str(|id| {
-                    insert.execute(rusqlite::params![id, version, event.topic, event.state])
-                });
-                match inserted {
-                    Ok(_) => {}
-                    Err(e) if is_constraint_violation(&e) => {
-                        return Err(Error::Conflict {
-                            originator_id: event.originator_id.clone(),
-                            originator_version: event.originator_version,
-                        });
-                    }
-                    Err(e) => return Err(Error::database("inserting events", e)),
-                }
-                if self.with_log {
-                    let id = transaction.last_insert_rowid();
-                    ids.push(notification_id_from_sql(id)?);
-                }
-            }
-        }
-        transaction
-            .commit()
-            .map_err(|e| Error::database("committing events", e))?;
-        Ok(ids)
+        let batch = Batch {
+            insert_sql: &self.insert_sql,
+            with_log: self.with_log,
+            events,
+        };
+        self.db
+            .commits
+            .submit(batch, |batches| write_group(&mut self.db.writer(), batches))
     }
 
     fn select_events(
@@ -430,5 +564,55 @@ mod tests {
             .select_notifications(2, 10, None, &[])
             .expect_err("an id with NUL");
         assert!(error.to_string().contains("NUL"), "{error}");
+    }
+
+    #[test]
+    fn concurrent_saves_in_one_group_commit_or_conflict_each_on_its_own() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = SqliteDatabase::open(dir.path().join("events.db"), Duration::from_secs(5))
+            .expect("open");
+        let recorder = Arc::new(SqliteRecorder::events(db, true).expect("recorder"));
+        let contested: OriginatorId = uuid::Uuid::new_v4().into();
+        let threads: Vec<_> = (0..16)
+            .map(|n| {
+                let recorder = recorder.clone();
+                // Half the threads race for one version of one id; the rest do not race.
+                let id = if n % 2 == 0 {
+                    contested.clone()
+                } else {
+                    uuid::Uuid::new_v4().into()
+                };
+                std::thread::spawn(move || {
+                    let event = |version| StoredEvent {
+                        originator_id: id.clone(),
+                        originator_version: version,
+                        topic: "T".into(),
+                        state: vec![n],
+                    };
+                    recorder.insert_events(&[event(1), event(2)])
+                })
+            })
+            .collect();
+        let results: Vec<_> = threads
+            .into_iter()
+            .map(|thread| thread.join().expect("no panic"))
+            .collect();
+        let saved: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        let conflicts = results
+            .iter()
+            .filter(|r| r.as_ref().is_err_and(Error::is_conflict))
+            .count();
+        assert_eq!((saved.len(), conflicts), (9, 7), "{results:?}");
+        // The log holds exactly the acknowledged events, numbered without gaps.
+        let mut acknowledged: Vec<u64> = saved.into_iter().flatten().copied().collect();
+        acknowledged.sort_unstable();
+        let logged: Vec<u64> = recorder
+            .select_notifications(1, 100, None, &[])
+            .expect("log")
+            .iter()
+            .map(|n| n.id)
+            .collect();
+        assert_eq!(acknowledged, logged);
+        assert_eq!(logged, (1..=18).collect::<Vec<_>>());
     }
 }
