@@ -256,7 +256,7 @@ impl<'de, E: AggregateEvent> Visitor<'de> for EventBodySeed<'_, E> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let timestamp = seq
+        let Timestamp(timestamp) = seq
             .next_element()?
             .ok_or_else(|| de::Error::invalid_length(0, &self))?;
         let fields = seq
@@ -279,7 +279,9 @@ impl<'de, E: AggregateEvent> Visitor<'de> for EventBodySeed<'_, E> {
         let mut version = None;
         while let Some(key) = map.next_key::<Field>()? {
             match key {
-                Field::Timestamp if timestamp.is_none() => timestamp = Some(map.next_value()?),
+                Field::Timestamp if timestamp.is_none() => {
+                    timestamp = Some(map.next_value::<Timestamp>()?.0);
+                }
                 Field::Data if fields.is_none() => {
                     fields =
                         Some(map.next_value_seed(StoredFieldsSeed::<E>(self.topic, PhantomData))?)
@@ -293,6 +295,31 @@ impl<'de, E: AggregateEvent> Visitor<'de> for EventBodySeed<'_, E> {
         let timestamp = timestamp.ok_or_else(|| de::Error::missing_field("timestamp"))?;
         let fields = fields.ok_or_else(|| de::Error::missing_field("data"))?;
         Ok((timestamp, upcast_fields(self.topic, fields, version)?))
+    }
+}
+
+/// An event's timestamp as stored: RFC 3339 text, read by chrono's RFC 3339
+/// parser first, since the general format parser its serde impl uses took a
+/// fifth of the time of replaying an event.
+struct Timestamp(DateTime<Utc>);
+
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Rfc3339;
+        impl Visitor<'_> for Rfc3339 {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an RFC 3339 timestamp")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Timestamp, E> {
+                match DateTime::parse_from_rfc3339(text) {
+                    Ok(time) => Ok(Timestamp(time.with_timezone(&Utc))),
+                    // The looser forms chrono's own impl accepts stay readable.
+                    Err(_) => text.parse().map(Timestamp).map_err(E::custom),
+                }
+            }
+        }
+        deserializer.deserialize_str(Rfc3339)
     }
 }
 
