@@ -383,6 +383,39 @@ impl CachingConnection {
     }
 }
 
+/// A transaction begun by a statement of ours, so that what must follow BEGIN
+/// can share its round trip; rolled back unless committed.
+struct Transaction<'a> {
+    client: &'a mut postgres::Client,
+    open: bool,
+}
+
+impl<'a> Transaction<'a> {
+    fn begin(
+        client: &'a mut postgres::Client,
+        begin_sql: &str,
+    ) -> std::result::Result<Self, postgres::Error> {
+        let transaction = Transaction { client, open: true };
+        transaction.client.batch_execute(begin_sql)?;
+        Ok(transaction)
+    }
+
+    fn commit(mut self) -> std::result::Result<(), postgres::Error> {
+        self.open = false;
+        self.client.batch_execute("COMMIT")
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            // A connection too broken to roll back is dropped by the pool,
+            // which ends the transaction on the server.
+            let _ = self.client.batch_execute("ROLLBACK");
+        }
+    }
+}
+
 /// r2d2_postgres's manager, giving connections with a statement cache.
 #[derive(Debug)]
 struct Manager(PostgresConnectionManager<NoTls>);
@@ -573,7 +606,8 @@ pub struct PostgresRecorder {
     quoted: String,
     with_log: bool,
     insert_sql: String,
-    lock_sql: String,
+    /// Starts a write: `BEGIN`, and for the events table its lock.
+    begin_sql: String,
     id_type: OriginatorIdType,
 }
 
@@ -634,7 +668,23 @@ impl PostgresRecorder {
             )
         };
         let recorder = PostgresRecorder {
-            lock_sql: format!("LOCK TABLE {quoted} IN EXCLUSIVE MODE"),
+            // Notification ids come from a sequence, which hands them out when
+            // rows are inserted, not when they commit: without more, a
+            // transaction that took id 7 can commit after one that took id 8, and
+            // a follower that has read up to 8 never sees 7. Holding this lock
+            // from before the ids are taken until the commit makes writers take
+            // ids and commit one at a time, so commit order is id order and a
+            // reader that has seen id n will never find a new event below n
+            // (only gaps left by rolled-back inserts, forever empty). This is
+            // the Python library's choice; EXCLUSIVE mode does not conflict
+            // with ACCESS SHARE, so plain SELECTs (readers, followers) are never
+            // blocked by it. The cost is that writes to one application's events
+            // table are serialized; the wait is bounded by the lock timeout.
+            begin_sql: if with_log {
+                format!("BEGIN; LOCK TABLE {quoted} IN EXCLUSIVE MODE")
+            } else {
+                "BEGIN".to_owned()
+            },
             id_type: db.id_type,
             db,
             name,
@@ -856,24 +906,10 @@ impl AggregateRecorder for PostgresRecorder {
             .map_err(|e| pg_error("preparing the insert", e))?;
         let params: [&(dyn ToSql + Sync); 4] = [ids.as_sql(), &versions, &topics, &states];
         let inserted: std::result::Result<_, postgres::Error> = (|| {
-            let mut transaction = connection.client.transaction()?;
-            if self.with_log {
-                // Notification ids come from a sequence, which hands them out
-                // when rows are inserted, not when they commit: without more, a
-                // transaction that took id 7 can commit after one that took id 8,
-                // and a follower that has read up to 8 never sees 7. Holding this
-                // lock from before the ids are taken until the commit makes
-                // writers take ids and commit one at a time, so commit order is id
-                // order and a reader that has seen id n will never find a new
-                // event below n (only gaps left by rolled-back inserts, forever
-                // empty). This is the Python library's choice; EXCLUSIVE mode
-                // does not conflict with ACCESS SHARE, so plain SELECTs (readers,
-                // followers) are never blocked by it. The cost is that writes to
-                // one application's events table are serialized; the wait is
-                // bounded by the configured lock timeout.
-                transaction.batch_execute(&self.lock_sql)?;
-            }
-            let rows = transaction.query(&insert, &params)?;
+            // BEGIN and the lock below go in one round trip: a save is then as
+            // many round trips as a bare transaction of one insert.
+            let transaction = Transaction::begin(&mut connection.client, &self.begin_sql)?;
+            let rows = transaction.client.query(&insert, &params)?;
             transaction.commit()?;
             Ok(rows)
         })();
