@@ -376,7 +376,7 @@ fn what_is_stored_is_compressed_then_encrypted() {
         .expect("encode");
     assert_eq!(
         Compressor::Zstd
-            .decompress(&compressed.state)
+            .decompress(&compressed.state, usize::MAX)
             .expect("zstd"),
         plain.state
     );
@@ -387,7 +387,9 @@ fn what_is_stored_is_compressed_then_encrypted() {
         .expect("encode");
     let opened = cipher(KEY_256).decrypt(&sealed.state).expect("decrypt");
     assert_eq!(
-        Compressor::Zstd.decompress(&opened).expect("zstd"),
+        Compressor::Zstd
+            .decompress(&opened, usize::MAX)
+            .expect("zstd"),
         plain.state
     );
     assert!(!contains(&sealed.state, b"teal"));
@@ -672,4 +674,85 @@ fn events_stored_at_an_older_schema_upcast_through_the_binary_codec() {
             .expect("decode");
         assert!(matches!(event.payload, BadgeEvent::Issued { level: 4, .. }));
     }
+}
+
+#[aggregate]
+pub struct Parcel {
+    label: String,
+}
+
+#[aggregate]
+impl Parcel {
+    #[event("Packed")]
+    pub fn pack(label: String) -> Self {
+        Parcel { label }
+    }
+}
+
+#[test]
+fn an_event_longer_than_the_limit_fails_its_save_before_anything_is_written() {
+    for compressor in [None, Some(Compressor::Zlib)] {
+        let app = Application::builder()
+            .in_memory()
+            .compressor(compressor)
+            .max_event_size(4096)
+            .build()
+            .expect("app");
+        let mut small = Parcel::pack("small".into());
+        // Compressible or not, the limit is on the encoding, so that whatever is
+        // written can be read back under the same limit.
+        let mut large = Parcel::pack("x".repeat(5000));
+        let error = app
+            .save(&mut [&mut small, &mut large])
+            .expect_err("too large");
+        let message = error.to_string();
+        assert!(matches!(error, Error::Encode { .. }), "{message}");
+        assert!(
+            message.contains(&large.id().to_string()) && message.contains("limit of 4096"),
+            "{message}"
+        );
+        let too_large = std::error::Error::source(&error)
+            .and_then(|source| source.downcast_ref::<es_core::persistence::TooLarge>())
+            .expect("the source says by how much");
+        assert!(too_large.size > 5000 && too_large.limit == 4096);
+        assert_eq!(
+            app.notification_log().max_id().expect("log"),
+            None,
+            "{compressor:?}"
+        );
+        assert_eq!(
+            small.pending_events().len(),
+            1,
+            "nothing was taken from either"
+        );
+    }
+}
+
+#[test]
+fn state_that_decompresses_past_the_limit_is_a_decode_error_not_an_allocation() {
+    let writer = Application::builder()
+        .in_memory()
+        .compressor(Compressor::Zstd)
+        .build()
+        .expect("app");
+    let mut parcel = Parcel::pack("y".repeat(100_000));
+    writer
+        .save(&mut parcel)
+        .expect("saved under the default limit");
+    let stored = writer
+        .recorder()
+        .select_notifications(1, 1, None, &[])
+        .expect("log")
+        .remove(0)
+        .event;
+    let strict = Mapper::new(Transcoder::Json)
+        .with_compressor(Compressor::Zstd)
+        .with_max_event_size(10_000);
+    let error = strict
+        .to_any_event(&stored)
+        .expect_err("decompresses past the limit");
+    assert!(
+        error.to_string().contains("more than 10000 bytes"),
+        "{error}"
+    );
 }

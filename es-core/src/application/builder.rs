@@ -255,6 +255,26 @@ impl ApplicationBuilder {
         self
     }
 
+    /// Refuses to save an event or snapshot whose encoding is longer than
+    /// `bytes` (`MAX_EVENT_SIZE`, default 16 MiB): the save fails with
+    /// [`Error::Encode`](crate::Error::Encode) naming the event, before anything
+    /// is written. Reading refuses state that decompresses to more.
+    ///
+    /// ```
+    /// use es_core::prelude::*;
+    /// # #[aggregate] pub struct Note { text: String }
+    /// # #[aggregate] impl Note { #[event("Written")] pub fn write(text: String) -> Self { Note { text } } }
+    /// let app = Application::builder().in_memory().max_event_size(1024).build()?;
+    /// let error = app.save(&mut Note::write("x".repeat(2000))).unwrap_err();
+    /// assert!(error.to_string().contains("more than the limit of 1024"), "{error}");
+    /// assert_eq!(app.notification_log().max_id()?, None);
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    pub fn max_event_size(mut self, bytes: usize) -> Self {
+        self.mapper.max_event_size = Some(bytes);
+        self
+    }
+
     /// How many notifications a section of the notification log holds (default 10).
     pub fn section_size(mut self, size: usize) -> Self {
         self.section_size = size.max(1);

@@ -1,10 +1,10 @@
 //! The mapper's configuration: the builder's settings, then `TRANSCODER`,
-//! `COMPRESSOR_TOPIC`, `CIPHER_TOPIC` and `CIPHER_KEY`, then the defaults
-//! (JSON, no compression, no encryption).
+//! `COMPRESSOR_TOPIC`, `CIPHER_TOPIC`, `CIPHER_KEY` and `MAX_EVENT_SIZE`, then
+//! the defaults (JSON, no compression, no encryption, 16 MiB).
 
 use super::environment::Environment;
 use crate::error::{Error, Result};
-use crate::persistence::{Cipher, Compressor, Mapper, Transcoder};
+use crate::persistence::{Cipher, Compressor, DEFAULT_MAX_EVENT_SIZE, Mapper, Transcoder};
 
 /// What the builder was told about the mapper; `None` leaves it to the environment.
 #[derive(Default)]
@@ -12,7 +12,11 @@ pub(super) struct MapperSettings {
     pub(super) transcoder: Option<Transcoder>,
     pub(super) compressor: Option<Option<Compressor>>,
     pub(super) cipher: Option<Option<Cipher>>,
+    pub(super) max_event_size: Option<usize>,
 }
+
+/// The largest `MAX_EVENT_SIZE` accepted: 1 GiB, far past any sane event.
+const MAX_EVENT_SIZE_CEILING: u32 = 1 << 30;
 
 const TRANSCODERS: &[&str] = &["json", "msgpack", "messagepack"];
 const COMPRESSORS: &[&str] = &["zlib", "zstd", "eventsourcing.compressor:ZlibCompressor"];
@@ -38,7 +42,13 @@ impl MapperSettings {
             Some(cipher) => cipher,
             None => cipher_from(env)?,
         };
-        let mapper = Mapper::new(transcoder);
+        let max_event_size = match self.max_event_size {
+            Some(bytes) => bytes,
+            None => env
+                .get_u32("MAX_EVENT_SIZE", 1..=MAX_EVENT_SIZE_CEILING)?
+                .map_or(DEFAULT_MAX_EVENT_SIZE, |bytes| bytes as usize),
+        };
+        let mapper = Mapper::new(transcoder).with_max_event_size(max_event_size);
         let mapper = match compressor {
             Some(compressor) => mapper.with_compressor(compressor),
             None => mapper,
@@ -128,22 +138,40 @@ mod tests {
             transcoder: Some(Transcoder::Json),
             compressor: Some(None),
             cipher: Some(None),
+            max_event_size: Some(64),
         };
         let env = Environment::from_vars([
             ("TRANSCODER", "msgpack"),
             ("COMPRESSOR_TOPIC", "zlib"),
             ("CIPHER_KEY", "not even base64"),
+            ("MAX_EVENT_SIZE", "-1"),
         ]);
         let mapper = settings.build(&env).expect("the environment is not read");
         assert_eq!(mapper.transcoder(), Transcoder::Json);
         assert_eq!(mapper.compressor(), None);
         assert!(mapper.cipher().is_none());
+        assert_eq!(mapper.max_event_size(), 64);
     }
 
     #[test]
     fn bad_values_name_the_variable_and_what_is_accepted() {
         for (vars, variable, accepted) in [
             (&[("TRANSCODER", "yaml")][..], "TRANSCODER", "json, msgpack"),
+            (
+                &[("MAX_EVENT_SIZE", "-1")],
+                "MAX_EVENT_SIZE",
+                "1 to 1073741824",
+            ),
+            (
+                &[("MAX_EVENT_SIZE", "0")],
+                "MAX_EVENT_SIZE",
+                "1 to 1073741824",
+            ),
+            (
+                &[("MAX_EVENT_SIZE", "16MB")],
+                "MAX_EVENT_SIZE",
+                "1 to 1073741824",
+            ),
             (
                 &[("COMPRESSOR_TOPIC", "lz4")],
                 "COMPRESSOR_TOPIC",

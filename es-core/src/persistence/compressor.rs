@@ -17,9 +17,9 @@ use crate::error::BoxError;
 /// for compressor in [Compressor::Zlib, Compressor::Zstd] {
 ///     let packed = compressor.compress(text.as_bytes())?;
 ///     assert!(packed.len() < text.len() / 4);
-///     assert_eq!(compressor.decompress(&packed)?, text.as_bytes());
+///     assert_eq!(compressor.decompress(&packed, text.len())?, text.as_bytes());
 /// }
-/// assert!(Compressor::Zlib.decompress(b"not zlib").is_err());
+/// assert!(Compressor::Zlib.decompress(b"not zlib", 1024).is_err());
 /// # Ok::<(), es_core::BoxError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,33 +62,52 @@ impl Compressor {
     }
 
     /// Decompresses what [`compress`](Self::compress) wrote. Bytes that are
-    /// not a whole compressed stream, or that go on after it, are an error.
+    /// not a whole compressed stream, or that go on after it, are an error; so
+    /// is expanding to more than `limit` bytes, so that a small damaged or
+    /// hostile row cannot make a reader allocate without bound.
     ///
     /// ```
     /// use es_core::persistence::Compressor;
     /// let mut packed = Compressor::Zstd.compress(b"hello")?;
-    /// assert_eq!(Compressor::Zstd.decompress(&packed)?, b"hello");
+    /// assert_eq!(Compressor::Zstd.decompress(&packed, 5)?, b"hello");
     /// packed.truncate(packed.len() - 1);
-    /// assert!(Compressor::Zstd.decompress(&packed).is_err());
+    /// assert!(Compressor::Zstd.decompress(&packed, 5).is_err());
+    ///
+    /// let packed = Compressor::Zlib.compress(&[0; 1000])?;
+    /// assert_eq!(Compressor::Zlib.decompress(&packed, 1000)?.len(), 1000);
+    /// let error = Compressor::Zlib.decompress(&packed, 999).unwrap_err();
+    /// assert!(error.to_string().contains("more than 999 bytes"));
     /// # Ok::<(), es_core::BoxError>(())
     /// ```
-    pub fn decompress(&self, bytes: &[u8]) -> Result<Vec<u8>, BoxError> {
-        match self {
+    pub fn decompress(&self, bytes: &[u8], limit: usize) -> Result<Vec<u8>, BoxError> {
+        // One byte past the limit tells "too big" from "exactly the limit".
+        let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+        let mut out = Vec::with_capacity(bytes.len().saturating_mul(4).min(limit));
+        let rest = match self {
             Compressor::Zlib => {
                 let mut decoder = flate2::bufread::ZlibDecoder::new(bytes);
-                let mut out = Vec::with_capacity(bytes.len().saturating_mul(4));
-                decoder.read_to_end(&mut out)?;
-                // zlib stops at the end of its stream and would ignore the rest.
-                let rest = decoder.into_inner();
-                if !rest.is_empty() {
-                    return Err(
-                        format!("{} trailing bytes after the zlib stream", rest.len()).into(),
-                    );
-                }
-                Ok(out)
+                (&mut decoder).take(cap).read_to_end(&mut out)?;
+                decoder.into_inner()
             }
-            Compressor::Zstd => Ok(zstd::stream::decode_all(bytes)?),
+            Compressor::Zstd => {
+                let mut decoder = zstd::stream::read::Decoder::with_buffer(bytes)?.single_frame();
+                (&mut decoder).take(cap).read_to_end(&mut out)?;
+                decoder.finish()
+            }
+        };
+        if out.len() > limit {
+            return Err(format!("the state decompresses to more than {limit} bytes").into());
         }
+        // Both formats stop at the end of their stream and would ignore the rest.
+        if !rest.is_empty() {
+            return Err(format!(
+                "{} trailing bytes after the {} stream",
+                rest.len(),
+                self.name()
+            )
+            .into());
+        }
+        Ok(out)
     }
 
     /// The name `COMPRESSOR_TOPIC` takes for this compressor.
@@ -118,7 +137,12 @@ mod tests {
         for compressor in BOTH {
             for input in [&[][..], &noise] {
                 let packed = compressor.compress(input).expect("compress");
-                assert_eq!(compressor.decompress(&packed).expect("decompress"), input);
+                assert_eq!(
+                    compressor
+                        .decompress(&packed, usize::MAX)
+                        .expect("decompress"),
+                    input
+                );
             }
         }
     }
@@ -136,7 +160,10 @@ mod tests {
             let last = altered.len() - 1;
             altered[last] ^= 0xff; // the checksum at the end of either format
             for bad in [truncated, extended, altered] {
-                assert!(compressor.decompress(&bad).is_err(), "{compressor:?}");
+                assert!(
+                    compressor.decompress(&bad, usize::MAX).is_err(),
+                    "{compressor:?}"
+                );
             }
         }
     }
@@ -148,8 +175,31 @@ mod tests {
             0x78, 0x9c, 0xcb, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x06, 0x2c, 0x02, 0x15,
         ];
         assert_eq!(
-            Compressor::Zlib.decompress(&python).expect("decompress"),
+            Compressor::Zlib.decompress(&python, 5).expect("decompress"),
             b"hello"
         );
+    }
+
+    #[test]
+    fn a_small_input_that_expands_past_the_limit_is_refused_without_expanding_it_all() {
+        let bomb = vec![0u8; 64 << 20];
+        for compressor in BOTH {
+            let packed = compressor.compress(&bomb).expect("compress");
+            assert!(packed.len() < 1 << 20, "{compressor:?}: {}", packed.len());
+            let error = compressor
+                .decompress(&packed, 1 << 20)
+                .expect_err("past the limit");
+            assert!(
+                error.to_string().contains("more than 1048576 bytes"),
+                "{error}"
+            );
+            assert_eq!(
+                compressor
+                    .decompress(&packed, 64 << 20)
+                    .expect("at the limit")
+                    .len(),
+                64 << 20
+            );
+        }
     }
 }

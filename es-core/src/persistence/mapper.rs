@@ -75,7 +75,12 @@ pub struct Mapper {
     transcoder: Transcoder,
     compressor: Option<Compressor>,
     cipher: Option<Cipher>,
+    max_event_size: usize,
 }
+
+/// The largest encoded event or snapshot a mapper accepts unless told otherwise:
+/// 16 MiB (`MAX_EVENT_SIZE`).
+pub const DEFAULT_MAX_EVENT_SIZE: usize = 16 << 20;
 
 impl Mapper {
     /// A mapper that encodes with `transcoder`, and neither compresses nor encrypts.
@@ -84,7 +89,27 @@ impl Mapper {
             transcoder,
             compressor: None,
             cipher: None,
+            max_event_size: DEFAULT_MAX_EVENT_SIZE,
         }
+    }
+
+    /// The same mapper, refusing to write an event or snapshot whose encoding
+    /// (before compression and encryption) is longer than `bytes`, and to read
+    /// one that decompresses to more.
+    ///
+    /// ```
+    /// use es_core::persistence::{Mapper, Transcoder};
+    /// let mapper = Mapper::new(Transcoder::Json).with_max_event_size(1024);
+    /// assert_eq!(mapper.max_event_size(), 1024);
+    /// ```
+    pub fn with_max_event_size(mut self, bytes: usize) -> Self {
+        self.max_event_size = bytes;
+        self
+    }
+
+    /// The largest encoding accepted, in bytes.
+    pub fn max_event_size(&self) -> usize {
+        self.max_event_size
     }
 
     /// The same mapper, compressing what the transcoder writes with `compressor`.
@@ -129,6 +154,12 @@ impl Mapper {
 
     /// Compresses and encrypts what the transcoder wrote, as configured.
     fn seal(&self, encoded: Vec<u8>) -> Result<Vec<u8>, BoxError> {
+        if encoded.len() > self.max_event_size {
+            return Err(Box::new(TooLarge {
+                size: encoded.len(),
+                limit: self.max_event_size,
+            }));
+        }
         let compressed = match self.compressor {
             Some(compressor) => compressor.compress(&encoded)?,
             None => encoded,
@@ -147,7 +178,7 @@ impl Mapper {
             bytes = Cow::Owned(cipher.decrypt(&bytes)?);
         }
         if let Some(compressor) = self.compressor {
-            bytes = Cow::Owned(compressor.decompress(&bytes)?);
+            bytes = Cow::Owned(compressor.decompress(&bytes, self.max_event_size)?);
         }
         Ok(bytes)
     }
@@ -272,6 +303,17 @@ impl Mapper {
             state: body.state,
         })
     }
+}
+
+/// An encoding longer than the mapper's limit: the source of the
+/// [`Error::Encode`] that refuses it, before anything is written.
+#[derive(Debug, thiserror::Error)]
+#[error("its encoding is {size} bytes, more than the limit of {limit} (MAX_EVENT_SIZE)")]
+pub struct TooLarge {
+    /// The encoding's length.
+    pub size: usize,
+    /// The mapper's limit.
+    pub limit: usize,
 }
 
 fn unknown_topic(stored: &StoredEvent) -> Error {

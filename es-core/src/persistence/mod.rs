@@ -23,7 +23,7 @@ pub use self::postgres::{OriginatorIdType, PostgresConfig, PostgresDatabase, Pos
 pub(crate) use self::postgres::{checked_identifier, table_prefix_from_name};
 pub use cipher::Cipher;
 pub use compressor::Compressor;
-pub use mapper::Mapper;
+pub use mapper::{DEFAULT_MAX_EVENT_SIZE, Mapper, TooLarge};
 pub use memory::MemoryRecorder;
 pub use recorder::{AggregateRecorder, ApplicationRecorder, EventQuery};
 #[cfg(feature = "sqlite")]
