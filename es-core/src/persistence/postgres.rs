@@ -553,6 +553,42 @@ impl PostgresDatabase {
             .get()
             .map_err(|e| Error::database("getting a PostgreSQL connection", e))
     }
+
+    /// Runs `work` on a pooled connection, again on another one if the first
+    /// was found closed and `retry` says the failed attempt changed nothing.
+    ///
+    /// Connections are not pinged when taken from the pool, so one the server
+    /// has closed since (a restart, a terminated session) is found only by
+    /// using it, and fails at once. The pool drops it when it comes back, and
+    /// the work goes on, up to once per connection the pool can hold, before
+    /// the error is returned. The outer `Result` is the pool's own failure.
+    fn run<T, E>(
+        &self,
+        mut work: impl FnMut(&mut CachingConnection) -> std::result::Result<T, E>,
+        retry: impl Fn(&E) -> bool,
+    ) -> Result<std::result::Result<T, E>> {
+        let mut attempts = self.pool.max_size();
+        loop {
+            let mut connection = self.connection()?;
+            let result = work(&mut connection);
+            match result {
+                Err(error) if attempts > 0 && connection.client.is_closed() && retry(&error) => {
+                    attempts -= 1;
+                }
+                result => return Ok(result),
+            }
+        }
+    }
+
+    /// [`run`](Self::run) for work that only reads: any attempt may be retried.
+    fn read<T>(
+        &self,
+        operation: &'static str,
+        work: impl FnMut(&mut CachingConnection) -> std::result::Result<T, postgres::Error>,
+    ) -> Result<T> {
+        self.run(work, |_| true)?
+            .map_err(|error| pg_error(operation, error))
+    }
 }
 
 /// A driver error as the source of [`Error::Database`]: the server's own error
@@ -573,9 +609,11 @@ fn pg_error(operation: &'static str, error: postgres::Error) -> Error {
 /// A recorder over one table of a [`PostgresDatabase`]: the events table (with
 /// the notification log) or the snapshots table.
 ///
-/// An insert is one transaction of four round trips whatever the number of
-/// events (begin, lock, one multi-row insert, commit); every statement is
-/// prepared once per pooled connection.
+/// An insert is one transaction of three round trips whatever the number of
+/// events (begin with the lock, one multi-row insert, commit); every statement
+/// is prepared once per pooled connection. A connection the server closed is
+/// replaced and the work done again where that cannot write twice; a lost
+/// reply to a COMMIT is settled by looking for the events.
 ///
 /// ```
 /// use es_core::persistence::*;
@@ -822,26 +860,16 @@ impl PostgresRecorder {
     /// insert failed on a unique violation (and so wrote nothing).
     fn first_taken(
         &self,
-        connection: &mut CachingConnection,
         events: &[StoredEvent],
         ids: &IdsParam,
         versions: &[i64],
     ) -> Result<Option<usize>> {
-        let sql = format!(
-            "SELECT originator_id, originator_version FROM {} \
-             WHERE (originator_id, originator_version) IN \
-             (SELECT * FROM unnest($1::{}[], $2::bigint[]))",
-            self.quoted,
-            self.id_type.as_str()
-        );
-        let rows = connection
-            .prepare(&sql)
-            .and_then(|statement| {
-                connection
-                    .client
-                    .query(&statement, &[ids.as_sql(), &versions])
-            })
-            .map_err(|e| pg_error("finding the conflicting event", e))?;
+        let rows = self.rows_of(
+            "finding the conflicting event",
+            "originator_id, originator_version",
+            ids,
+            versions,
+        )?;
         let taken = rows
             .iter()
             .map(|row| {
@@ -854,6 +882,83 @@ impl PostgresRecorder {
         Ok((0..events.len())
             .find(|&i| taken.contains(&(events[i].originator_id.clone(), versions[i]))))
     }
+
+    /// The notification ids of `events` if every one of them is recorded just
+    /// as it is here, else `None`: what a commit whose reply was lost did.
+    fn recorded_ids(
+        &self,
+        events: &[StoredEvent],
+        ids: &IdsParam,
+        versions: &[i64],
+    ) -> Result<Option<Vec<u64>>> {
+        let columns = if self.with_log {
+            "originator_id, originator_version, state, notification_id"
+        } else {
+            "originator_id, originator_version, state"
+        };
+        let operation = "checking a commit whose reply was lost";
+        let rows = self.rows_of(operation, columns, ids, versions)?;
+        let mut found = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let version: i64 = row.try_get(1).map_err(|e| pg_error(operation, e))?;
+            let state: Vec<u8> = row.try_get(2).map_err(|e| pg_error(operation, e))?;
+            let notification_id = if self.with_log {
+                Some(
+                    row.try_get::<_, i64>(3)
+                        .map_err(|e| pg_error(operation, e))?,
+                )
+            } else {
+                None
+            };
+            found.insert(
+                (self.id_from_row(row, 0)?, version),
+                (state, notification_id),
+            );
+        }
+        let mut notification_ids = Vec::with_capacity(events.len());
+        for (event, version) in events.iter().zip(versions) {
+            match found.get(&(event.originator_id.clone(), *version)) {
+                Some((state, id)) if *state == event.state => {
+                    if let Some(id) = id {
+                        notification_ids.push(notification_id_from_sql(*id)?);
+                    }
+                }
+                _ => return Ok(None),
+            }
+        }
+        notification_ids.sort_unstable();
+        Ok(Some(notification_ids))
+    }
+
+    /// `columns` of the rows with the given ids and versions.
+    fn rows_of(
+        &self,
+        operation: &'static str,
+        columns: &str,
+        ids: &IdsParam,
+        versions: &[i64],
+    ) -> Result<Vec<postgres::Row>> {
+        let sql = format!(
+            "SELECT {columns} FROM {} \
+             WHERE (originator_id, originator_version) IN \
+             (SELECT * FROM unnest($1::{}[], $2::bigint[]))",
+            self.quoted,
+            self.id_type.as_str()
+        );
+        self.db.read(operation, |connection| {
+            let statement = connection.prepare(&sql)?;
+            connection
+                .client
+                .query(&statement, &[ids.as_sql(), &versions])
+        })
+    }
+}
+
+/// Where a write failed: before COMMIT was sent (the server rolls back), or
+/// at the COMMIT itself (it may have happened).
+enum Write {
+    Before(postgres::Error),
+    Commit(postgres::Error),
 }
 
 /// An arbitrary constant: the advisory lock es-core holds while creating tables.
@@ -900,25 +1005,33 @@ impl AggregateRecorder for PostgresRecorder {
         let topics: Vec<&str> = events.iter().map(|e| e.topic.as_str()).collect();
         let states: Vec<&[u8]> = events.iter().map(|e| e.state.as_slice()).collect();
 
-        let mut connection = self.db.connection()?;
-        let insert = connection
-            .prepare(&self.insert_sql)
-            .map_err(|e| pg_error("preparing the insert", e))?;
         let params: [&(dyn ToSql + Sync); 4] = [ids.as_sql(), &versions, &topics, &states];
-        let inserted: std::result::Result<_, postgres::Error> = (|| {
-            // BEGIN and the lock below go in one round trip: a save is then as
-            // many round trips as a bare transaction of one insert.
-            let transaction = Transaction::begin(&mut connection.client, &self.begin_sql)?;
-            let rows = transaction.client.query(&insert, &params)?;
-            transaction.commit()?;
-            Ok(rows)
-        })();
-        let rows = match inserted {
+        let attempt = self.db.run(
+            |connection| {
+                let insert = connection
+                    .prepare(&self.insert_sql)
+                    .map_err(Write::Before)?;
+                // BEGIN and the lock go in one round trip: a save is then as
+                // many round trips as a bare transaction of one insert.
+                let transaction = Transaction::begin(&mut connection.client, &self.begin_sql)
+                    .map_err(Write::Before)?;
+                let rows = transaction
+                    .client
+                    .query(&insert, &params)
+                    .map_err(Write::Before)?;
+                transaction.commit().map_err(Write::Commit)?;
+                Ok(rows)
+            },
+            // A session that ends before COMMIT is rolled back by the server,
+            // so only then is trying again sure not to write twice.
+            |failure| matches!(failure, Write::Before(_)),
+        )?;
+        let rows = match attempt {
             Ok(rows) => rows,
-            Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            Err(Write::Before(error)) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
                 // The transaction rolled back, so nothing was written. Name the
                 // first of the batch's events that another writer recorded.
-                return match self.first_taken(&mut connection, events, &ids, &versions)? {
+                return match self.first_taken(events, &ids, &versions)? {
                     Some(i) => Err(Error::Conflict {
                         originator_id: events[i].originator_id.clone(),
                         originator_version: events[i].originator_version,
@@ -926,7 +1039,18 @@ impl AggregateRecorder for PostgresRecorder {
                     None => Err(pg_error("inserting events", error)),
                 };
             }
-            Err(error) => return Err(pg_error("inserting events", error)),
+            Err(Write::Before(error)) => return Err(pg_error("inserting events", error)),
+            Err(Write::Commit(error)) => {
+                // The connection may have been lost after the server committed
+                // and before it said so: look, rather than guess either way.
+                return match self.recorded_ids(events, &ids, &versions)? {
+                    Some(notification_ids) => Ok(notification_ids),
+                    None => Err(pg_error(
+                        "committing events (they were not recorded)",
+                        error,
+                    )),
+                };
+            }
         };
         let mut notification_ids = rows
             .iter()
@@ -973,11 +1097,10 @@ impl AggregateRecorder for PostgresRecorder {
             params.push(limit);
             let _ = write!(sql, " LIMIT ${}", params.len());
         }
-        let mut connection = self.db.connection()?;
-        let rows = connection
-            .prepare(&sql)
-            .and_then(|statement| connection.client.query(&statement, &params))
-            .map_err(|e| pg_error("selecting events", e))?;
+        let rows = self.db.read("selecting events", |connection| {
+            let statement = connection.prepare(&sql)?;
+            connection.client.query(&statement, &params)
+        })?;
         rows.iter()
             .map(|row| {
                 let (version, topic, state) = (|| {
@@ -1029,11 +1152,10 @@ impl ApplicationRecorder for PostgresRecorder {
         }
         params.push(&limit);
         let _ = write!(sql, " ORDER BY notification_id LIMIT ${}", params.len());
-        let mut connection = self.db.connection()?;
-        let rows = connection
-            .prepare(&sql)
-            .and_then(|statement| connection.client.query(&statement, &params))
-            .map_err(|e| pg_error("selecting notifications", e))?;
+        let rows = self.db.read("selecting notifications", |connection| {
+            let statement = connection.prepare(&sql)?;
+            connection.client.query(&statement, &params)
+        })?;
         rows.iter()
             .map(|row| {
                 let (id, version, topic, state) = (|| {
@@ -1056,12 +1178,12 @@ impl ApplicationRecorder for PostgresRecorder {
             return Ok(None);
         }
         let sql = format!("SELECT max(notification_id) FROM {}", self.quoted);
-        let mut connection = self.db.connection()?;
-        let max: Option<i64> = connection
-            .prepare(&sql)
-            .and_then(|statement| connection.client.query_one(&statement, &[]))
-            .and_then(|row| row.try_get(0))
-            .map_err(|e| pg_error("reading the highest notification id", e))?;
+        let max: Option<i64> =
+            self.db
+                .read("reading the highest notification id", |connection| {
+                    let statement = connection.prepare(&sql)?;
+                    connection.client.query_one(&statement, &[])?.try_get(0)
+                })?;
         max.map(notification_id_from_sql).transpose()
     }
 }
