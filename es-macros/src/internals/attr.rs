@@ -67,6 +67,9 @@ impl SchemaArgs {
     }
 }
 
+/// The longest name, alias or topic accepted in an attribute.
+const MAX_TOPIC_PART_BYTES: usize = 255;
+
 /// `aliases = ["..", ..]` as written.
 fn string_list(cx: &Ctxt, value: &Expr) -> Vec<LitStr> {
     match value {
@@ -107,7 +110,27 @@ fn string_literal(cx: &Ctxt, value: &Expr, what: &str) -> Option<LitStr> {
         Expr::Lit(syn::ExprLit {
             lit: syn::Lit::Str(lit),
             ..
-        }) => Some(lit.clone()),
+        }) => {
+            // Each of these is written into stored topics: a topic another store
+            // (PostgreSQL's text refuses NUL) or a reader could not take back
+            // must fail here, not at the first save.
+            let text = lit.value();
+            let plain = !text.is_empty()
+                && text.len() <= MAX_TOPIC_PART_BYTES
+                && text.trim() == text
+                && !text.chars().any(char::is_control);
+            if !plain {
+                cx.error_spanned_by(
+                    lit,
+                    format!(
+                        "{what} must be 1 to {MAX_TOPIC_PART_BYTES} bytes, with no control \
+                         characters (such as NUL) and no leading or trailing spaces: it is \
+                         stored in event topics"
+                    ),
+                );
+            }
+            Some(lit.clone())
+        }
         other => {
             cx.error_spanned_by(other, format!("{what} must be a string literal"));
             None

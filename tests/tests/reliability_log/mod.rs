@@ -2,6 +2,8 @@
 //! names a file, each fault test appends one JSON line to it saying what it did
 //! and what it found. `bash tests/reliability` runs them and writes the file.
 
+#![allow(dead_code)] // Each test target uses its own part of this module.
+
 use std::io::Write as _;
 
 /// How much bigger than the CI size to run: `ES_FAULT_SCALE`, default 1.

@@ -1,0 +1,235 @@
+//! The process the crash test kills: saves aggregates from several threads in
+//! a loop until it is killed, and reports each save only after `save` has
+//! returned `Ok`.
+//!
+//! ```text
+//! crash-writer <seed> <threads> sqlite <path>
+//! crash-writer <seed> <threads> postgres <url> <table-prefix>
+//! ```
+//!
+//! Prints `ready` once the store is open, then, after each save, one line per
+//! saved event: `ack <notification-id> <originator-id> <version> <save> <part> <of>`.
+//! A save's lines go out in one write on the locked stdout, so a kill leaves at
+//! most a partial last line, which the test ignores. Any error is printed to
+//! stderr and ends the process with status 1.
+
+mod ticker;
+
+use std::fmt::Display;
+use std::io::Write as _;
+use std::process::exit;
+use std::thread;
+
+use es_core::persistence::PostgresConfig;
+use es_core::prelude::*;
+
+use ticker::{Partner, Ticker};
+
+fn fail(what: &str, error: impl Display) -> ! {
+    let _ = writeln!(std::io::stderr(), "crash-writer: {what}: {error}");
+    exit(1)
+}
+
+fn usage() -> ! {
+    fail(
+        "usage",
+        "crash-writer <seed> <threads> (sqlite <path> | postgres <url> <table-prefix>)",
+    )
+}
+
+/// splitmix64: enough to vary the sizes of saves, and seeded from the test.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n`.
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// How many events a save has: 1 to 5.
+    fn save_size(&mut self) -> u32 {
+        1 + self.below(5) as u32
+    }
+}
+
+fn open(args: &[String]) -> Application {
+    let builder = Application::builder();
+    let builder = match args {
+        [kind, path] if kind == "sqlite" => builder.sqlite(path),
+        [kind, url, prefix] if kind == "postgres" => {
+            let mut config = PostgresConfig::from_url(url)
+                .unwrap_or_else(|error| fail("the PostgreSQL URL", error));
+            config.table_prefix = Some(prefix.clone());
+            builder.postgres(config)
+        }
+        _ => usage(),
+    };
+    builder
+        .build()
+        .unwrap_or_else(|error| fail("opening the store", error))
+}
+
+/// One of a thread's two aggregates: the one it is continuing, or none yet.
+struct Slot(Option<Ticker>);
+
+impl Slot {
+    /// The aggregate's id and the number its next save will have, making up
+    /// an id if the next save creates it.
+    fn next(&mut self, new_id: &mut Option<OriginatorId>) -> (OriginatorId, u64) {
+        match &self.0 {
+            Some(ticker) => (ticker.id(), ticker.next_save_number()),
+            None => {
+                let id = OriginatorId::from(Uuid::new_v4());
+                *new_id = Some(id.clone());
+                (id, 1)
+            }
+        }
+    }
+
+    /// Makes the events of the next save pending.
+    fn prepare(&mut self, new_id: Option<OriginatorId>, of: u32, partner: Partner) {
+        match (&mut self.0, new_id) {
+            (Some(ticker), _) => ticker.next_save(of, partner),
+            (None, Some(id)) => self.0 = Some(Ticker::first_save(id, of, partner)),
+            (None, None) => unreachable!("`next` makes an id for an empty slot"),
+        }
+    }
+
+    /// `(originator id, version, save, part, of)` of each pending event.
+    fn pending(&self) -> Vec<(OriginatorId, u64, u64, u32, u32)> {
+        let Some(ticker) = &self.0 else {
+            return Vec::new();
+        };
+        ticker
+            .pending_events()
+            .iter()
+            .map(|event| {
+                let (save, part, of, _, _) = ticker::place(&event.payload);
+                (
+                    event.originator_id.clone(),
+                    event.originator_version,
+                    save,
+                    part,
+                    of,
+                )
+            })
+            .collect()
+    }
+
+    fn ticker(&mut self) -> &mut Ticker {
+        self.0
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("prepared before it is saved"))
+    }
+}
+
+fn write_loop(app: &Application, mut rng: Rng) -> ! {
+    let mut slots = [Slot(None), Slot(None)];
+    loop {
+        // One save in four takes both aggregates in one transaction.
+        let chosen: &[usize] = match rng.below(8) {
+            0 | 1 => &[0, 1],
+            2..=4 => &[0],
+            _ => &[1],
+        };
+        let mut new_ids = [None, None];
+        let places: Vec<(OriginatorId, u64)> = chosen
+            .iter()
+            .map(|&slot| slots[slot].next(&mut new_ids[slot]))
+            .collect();
+        for (index, &slot) in chosen.iter().enumerate() {
+            let partner = (chosen.len() == 2).then(|| {
+                let (id, save) = &places[1 - index];
+                (id.to_string(), *save)
+            });
+            let of = rng.save_size();
+            slots[slot].prepare(new_ids[slot].take(), of, partner);
+        }
+        let pending: Vec<_> = chosen
+            .iter()
+            .flat_map(|&slot| slots[slot].pending())
+            .collect();
+
+        let saved = match chosen {
+            [_, _] => {
+                let [first, second] = &mut slots;
+                app.save(&mut [first.ticker(), second.ticker()])
+            }
+            _ => app.save(slots[chosen[0]].ticker()),
+        };
+        let recordings = saved.unwrap_or_else(|error| fail("save", error));
+
+        if recordings.len() != pending.len() {
+            fail(
+                "save",
+                format!(
+                    "{} events were pending, {} recorded",
+                    pending.len(),
+                    recordings.len()
+                ),
+            );
+        }
+        let mut lines = String::new();
+        for (recording, (id, version, save, part, of)) in recordings.iter().zip(&pending) {
+            if recording.event.originator_id != *id
+                || recording.event.originator_version != *version
+            {
+                fail(
+                    "save",
+                    format!(
+                        "recorded {} v{} where {id} v{version} was pending",
+                        recording.event.originator_id, recording.event.originator_version
+                    ),
+                );
+            }
+            lines.push_str(&format!(
+                "ack {} {id} {version} {save} {part} {of}\n",
+                recording.notification_id
+            ));
+        }
+        let mut stdout = std::io::stdout().lock();
+        if let Err(error) = stdout
+            .write_all(lines.as_bytes())
+            .and_then(|()| stdout.flush())
+        {
+            fail("writing to stdout", error);
+        }
+        drop(stdout);
+
+        for &slot in chosen {
+            if rng.below(6) == 0 {
+                slots[slot].0 = None;
+            }
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [seed, threads, store @ ..] = args.as_slice() else {
+        usage()
+    };
+    let (Ok(seed), Ok(threads)) = (seed.parse::<u64>(), threads.parse::<u64>()) else {
+        usage()
+    };
+    let app = open(store);
+    if let Err(error) = writeln!(std::io::stdout().lock(), "ready") {
+        fail("writing to stdout", error);
+    }
+
+    thread::scope(|scope| {
+        for thread in 0..threads {
+            let rng = Rng(seed ^ thread.wrapping_mul(0xd1b5_4a32_d192_ed03));
+            let app = &app;
+            scope.spawn(move || write_loop(app, rng));
+        }
+    });
+}
