@@ -59,7 +59,7 @@ pub fn run(files: &[&String], quick: bool) -> Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let results = root.join("benchmarks/results");
     std::fs::create_dir_all(&results)?;
-    let machine = Machine::read();
+    let machine = Machine::read(files);
     let json = serde_json::json!({ "machine": machine, "targets": targets, "records": records });
     std::fs::write(
         results.join("latest.json"),
@@ -362,10 +362,12 @@ struct Machine {
     memory: String,
     kernel: String,
     rustc: String,
+    /// Each part's records file, and when that part finished.
+    parts: Vec<(String, String)>,
 }
 
 impl Machine {
-    fn read() -> Self {
+    fn read(files: &[&String]) -> Self {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu = cpuinfo
             .lines()
@@ -398,6 +400,21 @@ impl Machine {
                 .trim()
                 .to_owned(),
             rustc: command("rustc", &["--version"]),
+            parts: files
+                .iter()
+                .map(|file| {
+                    let path = Path::new(file.as_str());
+                    let name = path.file_stem().map_or_else(
+                        || file.to_string(),
+                        |stem| stem.to_string_lossy().into_owned(),
+                    );
+                    // `benchmarks/run` writes the time a part finished beside it.
+                    let when = std::fs::read_to_string(path.with_extension("when"))
+                        .map(|when| when.trim().to_owned())
+                        .unwrap_or_else(|_| "unknown".into());
+                    (name, when)
+                })
+                .collect(),
         }
     }
 }
@@ -418,7 +435,7 @@ fn markdown(
     let _ = writeln!(
         out,
         "This crate (`es-rs`) beside the libraries a user would pick instead and beside raw baselines \
-         that mark this machine's limit, on the same workloads, in one run. The workloads, the peers \
+         that mark this machine's limit, on the same workloads, run by one command. The workloads, the peers \
          and the output are described in [benchmarks/README.md](benchmarks/README.md); rerun with \
          `bash benchmarks/run`. Absolute figures on a shared machine are noisy; the ratios, measured \
          back to back, are what to read.\n"
@@ -428,14 +445,29 @@ fn markdown(
         "Produced on {}: {} ({} cores), {} memory, Linux {}, {}.\n",
         machine.date, machine.cpu, machine.cores, machine.memory, machine.kernel, machine.rustc
     );
-    let versions: BTreeSet<String> = records
+    // Each peer's W1 note starts with what was measured, version included.
+    let peers: BTreeSet<String> = records
         .iter()
-        .filter(|r| r.system != OURS && r.system != "raw")
-        .filter_map(|r| r.note.as_ref().map(|note| format!("{}: {note}", r.system)))
-        .filter(|note| note.contains("version"))
+        .filter(|r| r.system != OURS && r.system != "raw" && r.workload == "W1")
+        .filter_map(|r| {
+            r.note
+                .as_ref()
+                .map(|note| format!("{} / {}: {note}", r.system, r.backend))
+        })
         .collect();
-    for version in versions {
-        let _ = writeln!(out, "- {version}");
+    if !peers.is_empty() {
+        let _ = writeln!(out, "The peers, as measured (each part's own notes):\n");
+        for peer in peers {
+            let _ = writeln!(out, "- {peer}");
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "When each part was last run (`bash benchmarks/run --parts ...` reruns some):\n"
+    );
+    for (part, when) in &machine.parts {
+        let _ = writeln!(out, "- {part}: {when}");
     }
     let _ = writeln!(
         out,
