@@ -96,7 +96,7 @@ impl Transcoder {
                 Ok(value)
             }
             Transcoder::MessagePack => {
-                let mut deserializer = msgpack_deserializer(bytes);
+                let mut deserializer = msgpack_deserializer(bytes)?;
                 let value = seed.deserialize(&mut deserializer)?;
                 msgpack_end(deserializer)?;
                 Ok(value)
@@ -121,7 +121,7 @@ impl Transcoder {
                 Ok(value)
             }
             Transcoder::MessagePack => {
-                let mut deserializer = msgpack_deserializer(bytes);
+                let mut deserializer = msgpack_deserializer(bytes)?;
                 let value = decode(&mut <dyn erased_serde::Deserializer>::erase(
                     &mut deserializer,
                 ))?;
@@ -154,8 +154,101 @@ type MsgpackDeserializer<'a> = rmp_serde::Deserializer<
 /// The MessagePack reader. It reads from a plain slice rather than rmp-serde's
 /// borrowing reader because only the plain reader gives back what is left, to
 /// reject trailing bytes; stored values are owned, so nothing is lost.
-fn msgpack_deserializer(bytes: &[u8]) -> MsgpackDeserializer<'_> {
-    rmp_serde::Deserializer::new(bytes).with_human_readable()
+fn msgpack_deserializer(bytes: &[u8]) -> Result<MsgpackDeserializer<'_>, BoxError> {
+    check_msgpack_depth(bytes)?;
+    Ok(rmp_serde::Deserializer::new(bytes).with_human_readable())
+}
+
+/// The deepest nesting of arrays and maps read, as serde_json's own limit:
+/// decoding recurses once per level, and rmp-serde's limit (1024, not settable
+/// on the reader used here) lets a small hostile row overflow a thread's stack.
+const MAX_MSGPACK_DEPTH: usize = 128;
+
+/// Walks the first MessagePack value's markers, without decoding anything, and
+/// refuses one nested deeper than [`MAX_MSGPACK_DEPTH`]. Anything malformed is
+/// left for the decoder to report.
+fn check_msgpack_depth(bytes: &[u8]) -> Result<(), BoxError> {
+    // Items still to read in each open array or map.
+    let mut open: Vec<u64> = Vec::new();
+    let mut at = 0usize;
+    let length = |at: usize, width: usize| -> Option<u64> {
+        let field = bytes.get(at..at.checked_add(width)?)?;
+        Some(field.iter().fold(0u64, |n, &b| (n << 8) | u64::from(b)))
+    };
+    // The bytes after a marker whose `width`-byte length field says how many
+    // follow it (and `extra` more); past the end if the field is cut short.
+    let sized = |at: usize, width: usize, extra: u64| -> u64 {
+        length(at, width).map_or(u64::MAX, |n| {
+            n.saturating_add(width as u64).saturating_add(extra)
+        })
+    };
+    loop {
+        let Some(&marker) = bytes.get(at) else {
+            return Ok(());
+        };
+        at += 1;
+        // (bytes to skip, items inside) for this marker.
+        let (skip, items): (u64, u64) = match marker {
+            0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff => (0, 0),
+            0x80..=0x8f => (0, 2 * u64::from(marker & 0x0f)),
+            0x90..=0x9f => (0, u64::from(marker & 0x0f)),
+            0xa0..=0xbf => (u64::from(marker & 0x1f), 0),
+            0xc4 | 0xd9 => (sized(at, 1, 0), 0),
+            0xc5 | 0xda => (sized(at, 2, 0), 0),
+            0xc6 | 0xdb => (sized(at, 4, 0), 0),
+            // An extension's type byte follows its length.
+            0xc7 => (sized(at, 1, 1), 0),
+            0xc8 => (sized(at, 2, 1), 0),
+            0xc9 => (sized(at, 4, 1), 0),
+            0xca => (4, 0),
+            0xcb => (8, 0),
+            0xcc | 0xd0 => (1, 0),
+            0xcd | 0xd1 => (2, 0),
+            0xce | 0xd2 => (4, 0),
+            0xcf | 0xd3 => (8, 0),
+            0xd4 => (2, 0),
+            0xd5 => (3, 0),
+            0xd6 => (5, 0),
+            0xd7 => (9, 0),
+            0xd8 => (17, 0),
+            0xdc => (2, length(at, 2).unwrap_or(0)),
+            0xdd => (4, length(at, 4).unwrap_or(0)),
+            0xde => (2, 2 * length(at, 2).unwrap_or(0)),
+            0xdf => (4, 2 * length(at, 4).unwrap_or(0)),
+            // 0xc1 is never used: the decoder says so.
+            0xc1 => return Ok(()),
+        };
+        at = match usize::try_from(skip)
+            .ok()
+            .and_then(|skip| at.checked_add(skip))
+        {
+            Some(next) if next <= bytes.len() => next,
+            _ => return Ok(()),
+        };
+        if items > 0 {
+            open.push(items);
+            if open.len() > MAX_MSGPACK_DEPTH {
+                return Err(format!(
+                    "MessagePack nested more than {MAX_MSGPACK_DEPTH} levels deep"
+                )
+                .into());
+            }
+            continue;
+        }
+        // A whole item was read: it may complete its container, and so on up.
+        loop {
+            match open.last_mut() {
+                None => return Ok(()),
+                Some(left) => {
+                    *left -= 1;
+                    if *left > 0 {
+                        break;
+                    }
+                    open.pop();
+                }
+            }
+        }
+    }
 }
 
 fn msgpack_end(deserializer: MsgpackDeserializer<'_>) -> Result<(), BoxError> {
@@ -262,5 +355,46 @@ mod tests {
                 })
                 .is_err()
         );
+    }
+
+    #[test]
+    fn nesting_past_the_limit_is_an_error_not_a_stack_overflow() {
+        use serde_json::Value;
+        let nested = |depth: usize, open: u8| {
+            let mut bytes = vec![open; depth];
+            bytes.push(0x01);
+            bytes
+        };
+        // On a thread with the default stack size of spawned threads.
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                for open in [0x91u8, 0x81] {
+                    // A map of one entry needs a key before its value: wrap in keys.
+                    let bytes = if open == 0x81 {
+                        let mut bytes = Vec::new();
+                        for _ in 0..100_000 {
+                            bytes.extend([0x81, 0x01]);
+                        }
+                        bytes.push(0x01);
+                        bytes
+                    } else {
+                        nested(100_000, open)
+                    };
+                    let error = Transcoder::MessagePack
+                        .decode_seed(std::marker::PhantomData::<Value>, &bytes)
+                        .expect_err("too deep");
+                    assert!(error.to_string().contains("128 levels"), "{error}");
+                }
+                let shallow = nested(100, 0x91);
+                assert!(
+                    Transcoder::MessagePack
+                        .decode_seed(std::marker::PhantomData::<Value>, &shallow)
+                        .is_ok()
+                );
+            })
+            .expect("thread")
+            .join()
+            .expect("no overflow");
     }
 }
