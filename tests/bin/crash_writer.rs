@@ -23,7 +23,7 @@ use std::thread;
 use es_core::persistence::PostgresConfig;
 use es_core::prelude::*;
 
-use ticker::{Partner, Ticker};
+use ticker::{Partner, Rng, Ticker};
 
 fn fail(what: &str, error: impl Display) -> ! {
     let _ = writeln!(std::io::stderr(), "crash-writer: {what}: {error}");
@@ -35,29 +35,6 @@ fn usage() -> ! {
         "usage",
         "crash-writer <seed> <threads> (sqlite <path> | postgres <url> <table-prefix>)",
     )
-}
-
-/// splitmix64: enough to vary the sizes of saves, and seeded from the test.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n`.
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    /// How many events a save has: 1 to 5.
-    fn save_size(&mut self) -> u32 {
-        1 + self.below(5) as u32
-    }
 }
 
 fn open(args: &[String]) -> Application {
@@ -135,7 +112,7 @@ fn write_loop(app: &Application, mut rng: Rng) -> ! {
     let mut slots = [Slot(None), Slot(None)];
     loop {
         // One save in four takes both aggregates in one transaction.
-        let chosen: &[usize] = match rng.below(8) {
+        let chosen: &[usize] = match rng.between(0, 7) {
             0 | 1 => &[0, 1],
             2..=4 => &[0],
             _ => &[1],
@@ -150,7 +127,7 @@ fn write_loop(app: &Application, mut rng: Rng) -> ! {
                 let (id, save) = &places[1 - index];
                 (id.to_string(), *save)
             });
-            let of = rng.save_size();
+            let of = rng.between(1, 5) as u32;
             slots[slot].prepare(new_ids[slot].take(), of, partner);
         }
         let pending: Vec<_> = chosen
@@ -205,7 +182,7 @@ fn write_loop(app: &Application, mut rng: Rng) -> ! {
         drop(stdout);
 
         for &slot in chosen {
-            if rng.below(6) == 0 {
+            if rng.between(0, 5) == 0 {
                 slots[slot].0 = None;
             }
         }

@@ -33,7 +33,7 @@ use es_core::persistence::{Notification, PostgresConfig};
 use es_core::prelude::*;
 
 use pg_support::{DropTables, server};
-use ticker::{Partner, Ticker, TickerEvent};
+use ticker::{Partner, Rng, Ticker, TickerEvent};
 
 /// Kills per backend at `ES_FAULT_SCALE=1`.
 const KILLS: usize = 50;
@@ -100,24 +100,6 @@ impl Store {
             Store::Sqlite(path) => Application::builder().sqlite(path).build(),
             Store::Postgres(config) => Application::builder().postgres(config.clone()).build(),
         }
-    }
-}
-
-/// splitmix64: the kill times and save sizes, from the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `low..=high`.
-    fn between(&mut self, low: u64, high: u64) -> u64 {
-        low + self.next() % (high - low + 1)
     }
 }
 
