@@ -307,6 +307,21 @@ impl Mapper {
 
 /// An encoding longer than the mapper's limit: the source of the
 /// [`Error::Encode`] that refuses it, before anything is written.
+///
+/// ```
+/// use es_core::prelude::*;
+/// use es_core::persistence::TooLarge;
+/// # #[aggregate] pub struct Memo { text: String }
+/// # #[aggregate] impl Memo { #[event("Jotted")] pub fn jot(text: String) -> Self { Memo { text } } }
+/// let app = Application::builder().in_memory().max_event_size(100).build()?;
+/// let error = app.save(&mut Memo::jot("x".repeat(200))).unwrap_err();
+/// let too_large = std::error::Error::source(&error)
+///     .and_then(|source| source.downcast_ref::<TooLarge>())
+///     .expect("the limit was the reason");
+/// assert_eq!(too_large.limit, 100);
+/// assert!(too_large.size > 200);
+/// # Ok::<(), es_core::Error>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[error("its encoding is {size} bytes, more than the limit of {limit} (MAX_EVENT_SIZE)")]
 pub struct TooLarge {
