@@ -177,6 +177,36 @@ fn concurrent_writers<S: RawStore + 'static>(
     Ok(latencies)
 }
 
+/// Connections kept for reuse, one per thread at most in use, as a
+/// hand-written program would keep them.
+struct Idle<C>(Mutex<Vec<C>>);
+
+impl<C> Idle<C> {
+    fn new() -> Self {
+        Idle(Mutex::new(Vec::new()))
+    }
+
+    /// Runs `f` on an idle connection, or on a new one from `open`, and keeps
+    /// the connection for the next call.
+    fn with<T, E>(
+        &self,
+        open: impl FnOnce() -> Result<C>,
+        f: impl FnOnce(&mut C) -> Result<T, E>,
+    ) -> Result<T>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let pooled = self.0.lock().map_err(|_| "poisoned")?.pop();
+        let mut connection = match pooled {
+            Some(connection) => connection,
+            None => open()?,
+        };
+        let result = f(&mut connection);
+        self.0.lock().map_err(|_| "poisoned")?.push(connection);
+        Ok(result?)
+    }
+}
+
 // SQLite, with es-core's schema and settings.
 
 const SQLITE_DDL: &str = "CREATE TABLE stored_events (
@@ -194,7 +224,7 @@ CREATE INDEX stored_events_topic ON stored_events (topic, notification_id);";
 struct RawSqlite {
     path: std::path::PathBuf,
     synchronous: &'static str,
-    connections: Mutex<Vec<Connection>>,
+    connections: Idle<Connection>,
 }
 
 impl RawSqlite {
@@ -203,30 +233,21 @@ impl RawSqlite {
         let store = RawSqlite {
             path,
             synchronous,
-            connections: Mutex::new(Vec::new()),
+            connections: Idle::new(),
         };
         store.with(|c| c.execute_batch(SQLITE_DDL))?;
         Ok(store)
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
-        let pooled = self.connections.lock().map_err(|_| "poisoned")?.pop();
-        let mut connection = match pooled {
-            Some(connection) => connection,
-            None => {
-                let connection = Connection::open(&self.path)?;
-                connection.busy_timeout(Duration::from_secs(30))?;
-                connection.pragma_update(None, "journal_mode", "WAL")?;
-                connection.pragma_update(None, "synchronous", self.synchronous)?;
-                connection
-            }
+        let open = || {
+            let connection = Connection::open(&self.path)?;
+            connection.busy_timeout(Duration::from_secs(30))?;
+            connection.pragma_update(None, "journal_mode", "WAL")?;
+            connection.pragma_update(None, "synchronous", self.synchronous)?;
+            Ok(connection)
         };
-        let result = f(&mut connection);
-        self.connections
-            .lock()
-            .map_err(|_| "poisoned")?
-            .push(connection);
-        Ok(result?)
+        self.connections.with(open, f)
     }
 }
 
@@ -318,7 +339,7 @@ pub fn reset_schema(url: &str, schema: &str) -> Result<()> {
 }
 
 struct RawPostgres {
-    connections: Mutex<Vec<PgConnection>>,
+    connections: Idle<PgConnection>,
     url: String,
 }
 
@@ -370,7 +391,7 @@ impl RawPostgres {
             )"
         ))?;
         Ok(RawPostgres {
-            connections: Mutex::new(Vec::new()),
+            connections: Idle::new(),
             url: url.to_owned(),
         })
     }
@@ -379,17 +400,8 @@ impl RawPostgres {
         &self,
         f: impl FnOnce(&mut PgConnection) -> Result<T, postgres::Error>,
     ) -> Result<T> {
-        let pooled = self.connections.lock().map_err(|_| "poisoned")?.pop();
-        let mut connection = match pooled {
-            Some(connection) => connection,
-            None => PgConnection::connect(&self.url)?,
-        };
-        let result = f(&mut connection);
         self.connections
-            .lock()
-            .map_err(|_| "poisoned")?
-            .push(connection);
-        Ok(result?)
+            .with(|| PgConnection::connect(&self.url), f)
     }
 }
 
