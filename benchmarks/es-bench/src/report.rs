@@ -17,9 +17,10 @@ use crate::sizes::Sizes;
 type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
 
 /// The workloads in the order they are reported.
-const WORKLOADS: [&str; 11] = [
+const WORKLOADS: [&str; 12] = [
     "W1",
     "W2",
+    "W2-cache",
     "W3",
     "W3-snapshots",
     "W4",
@@ -303,6 +304,24 @@ fn targets(records: &[Record], sizes: &Sizes) -> Vec<Target> {
         (OURS, "sqlite", "W5-1"),
         4.0,
     );
+    at_least(
+        "PostgreSQL W5: 16 writers vs 1 writer (shared commits)",
+        ("W5-16", "postgres"),
+        (OURS, "postgres", "W5-1"),
+        4.0,
+    );
+    at_least(
+        "PostgreSQL W5: 16 writers vs raw postgres with 16 connections",
+        ("W5-16", "postgres"),
+        ("raw", "postgres", "W5-16"),
+        1.5,
+    );
+    at_least(
+        "SQLite W2 with the repository cache vs without",
+        ("W2-cache", "sqlite"),
+        (OURS, "sqlite", "W2"),
+        3.0,
+    );
     for backend in ["memory", "sqlite", "postgres"] {
         // The full replay's time for the account, from its rate.
         let full_ms =
@@ -322,6 +341,16 @@ fn targets(records: &[Record], sizes: &Sizes) -> Vec<Target> {
         needed: "< 64 MiB".into(),
         measured: log.map_or("not measured".into(), |mib| format!("{mib:.1} MiB")),
         met: log.map(|mib| mib < 64.0),
+    });
+    let replay = value(records, OURS, "sqlite", "memory-replay");
+    targets.push(Target {
+        what: format!(
+            "peak memory replaying a {}-event aggregate",
+            sizes.memory_replay_events
+        ),
+        needed: "< 12 MiB".into(),
+        measured: replay.map_or("not measured".into(), |mib| format!("{mib:.1} MiB")),
+        met: replay.map(|mib| mib < 12.0),
     });
     let durable =
         find(records, OURS, "sqlite", "W1").map(|r| r.durability.contains("synchronous=FULL"));
