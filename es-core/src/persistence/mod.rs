@@ -27,6 +27,6 @@ pub use mapper::{DEFAULT_MAX_EVENT_SIZE, Mapper, TooLarge};
 pub use memory::MemoryRecorder;
 pub use recorder::{AggregateRecorder, ApplicationRecorder, EventQuery};
 #[cfg(feature = "sqlite")]
-pub use sqlite::{SqliteDatabase, SqliteRecorder, Synchronous};
+pub use sqlite::{SqliteDatabase, SqliteOpenError, SqliteRecorder, Synchronous};
 pub use stored_event::{Notification, StoredEvent};
 pub use transcoder::{Transcoder, TranscoderError};
