@@ -42,8 +42,8 @@ pub enum SqliteOpenError {
     },
     /// The file exists but holds something other than a SQLite database.
     #[error(
-        "{} is not a SQLite database (the file has other content); set SQLITE_DBNAME to the \
-         database file, or to a new path",
+        "{} is not a SQLite database: the file has other content (SQLite: {source}); set \
+         SQLITE_DBNAME to the database file, or to a new path",
         path.display()
     )]
     NotADatabase {
