@@ -66,9 +66,19 @@ pub enum SqliteOpenError {
         #[source]
         source: io::Error,
     },
-    /// The directory the file would go in does not exist.
+    /// SQLite cannot open the file, for a reason the file system does not show
+    /// (such as a file it may read but not write, on a read-only mount).
+    #[error("cannot open {} as a SQLite database: {source}", path.display())]
+    CannotOpen {
+        /// The path given.
+        path: PathBuf,
+        /// What SQLite said.
+        #[source]
+        source: BoxError,
+    },
+    /// The directory the file would go in does not exist (or is a file).
     #[error(
-        "{}: the directory {} does not exist; create it, or set SQLITE_DBNAME to a path in \
+        "{}: {} is not an existing directory; create it, or set SQLITE_DBNAME to a path in \
          an existing directory",
         path.display(),
         directory.display()
@@ -100,8 +110,8 @@ pub(super) fn check_path(path: &Path) -> Result<()> {
 }
 
 /// The error for `error`, which SQLite returned while `operation` on the
-/// database at `path`: what is wrong with the file if that can be found out,
-/// else the driver's error as it is.
+/// database at `path`: what is wrong with the file if it is the file, with
+/// the path; the driver's error as it is otherwise (a lock, a full disk).
 pub(super) fn failed(path: &Path, operation: &'static str, error: rusqlite::Error) -> Error {
     let problem = match error.sqlite_error_code() {
         Some(ErrorCode::NotADatabase) => {
@@ -111,14 +121,14 @@ pub(super) fn failed(path: &Path, operation: &'static str, error: rusqlite::Erro
             });
         }
         Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::PermissionDenied) => {
-            file_problem(path)
+            file_problem(path).unwrap_or_else(|| SqliteOpenError::CannotOpen {
+                path: path.to_owned(),
+                source: error.into(),
+            })
         }
-        _ => None,
+        _ => return Error::database(operation, error),
     };
-    match problem {
-        Some(problem) => opening(problem),
-        None => Error::database(operation, error),
-    }
+    opening(problem)
 }
 
 fn opening(problem: SqliteOpenError) -> Error {
@@ -252,12 +262,40 @@ mod tests {
         let error = open(&path);
         let message = error.to_string();
         assert!(
-            message.contains(&path.display().to_string()) && message.contains("does not exist"),
+            message.contains(&path.display().to_string())
+                && message.contains("is not an existing directory"),
             "{message}"
         );
         assert!(
             matches!(cause(&error), SqliteOpenError::NoDirectory { directory, .. }
                 if *directory == dir.path().join("no").join("such"))
+        );
+    }
+
+    #[test]
+    fn a_file_in_place_of_a_directory_is_named() {
+        let dir = tempfile::tempdir().expect("directory");
+        let file = dir.path().join("notes.txt");
+        std::fs::write(&file, "notes").expect("write");
+        let error = open(&file.join("events.sqlite3"));
+        assert!(
+            matches!(cause(&error), SqliteOpenError::NoDirectory { directory, .. } if *directory == file),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn any_other_reason_sqlite_cannot_open_the_file_still_names_it() {
+        let dir = tempfile::tempdir().expect("directory");
+        let path = dir.path().join("x".repeat(300));
+        let error = open(&path);
+        assert!(
+            matches!(cause(&error), SqliteOpenError::CannotOpen { .. }),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().contains(&path.display().to_string()),
+            "{error}"
         );
     }
 
