@@ -205,13 +205,11 @@ impl<A: Aggregate> AggregateTest<A> {
         match create().into_result() {
             Ok(aggregate) => Then {
                 events: payloads(aggregate.pending_events()),
-                aggregate: Some(aggregate),
-                result: Ok(()),
+                outcome: Ok(((), aggregate)),
             },
             Err(error) => Then {
                 events: Vec::new(),
-                aggregate: None,
-                result: Err(error),
+                outcome: Err(error),
             },
         }
     }
@@ -273,8 +271,7 @@ impl<A: Aggregate> Given<A> {
         let result = command(&mut self.aggregate).into_result();
         Then {
             events: payloads(&self.aggregate.pending_events()[before..]),
-            aggregate: Some(self.aggregate),
-            result,
+            outcome: result.map(|value| (value, self.aggregate)),
         }
     }
 }
@@ -297,7 +294,7 @@ impl<A: Aggregate> Given<A> {
 /// # }
 /// let then = AggregateTest::<Dog>::given([DogEvent::Registered { name: "Fido".into() }])
 ///     .when(|dog| dog.teach("sit"));
-/// assert_eq!(then.result(), &Ok(()));
+/// assert_eq!(then.result(), Ok(&()));
 /// assert!(matches!(then.events(), [DogEvent::TrickAdded { trick }] if trick == "sit"));
 ///
 /// AggregateTest::<Dog>::given([DogEvent::Registered { name: "Fido".into() }])
@@ -305,8 +302,8 @@ impl<A: Aggregate> Given<A> {
 ///     .then_expect_no_events();
 /// ```
 pub struct Then<A: Aggregate, T, E> {
-    aggregate: Option<A>,
-    result: Result<T, E>,
+    /// The command's value and the aggregate after it, or why it was refused.
+    outcome: Result<(T, A), E>,
     events: Vec<A::Event>,
 }
 
@@ -321,12 +318,13 @@ impl<A: Aggregate, T: Debug, E: Debug> Then<A, T, E> {
     #[track_caller]
     pub fn then_expect(self, expected: impl IntoIterator<Item = A::Event>) -> A {
         let expected: Vec<A::Event> = expected.into_iter().collect();
-        if let Err(error) = &self.result {
-            panic!(
+        let aggregate = match self.outcome {
+            Ok((_, aggregate)) => aggregate,
+            Err(error) => panic!(
                 "the command was refused with {error:?}\nexpected {}",
                 EventList(&expected)
-            );
-        }
+            ),
+        };
         if let Some(index) = first_difference(&expected, &self.events) {
             panic!(
                 "the command recorded other events than expected (first difference: event {})\n\
@@ -336,7 +334,7 @@ impl<A: Aggregate, T: Debug, E: Debug> Then<A, T, E> {
                 EventList(&self.events)
             );
         }
-        self.into_aggregate()
+        aggregate
     }
 
     /// Expects the command to succeed and to record nothing.
@@ -392,8 +390,8 @@ impl<A: Aggregate, T: Debug, E: Debug> Then<A, T, E> {
 
     #[track_caller]
     fn then_expect_error_matching(self, check: impl FnOnce(&E) -> bool, expected: &dyn Debug) {
-        match &self.result {
-            Ok(value) => panic!(
+        match &self.outcome {
+            Ok((value, _)) => panic!(
                 "the command succeeded with {value:?}, recording {}expected it to be refused \
                  with {expected:?}",
                 EventList(&self.events)
@@ -416,16 +414,8 @@ impl<A: Aggregate, T: Debug, E: Debug> Then<A, T, E> {
     }
 
     /// What the command returned.
-    pub fn result(&self) -> &Result<T, E> {
-        &self.result
-    }
-
-    fn into_aggregate(self) -> A {
-        match self.aggregate {
-            Some(aggregate) => aggregate,
-            // A creation command that failed has no aggregate; its `Err` was reported above.
-            None => unreachable!("a command that succeeded leaves an aggregate"),
-        }
+    pub fn result(&self) -> Result<&T, &E> {
+        self.outcome.as_ref().map(|(value, _)| value)
     }
 }
 
