@@ -185,19 +185,49 @@ fn describe(app: &Application, notification: &Notification) -> Result<String, Er
 
 #[cfg(test)]
 mod tests {
+    use es_core::testing::AggregateTest;
+
     use super::*;
+
+    fn registered() -> DogEvent {
+        DogEvent::Registered {
+            name: "Fido".into(),
+        }
+    }
+
+    fn trick_added(trick: &str) -> DogEvent {
+        DogEvent::TrickAdded {
+            trick: trick.into(),
+        }
+    }
+
+    #[test]
+    fn registering_a_dog_records_its_name() {
+        AggregateTest::<Dog>::when_created(|| Dog::register("Fido".into()))
+            .then_expect([registered()]);
+    }
+
+    #[test]
+    fn a_new_trick_is_learned() {
+        let dog = AggregateTest::<Dog>::given([registered(), trick_added("sit")])
+            .when(|dog| dog.teach("roll over"))
+            .then_expect([trick_added("roll over")]);
+        assert_eq!(dog.tricks(), ["sit", "roll over"]);
+    }
 
     #[test]
     fn a_known_trick_is_refused_and_records_nothing() {
-        let mut dog = Dog::register("Fido".into());
-        assert_eq!(dog.teach("sit"), Ok(()));
-        let refusal = dog.teach("sit");
-        assert_eq!(
-            refusal.map_err(|e| e.to_string()),
-            Err("Fido already knows how to sit".into())
-        );
-        assert_eq!(dog.tricks(), ["sit"]);
-        assert_eq!(dog.pending_events().len(), 2);
+        AggregateTest::<Dog>::given([registered(), trick_added("sit")])
+            .when(|dog| dog.teach("sit"))
+            .then_expect_error(AlreadyKnown {
+                dog: "Fido".into(),
+                trick: "sit".into(),
+            });
+        let refusal = AlreadyKnown {
+            dog: "Fido".into(),
+            trick: "sit".into(),
+        };
+        assert_eq!(refusal.to_string(), "Fido already knows how to sit");
     }
 
     #[test]

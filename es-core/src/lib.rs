@@ -1,4 +1,6 @@
 #![warn(missing_docs, unreachable_pub)]
+// On docs.rs (see Cargo.toml), each item gated by a feature says which.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 //! Event sourcing for Rust.
 //!
 //! Annotate a plain struct and its methods with [`#[aggregate]`](macro@aggregate)
@@ -49,6 +51,7 @@ mod application;
 mod domain;
 mod error;
 pub mod persistence;
+pub mod testing;
 
 #[doc = include_str!("docs/aggregate.md")]
 pub use es_macros::aggregate;

@@ -10,7 +10,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
-use es_core::persistence::{Cipher, Compressor, Mapper, StoredEvent, Transcoder};
+use es_core::persistence::{
+    Cipher, CipherError, Compressor, CompressorError, Mapper, StoredEvent, Transcoder,
+    TranscoderError,
+};
 use es_core::prelude::*;
 use es_core::serde_json::{Value, json};
 use es_core::{Environment, Error};
@@ -545,6 +548,167 @@ fn a_truncated_row_is_an_error_naming_the_event() {
             assert_names_the_event(&error, &truncated);
         }
     }
+}
+
+/// The stage's own error behind an [`Error::Decode`], if it is a `T`.
+fn cause<T: std::error::Error + 'static>(error: &Error) -> Option<&T> {
+    assert!(matches!(error, Error::Decode { .. }), "{error:?}");
+    std::error::Error::source(error).and_then(|source| source.downcast_ref::<T>())
+}
+
+fn decode(mapper: &Mapper, stored: &StoredEvent) -> Error {
+    mapper
+        .to_domain_event::<VaultEvent>(stored)
+        .expect_err("undecodable")
+}
+
+fn cut(stored: &StoredEvent, len: usize) -> StoredEvent {
+    let mut cut = stored.clone();
+    cut.state.truncate(len);
+    cut
+}
+
+fn altered(stored: &StoredEvent, index: usize) -> StoredEvent {
+    let mut altered = stored.clone();
+    altered.state[index] ^= 0x20;
+    altered
+}
+
+#[test]
+fn a_wrong_key_a_truncated_row_and_an_altered_row_are_told_apart_by_type() {
+    let vault = filled_vault();
+    let event = &vault.pending_events()[2];
+    let sealed = |key| {
+        Mapper::new(Transcoder::MessagePack)
+            .with_compressor(Compressor::Zstd)
+            .with_cipher(cipher(key))
+    };
+    let stored = sealed(KEY_256).to_stored_event(event).expect("encode");
+
+    let wrong_key = decode(&sealed(KEY_128), &stored);
+    assert!(
+        matches!(
+            cause(&wrong_key),
+            Some(CipherError::WrongKeyOrAltered {
+                algorithm: "AES-128-GCM"
+            })
+        ),
+        "{wrong_key}"
+    );
+    assert!(wrong_key.to_string().contains("CIPHER_KEY"), "{wrong_key}");
+    let truncated = decode(&sealed(KEY_256), &cut(&stored, 20));
+    assert!(
+        matches!(
+            cause(&truncated),
+            Some(CipherError::Truncated {
+                len: 20,
+                needed: 28
+            })
+        ),
+        "{truncated}"
+    );
+    // AES-GCM cannot tell a wrong key from changed bytes: both fail the tag.
+    let tampered = decode(&sealed(KEY_256), &altered(&stored, 40));
+    assert!(
+        matches!(
+            cause(&tampered),
+            Some(CipherError::WrongKeyOrAltered { .. })
+        ),
+        "{tampered}"
+    );
+
+    // Without a cipher, the compressor's framing and checksum tell.
+    let packed = Mapper::new(Transcoder::MessagePack).with_compressor(Compressor::Zstd);
+    let stored = packed.to_stored_event(event).expect("encode");
+    let truncated = decode(&packed, &cut(&stored, stored.state.len() - 1));
+    assert!(
+        matches!(cause(&truncated), Some(CompressorError::Truncated { .. })),
+        "{truncated}"
+    );
+    let tampered = decode(&packed, &altered(&stored, stored.state.len() / 2));
+    assert!(
+        matches!(cause(&tampered), Some(CompressorError::Damaged { .. })),
+        "{tampered}"
+    );
+    let strict = packed.clone().with_max_event_size(100);
+    let too_large = decode(&strict, &stored);
+    assert!(
+        matches!(
+            cause(&too_large),
+            Some(CompressorError::TooLarge { limit: 100 })
+        ),
+        "{too_large}"
+    );
+
+    // Without either, the codec tells a row cut short from bytes that are not its own.
+    let plain = Mapper::new(Transcoder::MessagePack);
+    let stored = plain.to_stored_event(event).expect("encode");
+    let truncated = decode(&plain, &cut(&stored, stored.state.len() / 2));
+    assert!(
+        matches!(cause(&truncated), Some(TranscoderError::Truncated { .. })),
+        "{truncated}"
+    );
+    let mut extended = stored.clone();
+    extended.state.push(0xc0);
+    let extended = decode(&plain, &extended);
+    assert!(
+        matches!(
+            cause(&extended),
+            Some(TranscoderError::TrailingBytes { count: 1, .. })
+        ),
+        "{extended}"
+    );
+}
+
+#[test]
+fn a_pipeline_configured_unlike_the_writer_says_which_stage_disagrees() {
+    let vault = filled_vault();
+    let event = &vault.pending_events()[0];
+    let plain = Mapper::new(Transcoder::Json);
+    let packed = Mapper::new(Transcoder::Json).with_compressor(Compressor::Zlib);
+    let sealed = Mapper::new(Transcoder::Json).with_cipher(cipher(KEY_256));
+
+    let uncompressed = plain.to_stored_event(event).expect("encode");
+    let error = decode(&packed, &uncompressed);
+    assert!(
+        matches!(
+            cause(&error),
+            Some(CompressorError::NotCompressed {
+                compressor: Compressor::Zlib
+            })
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("COMPRESSOR_TOPIC"), "{error}");
+
+    let by_zstd = Mapper::new(Transcoder::Json)
+        .with_compressor(Compressor::Zstd)
+        .to_stored_event(event)
+        .expect("encode");
+    let error = decode(&packed, &by_zstd);
+    assert!(
+        matches!(cause(&error), Some(CompressorError::NotCompressed { .. })),
+        "{error}"
+    );
+
+    // Encrypted, read with no key: random bytes to the codec.
+    let encrypted = sealed.to_stored_event(event).expect("encode");
+    let error = decode(&plain, &encrypted);
+    assert!(
+        matches!(cause(&error), Some(TranscoderError::Malformed { .. })),
+        "{error}"
+    );
+    assert!(error.to_string().contains("CIPHER_KEY"), "{error}");
+
+    // Written as MessagePack, read as JSON.
+    let msgpack = Mapper::new(Transcoder::MessagePack)
+        .to_stored_event(event)
+        .expect("encode");
+    let error = decode(&plain, &msgpack);
+    assert!(
+        matches!(cause(&error), Some(TranscoderError::Malformed { .. })),
+        "{error}"
+    );
 }
 
 #[test]

@@ -158,8 +158,10 @@ impl Cipher {
     /// assert_eq!(stored.len(), 28);
     /// # Ok::<(), es_core::BoxError>(())
     /// ```
-    pub fn encrypt(&self, plaintext: &[u8]) -> Result<Vec<u8>, BoxError> {
-        let nonce = Nonce::try_generate()?;
+    pub fn encrypt(&self, plaintext: &[u8]) -> Result<Vec<u8>, CipherError> {
+        let nonce = Nonce::try_generate().map_err(|error| CipherError::Random {
+            source: error.into(),
+        })?;
         let mut stored = Vec::with_capacity(NONCE_LEN + TAG_LEN + plaintext.len());
         stored.extend_from_slice(&nonce);
         stored.extend_from_slice(&[0; TAG_LEN]);
@@ -170,7 +172,9 @@ impl Cipher {
             Key::Aes192(aes) => aes.encrypt_inout_detached(&nonce, b"", text.into()),
             Key::Aes256(aes) => aes.encrypt_inout_detached(&nonce, b"", text.into()),
         }
-        .map_err(|_| "the state is too long for AES-GCM")?;
+        .map_err(|_| CipherError::TooLong {
+            len: plaintext.len(),
+        })?;
         head[NONCE_LEN..].copy_from_slice(&tag);
         Ok(stored)
     }
@@ -178,27 +182,32 @@ impl Cipher {
     /// Decrypts what [`encrypt`](Self::encrypt) wrote, checking its tag first.
     ///
     /// ```
-    /// # let cipher = es_core::persistence::Cipher::new(&[1; 16])?;
+    /// use es_core::persistence::{Cipher, CipherError};
+    /// # let cipher = Cipher::new(&[1; 16])?;
     /// let mut stored = cipher.encrypt(b"secret")?;
     /// stored[30] ^= 1;
-    /// assert!(cipher.decrypt(&stored).unwrap_err().to_string().contains("altered"));
-    /// assert!(cipher.decrypt(&stored[..27]).unwrap_err().to_string().contains("truncated"));
+    /// let altered = cipher.decrypt(&stored).unwrap_err();
+    /// assert!(matches!(altered, CipherError::WrongKeyOrAltered { .. }));
+    /// assert!(altered.to_string().contains("altered"));
+    /// let truncated = cipher.decrypt(&stored[..27]).unwrap_err();
+    /// assert!(matches!(truncated, CipherError::Truncated { len: 27, .. }));
+    /// assert!(truncated.to_string().contains("truncated"));
     /// # Ok::<(), es_core::BoxError>(())
     /// ```
-    pub fn decrypt(&self, stored: &[u8]) -> Result<Vec<u8>, BoxError> {
+    pub fn decrypt(&self, stored: &[u8]) -> Result<Vec<u8>, CipherError> {
         let parts = stored
             .split_at_checked(NONCE_LEN)
             .and_then(|(nonce, rest)| Some((nonce, rest.split_at_checked(TAG_LEN)?)));
-        let Some((nonce, (tag, ciphertext))) = parts else {
-            return Err(format!(
-                "the encrypted state is truncated: {} bytes, fewer than the {} of its nonce and tag",
-                stored.len(),
-                NONCE_LEN + TAG_LEN
-            )
-            .into());
+        let truncated = || CipherError::Truncated {
+            len: stored.len(),
+            needed: NONCE_LEN + TAG_LEN,
         };
-        let nonce = Nonce::try_from(nonce).map_err(|_| "malformed nonce")?;
-        let tag = aes_gcm::Tag::try_from(tag).map_err(|_| "malformed tag")?;
+        let Some((nonce, (tag, ciphertext))) = parts else {
+            return Err(truncated());
+        };
+        // Both conversions are from slices of the exact length split off above.
+        let nonce = Nonce::try_from(nonce).map_err(|_| truncated())?;
+        let tag = aes_gcm::Tag::try_from(tag).map_err(|_| truncated())?;
         let mut plaintext = ciphertext.to_vec();
         match &self.key {
             Key::Aes128(aes) => {
@@ -211,15 +220,71 @@ impl Cipher {
                 aes.decrypt_inout_detached(&nonce, b"", plaintext.as_mut_slice().into(), &tag)
             }
         }
-        .map_err(|_| {
-            format!(
-                "cannot decrypt the state with the configured {} key: the key is not the \
-                 one it was encrypted with, or the stored bytes were altered",
-                self.algorithm()
-            )
+        .map_err(|_| CipherError::WrongKeyOrAltered {
+            algorithm: self.algorithm(),
         })?;
         Ok(plaintext)
     }
+}
+
+/// Why a [`Cipher`] could not encrypt or decrypt a state. The mapper keeps it
+/// as the [`source`](std::error::Error::source) of the [`Error::Encode`] or
+/// [`Error::Decode`] that names the event, so a caller can tell a wrong key
+/// from a truncated row:
+///
+/// ```
+/// use es_core::prelude::*;
+/// use es_core::persistence::{Cipher, CipherError, Mapper, Transcoder};
+/// # #[aggregate] pub struct Safe { open: bool }
+/// # #[aggregate] impl Safe { #[event("Fitted")] pub fn fit() -> Self { Safe { open: false } } }
+/// let mapper = Mapper::new(Transcoder::Json).with_cipher(Cipher::new(&[1; 32])?);
+/// let stored = mapper.to_stored_event(&Safe::fit().pending_events()[0])?;
+///
+/// let other_key = Mapper::new(Transcoder::Json).with_cipher(Cipher::new(&[2; 32])?);
+/// let error = other_key.to_domain_event::<SafeEvent>(&stored).unwrap_err();
+/// let cause = std::error::Error::source(&error).and_then(|s| s.downcast_ref::<CipherError>());
+/// assert!(matches!(cause, Some(CipherError::WrongKeyOrAltered { algorithm: "AES-256-GCM" })));
+/// # Ok::<(), es_core::Error>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CipherError {
+    /// The tag does not match: the key is not the one the state was encrypted
+    /// with, or the stored bytes were altered or cut short after the tag.
+    /// AES-GCM cannot tell these apart, and says nothing else about the data.
+    #[error(
+        "cannot decrypt the state with the configured {algorithm} key: the key is not the \
+         one it was encrypted with (check CIPHER_KEY), or the stored bytes were altered"
+    )]
+    WrongKeyOrAltered {
+        /// The configured key's algorithm, such as `"AES-256-GCM"`.
+        algorithm: &'static str,
+    },
+    /// The stored state is too short to hold even a nonce and a tag: the row
+    /// was cut short, or was never encrypted.
+    #[error(
+        "the encrypted state is truncated: {len} bytes, fewer than the {needed} of its nonce \
+         and tag (was it stored without encryption?)"
+    )]
+    Truncated {
+        /// The stored state's length.
+        len: usize,
+        /// The least an encrypted state takes.
+        needed: usize,
+    },
+    /// The state is longer than AES-GCM can encrypt under one nonce (64 GiB).
+    #[error("the state is too long for AES-GCM: {len} bytes")]
+    TooLong {
+        /// The state's length.
+        len: usize,
+    },
+    /// The operating system's random number generator gave no nonce.
+    #[error("the operating system's random number generator gave no nonce: {source}")]
+    Random {
+        /// What the generator said.
+        #[source]
+        source: BoxError,
+    },
 }
 
 impl fmt::Debug for Cipher {

@@ -21,6 +21,12 @@ use crate::error::{BoxError, Error, Result};
 /// [`Cipher`], in that order as in the Python library; reading undoes them in
 /// reverse.
 ///
+/// An [`Error::Encode`] or [`Error::Decode`] names the event; its
+/// [`source`](std::error::Error::source) is the error of the stage that
+/// failed, to `downcast_ref`: a [`TranscoderError`](super::TranscoderError),
+/// a [`CompressorError`](super::CompressorError), a [`CipherError`](super::CipherError),
+/// or [`TooLarge`].
+///
 /// ```
 /// use es_core::prelude::*;
 /// use es_core::persistence::{Mapper, Transcoder};
@@ -165,7 +171,7 @@ impl Mapper {
             None => encoded,
         };
         match &self.cipher {
-            Some(cipher) => cipher.encrypt(&compressed),
+            Some(cipher) => Ok(cipher.encrypt(&compressed)?),
             None => Ok(compressed),
         }
     }
@@ -195,6 +201,7 @@ impl Mapper {
         let state = self
             .transcoder
             .encode(&body)
+            .map_err(BoxError::from)
             .and_then(|encoded| self.seal(encoded))
             .map_err(|source| Error::Encode {
                 topic: event.topic().to_owned(),
@@ -234,6 +241,7 @@ impl Mapper {
             .and_then(|state| {
                 self.transcoder
                     .decode_seed(EventBodySeed::<E>::new(&stored.topic), &state)
+                    .map_err(BoxError::from)
             })
             .map_err(|source| decode_error(stored, source))?;
         Ok(DomainEvent {
@@ -252,6 +260,7 @@ impl Mapper {
             .and_then(|state| {
                 self.transcoder
                     .decode_erased(&state, |deserializer| registered.decode(deserializer))
+                    .map_err(BoxError::from)
             })
             .map_err(|source| decode_error(stored, source))?;
         Ok(DomainEvent {
@@ -268,6 +277,7 @@ impl Mapper {
         let state = self
             .transcoder
             .encode(&body)
+            .map_err(BoxError::from)
             .and_then(|encoded| self.seal(encoded))
             .map_err(|source| Error::Encode {
                 topic: A::SNAPSHOT_TOPIC.to_owned(),
@@ -293,6 +303,7 @@ impl Mapper {
             .and_then(|state| {
                 self.transcoder
                     .decode_seed(PhantomData::<OwnedSnapshotBody<A>>, &state)
+                    .map_err(BoxError::from)
             })
             .map_err(|source| decode_error(stored, source))?;
         Ok(Snapshot {

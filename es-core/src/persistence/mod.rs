@@ -21,12 +21,12 @@ mod transcoder;
 pub use self::postgres::{OriginatorIdType, PostgresConfig, PostgresDatabase, PostgresRecorder};
 #[cfg(feature = "postgres")]
 pub(crate) use self::postgres::{checked_identifier, table_prefix_from_name};
-pub use cipher::Cipher;
-pub use compressor::Compressor;
+pub use cipher::{Cipher, CipherError};
+pub use compressor::{Compressor, CompressorError};
 pub use mapper::{DEFAULT_MAX_EVENT_SIZE, Mapper, TooLarge};
 pub use memory::MemoryRecorder;
 pub use recorder::{AggregateRecorder, ApplicationRecorder, EventQuery};
 #[cfg(feature = "sqlite")]
-pub use sqlite::{SqliteDatabase, SqliteRecorder, Synchronous};
+pub use sqlite::{SqliteDatabase, SqliteOpenError, SqliteRecorder, Synchronous};
 pub use stored_event::{Notification, StoredEvent};
-pub use transcoder::Transcoder;
+pub use transcoder::{Transcoder, TranscoderError};

@@ -1,7 +1,7 @@
 //! Transcoders: from serde's data model to bytes and back.
 
 use serde::Serialize;
-use serde::de::DeserializeSeed;
+use serde::de::{DeserializeSeed, IgnoredAny};
 
 use crate::error::BoxError;
 
@@ -62,12 +62,20 @@ impl Transcoder {
     /// assert_eq!(Transcoder::MessagePack.encode(&(1u8, "a"))?, [0x92, 0x01, 0xa1, b'a']);
     /// # Ok::<(), es_core::BoxError>(())
     /// ```
-    pub fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, BoxError> {
+    pub fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, TranscoderError> {
+        let encode_error = |source: BoxError| TranscoderError::Encode {
+            transcoder: *self,
+            source,
+        };
         match self {
-            Transcoder::Json => Ok(serde_json::to_vec(value)?),
+            Transcoder::Json => {
+                serde_json::to_vec(value).map_err(|error| encode_error(error.into()))
+            }
             Transcoder::MessagePack => {
                 let mut bytes = Vec::with_capacity(128);
-                value.serialize(&mut msgpack_serializer(&mut bytes))?;
+                value
+                    .serialize(&mut msgpack_serializer(&mut bytes))
+                    .map_err(|error| encode_error(error.into()))?;
                 Ok(bytes)
             }
         }
@@ -84,20 +92,24 @@ impl Transcoder {
     /// assert!(Transcoder::Json.decode_seed::<_, Vec<u8>>(PhantomData, b"[1,2] 3").is_err());
     /// # Ok::<(), es_core::BoxError>(())
     /// ```
-    pub fn decode_seed<T, V>(&self, seed: T, bytes: &[u8]) -> Result<V, BoxError>
+    pub fn decode_seed<T, V>(&self, seed: T, bytes: &[u8]) -> Result<V, TranscoderError>
     where
         T: for<'de> DeserializeSeed<'de, Value = V>,
     {
         match self {
             Transcoder::Json => {
                 let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-                let value = seed.deserialize(&mut deserializer)?;
-                deserializer.end()?;
+                let value = seed
+                    .deserialize(&mut deserializer)
+                    .map_err(|error| self.decode_error(bytes, error.into()))?;
+                deserializer.end().map_err(|_| json_trailing(bytes))?;
                 Ok(value)
             }
             Transcoder::MessagePack => {
                 let mut deserializer = msgpack_deserializer(bytes)?;
-                let value = seed.deserialize(&mut deserializer)?;
+                let value = seed
+                    .deserialize(&mut deserializer)
+                    .map_err(|error| self.decode_error(bytes, error.into()))?;
                 msgpack_end(deserializer)?;
                 Ok(value)
             }
@@ -110,25 +122,173 @@ impl Transcoder {
         &self,
         bytes: &[u8],
         decode: impl FnOnce(&mut dyn erased_serde::Deserializer<'_>) -> Result<R, erased_serde::Error>,
-    ) -> Result<R, BoxError> {
+    ) -> Result<R, TranscoderError> {
         match self {
             Transcoder::Json => {
                 let mut deserializer = serde_json::Deserializer::from_slice(bytes);
                 let value = decode(&mut <dyn erased_serde::Deserializer>::erase(
                     &mut deserializer,
-                ))?;
-                deserializer.end()?;
+                ))
+                .map_err(|error| self.decode_error(bytes, error.into()))?;
+                deserializer.end().map_err(|_| json_trailing(bytes))?;
                 Ok(value)
             }
             Transcoder::MessagePack => {
                 let mut deserializer = msgpack_deserializer(bytes)?;
                 let value = decode(&mut <dyn erased_serde::Deserializer>::erase(
                     &mut deserializer,
-                ))?;
+                ))
+                .map_err(|error| self.decode_error(bytes, error.into()))?;
                 msgpack_end(deserializer)?;
                 Ok(value)
             }
         }
+    }
+
+    /// Names why decoding `bytes` failed with `source`. Typed decoding loses
+    /// the codec's own kind of error on some paths (through erased or
+    /// buffering deserializers), so the bytes are read once more as a value of
+    /// any type: cut short, not this codec at all, or a value of another shape.
+    fn decode_error(&self, bytes: &[u8], source: BoxError) -> TranscoderError {
+        let transcoder = *self;
+        match self.syntax(bytes) {
+            Syntax::Whole => TranscoderError::Mismatch { transcoder, source },
+            Syntax::CutShort => TranscoderError::Truncated { transcoder, source },
+            Syntax::Invalid => TranscoderError::Malformed { transcoder, source },
+        }
+    }
+
+    /// Whether `bytes` hold one whole value of this codec, whatever its type.
+    fn syntax(&self, bytes: &[u8]) -> Syntax {
+        match self {
+            Transcoder::Json => {
+                // Into a `Value` rather than `IgnoredAny`: skipping a number
+                // cut short after its point is a syntax error, not an end of input.
+                match serde_json::from_slice::<serde_json::Value>(bytes).map_err(|e| e.classify()) {
+                    Ok(_) => Syntax::Whole,
+                    Err(serde_json::error::Category::Eof) => Syntax::CutShort,
+                    Err(_) => Syntax::Invalid,
+                }
+            }
+            Transcoder::MessagePack => {
+                use rmp_serde::decode::Error as Rmp;
+                let mut deserializer = rmp_serde::Deserializer::new(bytes);
+                match serde::Deserialize::deserialize(&mut deserializer).map(|_: IgnoredAny| ()) {
+                    Ok(()) => Syntax::Whole,
+                    Err(Rmp::InvalidMarkerRead(e) | Rmp::InvalidDataRead(e))
+                        if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+                    {
+                        Syntax::CutShort
+                    }
+                    Err(_) => Syntax::Invalid,
+                }
+            }
+        }
+    }
+
+    /// How errors name the codec.
+    fn label(&self) -> &'static str {
+        match self {
+            Transcoder::Json => "JSON",
+            Transcoder::MessagePack => "MessagePack",
+        }
+    }
+}
+
+/// What a second reading of undecodable bytes found.
+enum Syntax {
+    Whole,
+    CutShort,
+    Invalid,
+}
+
+/// Why a [`Transcoder`] could not encode a value or decode stored bytes. The
+/// mapper keeps it as the [`source`](std::error::Error::source) of the
+/// [`Error::Encode`](crate::Error::Encode) or [`Error::Decode`](crate::Error::Decode)
+/// that names the event.
+///
+/// ```
+/// use es_core::persistence::{Transcoder, TranscoderError};
+/// use std::marker::PhantomData;
+/// let decode = |bytes: &[u8]| Transcoder::Json.decode_seed(PhantomData::<Vec<u8>>, bytes).unwrap_err();
+/// assert!(matches!(decode(b"[1,2"), TranscoderError::Truncated { .. }));
+/// assert!(matches!(decode(b"[1,}"), TranscoderError::Malformed { .. }));
+/// assert!(matches!(decode(br#"{"a":1}"#), TranscoderError::Mismatch { .. }));
+/// assert!(matches!(decode(b"[1] [2]"), TranscoderError::TrailingBytes { count: 3, .. }));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TranscoderError {
+    /// The value cannot be written in this codec, such as a map whose keys
+    /// are not strings in JSON.
+    #[error("cannot encode as {}: {source}", transcoder.label())]
+    Encode {
+        /// The configured transcoder.
+        transcoder: Transcoder,
+        /// What the codec said.
+        #[source]
+        source: BoxError,
+    },
+    /// The bytes end in the middle of a value: the row was cut short.
+    #[error("the {} value is truncated: {source}", transcoder.label())]
+    Truncated {
+        /// The configured transcoder.
+        transcoder: Transcoder,
+        /// What the codec said.
+        #[source]
+        source: BoxError,
+    },
+    /// The bytes are not this codec's encoding at all: altered, or written
+    /// by another codec, compressor or cipher than the ones configured.
+    #[error(
+        "the state is not valid {}: {source} (was it written with another TRANSCODER, \
+         COMPRESSOR_TOPIC or CIPHER_KEY?)",
+        transcoder.label()
+    )]
+    Malformed {
+        /// The configured transcoder.
+        transcoder: Transcoder,
+        /// What the codec said.
+        #[source]
+        source: BoxError,
+    },
+    /// The bytes are a whole value, but not of the shape the type expects:
+    /// a field missing or of another type (an upcast step may be missing).
+    #[error("{source}")]
+    Mismatch {
+        /// The configured transcoder.
+        transcoder: Transcoder,
+        /// What the type's deserializer said.
+        #[source]
+        source: BoxError,
+    },
+    /// Bytes follow the value: a row is one value, not a prefix of one.
+    #[error("{count} trailing bytes after the {} value", transcoder.label())]
+    TrailingBytes {
+        /// The configured transcoder.
+        transcoder: Transcoder,
+        /// How many bytes follow the value.
+        count: usize,
+    },
+    /// MessagePack nested deeper than decoding may recurse.
+    #[error("MessagePack nested more than {limit} levels deep")]
+    TooDeep {
+        /// The deepest nesting read.
+        limit: usize,
+    },
+}
+
+/// The JSON after a decoded value is not whitespace: count it from the end of
+/// the value, which a second reading finds.
+fn json_trailing(bytes: &[u8]) -> TranscoderError {
+    let mut values = serde_json::Deserializer::from_slice(bytes).into_iter::<IgnoredAny>();
+    let _ = values.next();
+    let end = values.byte_offset();
+    let rest = bytes.get(end..).unwrap_or_default();
+    let count = rest.len() - rest.iter().take_while(|b| b.is_ascii_whitespace()).count();
+    TranscoderError::TrailingBytes {
+        transcoder: Transcoder::Json,
+        count,
     }
 }
 
@@ -154,7 +314,7 @@ type MsgpackDeserializer<'a> = rmp_serde::Deserializer<
 /// The MessagePack reader. It reads from a plain slice rather than rmp-serde's
 /// borrowing reader because only the plain reader gives back what is left, to
 /// reject trailing bytes; stored values are owned, so nothing is lost.
-fn msgpack_deserializer(bytes: &[u8]) -> Result<MsgpackDeserializer<'_>, BoxError> {
+fn msgpack_deserializer(bytes: &[u8]) -> Result<MsgpackDeserializer<'_>, TranscoderError> {
     check_msgpack_depth(bytes)?;
     Ok(rmp_serde::Deserializer::new(bytes).with_human_readable())
 }
@@ -167,7 +327,7 @@ const MAX_MSGPACK_DEPTH: usize = 128;
 /// Walks the first MessagePack value's markers, without decoding anything, and
 /// refuses one nested deeper than [`MAX_MSGPACK_DEPTH`]. Anything malformed is
 /// left for the decoder to report.
-fn check_msgpack_depth(bytes: &[u8]) -> Result<(), BoxError> {
+fn check_msgpack_depth(bytes: &[u8]) -> Result<(), TranscoderError> {
     // Items still to read in each open array or map.
     let mut open: Vec<u64> = Vec::new();
     let mut at = 0usize;
@@ -228,10 +388,9 @@ fn check_msgpack_depth(bytes: &[u8]) -> Result<(), BoxError> {
         if items > 0 {
             open.push(items);
             if open.len() > MAX_MSGPACK_DEPTH {
-                return Err(format!(
-                    "MessagePack nested more than {MAX_MSGPACK_DEPTH} levels deep"
-                )
-                .into());
+                return Err(TranscoderError::TooDeep {
+                    limit: MAX_MSGPACK_DEPTH,
+                });
             }
             continue;
         }
@@ -251,12 +410,15 @@ fn check_msgpack_depth(bytes: &[u8]) -> Result<(), BoxError> {
     }
 }
 
-fn msgpack_end(deserializer: MsgpackDeserializer<'_>) -> Result<(), BoxError> {
+fn msgpack_end(deserializer: MsgpackDeserializer<'_>) -> Result<(), TranscoderError> {
     let rest = deserializer.into_inner();
     if rest.is_empty() {
         Ok(())
     } else {
-        Err(format!("{} trailing bytes after the MessagePack value", rest.len()).into())
+        Err(TranscoderError::TrailingBytes {
+            transcoder: Transcoder::MessagePack,
+            count: rest.len(),
+        })
     }
 }
 
@@ -318,11 +480,12 @@ mod tests {
         let mut bytes = Transcoder::MessagePack.encode(&[1u8, 2]).expect("encode");
         bytes.push(0);
         let read: Result<Vec<u8>, _> = Transcoder::MessagePack.decode_seed(PhantomData, &bytes);
+        let error = read.expect_err("trailing");
         assert!(
-            read.expect_err("trailing")
-                .to_string()
-                .contains("1 trailing")
+            matches!(error, TranscoderError::TrailingBytes { count: 1, .. }),
+            "{error}"
         );
+        assert!(error.to_string().contains("1 trailing"));
         for garbage in [
             &[][..],
             &[0xc1],
@@ -332,6 +495,51 @@ mod tests {
             let read: Result<Vec<u8>, _> =
                 Transcoder::MessagePack.decode_seed(PhantomData, garbage);
             assert!(read.is_err(), "{garbage:?}");
+        }
+    }
+
+    #[test]
+    fn cut_short_malformed_and_mismatched_bytes_are_told_apart_on_both_paths() {
+        for transcoder in [Transcoder::Json, Transcoder::MessagePack] {
+            let bytes = transcoder
+                .encode(&(7u32, "seven", [1.5f64; 4]))
+                .expect("encode");
+            let typed = |bytes: &[u8]| {
+                transcoder
+                    .decode_seed(PhantomData::<(u32, String, Vec<f64>)>, bytes)
+                    .expect_err("bad")
+            };
+            let erased = |bytes: &[u8]| {
+                transcoder
+                    .decode_erased(bytes, |deserializer| {
+                        erased_serde::deserialize::<(u32, String, Vec<f64>)>(deserializer)
+                    })
+                    .expect_err("bad")
+            };
+            let mismatched = transcoder.encode(&("seven", 7u32)).expect("encode");
+            let malformed: &[u8] = match transcoder {
+                Transcoder::Json => b"[7,\"seven\",[1.5,}",
+                _ => &[0x93, 0x07, 0xc1],
+            };
+            for decode in [&typed as &dyn Fn(&[u8]) -> TranscoderError, &erased] {
+                for len in 0..bytes.len() {
+                    let error = decode(&bytes[..len]);
+                    assert!(
+                        matches!(error, TranscoderError::Truncated { .. }),
+                        "{transcoder:?} {len}: {error:?}"
+                    );
+                }
+                let error = decode(malformed);
+                assert!(
+                    matches!(error, TranscoderError::Malformed { .. }),
+                    "{transcoder:?}: {error:?}"
+                );
+                let error = decode(&mismatched);
+                assert!(
+                    matches!(error, TranscoderError::Mismatch { .. }),
+                    "{transcoder:?}: {error:?}"
+                );
+            }
         }
     }
 

@@ -10,8 +10,10 @@ use rusqlite::{
 };
 
 mod group_commit;
+mod open;
 
 use group_commit::{Batch, GroupCommit};
+pub use open::SqliteOpenError;
 
 use super::recorder::{AggregateRecorder, ApplicationRecorder, EventQuery};
 use super::sql::{
@@ -103,6 +105,11 @@ impl SqliteDatabase {
     /// database if `path` is `":memory:"`. `lock_timeout` is how long a write waits
     /// for another process's lock before failing. Commits are
     /// [`Synchronous::Full`].
+    ///
+    /// An empty `path` is an [`Error::Config`] about `SQLITE_DBNAME`. A path that
+    /// is a directory, a file that is not a SQLite database, a missing
+    /// directory or a permission problem is an [`Error::Database`] whose
+    /// source is a [`SqliteOpenError`] naming the path.
     pub fn open(path: impl AsRef<Path>, lock_timeout: Duration) -> Result<Arc<Self>> {
         Self::open_with(path, lock_timeout, Synchronous::Full)
     }
@@ -125,14 +132,16 @@ impl SqliteDatabase {
         if path == Path::new(":memory:") {
             return Self::open_in_memory();
         }
+        open::check_path(path)?;
         let writer = Connection::open(path)
-            .map_err(|e| Error::database("opening the SQLite database", e))?;
+            .map_err(|e| open::failed(path, "opening the SQLite database", e))?;
         configure(&writer, lock_timeout)?;
         // WAL lets readers read while the writer writes, and survives a crash of the
-        // process mid-commit: a commit is in the log whole or not at all.
+        // process mid-commit: a commit is in the log whole or not at all. It is
+        // also the first statement that reads the file.
         let mode: String = writer
             .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-            .map_err(|e| Error::database("switching the SQLite database to WAL", e))?;
+            .map_err(|e| open::failed(path, "switching the SQLite database to WAL", e))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(Error::database(
                 "switching the SQLite database to WAL",
