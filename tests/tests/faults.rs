@@ -218,7 +218,10 @@ fn sessions_terminated_under_writers_lose_and_double_nothing_and_the_pool_recove
                             })),
                             Err(error) => {
                                 assert!(
-                                    matches!(error, Error::Database { .. }),
+                                    matches!(
+                                        error,
+                                        Error::Database { .. } | Error::OutcomeUnknown { .. }
+                                    ),
                                     "a lost session is a database error: {error}"
                                 );
                                 errors.push(error.to_string());
