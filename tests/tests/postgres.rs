@@ -783,3 +783,73 @@ fn a_stored_text_id_that_is_not_valid_is_an_error_naming_it_not_a_panic() {
         "{message}"
     );
 }
+
+/// Tables made by hand with a column of another type than es-core creates: a
+/// row that does not decode is an `Error::Corrupt` naming the event (id and
+/// version as far as they could be read) and the column, never a bare
+/// database error.
+#[test]
+fn a_row_that_does_not_decode_is_corrupt_and_named_never_a_bare_database_error() {
+    let Some(config) = server("a_row_that_does_not_decode_is_corrupt_and_named") else {
+        return;
+    };
+    let cases = [
+        // (column types, the row's values, what the error names)
+        (
+            "originator_version bigint, topic text, state text",
+            "1, 'T', 'a'",
+            "version 1",
+            "state",
+        ),
+        (
+            "originator_version bigint, topic bytea, state bytea",
+            "1, '\\xfffe41', ''",
+            "version 1",
+            "topic",
+        ),
+        (
+            "originator_version text, topic text, state bytea",
+            "'one', 'T', ''",
+            "an event of",
+            "originator_version",
+        ),
+    ];
+    let mut client = postgres::Client::connect(&url(), postgres::NoTls).expect("connect");
+    for (columns, values, names, column) in cases {
+        let prefix = unique_prefix();
+        let _drop = DropTables::new(&prefix);
+        let id = Uuid::new_v4();
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE {prefix}_events (originator_id uuid NOT NULL, {columns}, \
+                 notification_id bigserial NOT NULL UNIQUE); \
+                 INSERT INTO {prefix}_events (originator_id, originator_version, topic, state) \
+                 VALUES ('{id}', {values})"
+            ))
+            .expect("a table made by hand");
+        let db = PostgresDatabase::open(&config).expect("pool");
+        let recorder = PostgresRecorder::events(db, Some(&prefix), false).expect("recorder");
+        let error = recorder
+            .select_events(&id.into(), EventQuery::new())
+            .expect_err("a row that does not decode");
+        let message = error.to_string();
+        assert!(matches!(error, Error::Corrupt(_)), "{message}");
+        assert!(
+            message.contains(&id.to_string()) && message.contains(names),
+            "{message}"
+        );
+        assert!(
+            message.contains(column) && message.contains(&format!("{prefix}_events")),
+            "{message}"
+        );
+        let error = recorder
+            .select_notifications(1, 10, None, &[])
+            .expect_err("a row that does not decode");
+        let message = error.to_string();
+        assert!(matches!(error, Error::Corrupt(_)), "{message}");
+        assert!(
+            message.contains("notification 1") && message.contains(column),
+            "{message}"
+        );
+    }
+}

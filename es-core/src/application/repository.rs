@@ -79,11 +79,15 @@ impl<'a> Repository<'a> {
                 start = Some(snapshot.into_aggregate());
             }
         }
-        let stored = self.app.events.select_events(&id, query)?;
-        let events = stored
-            .iter()
-            .map(|event| self.app.mapper.to_domain_event(event));
-        let aggregate = replay::<A>(start, events)?.ok_or_else(not_found)?;
+        // Each event is decoded and applied as it is read, then let go: a
+        // long history never sits in memory whole, stored or decoded.
+        let mut state = start;
+        self.app.events.visit_events(&id, query, &mut |stored| {
+            let event = self.app.mapper.to_domain_event(&stored);
+            state = replay::<A>(state.take(), std::iter::once(event))?;
+            Ok(())
+        })?;
+        let aggregate = state.ok_or_else(not_found)?;
         match version {
             Some(version) if aggregate.version() != version => Err(not_found()),
             _ => Ok(aggregate),

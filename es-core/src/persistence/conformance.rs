@@ -84,6 +84,8 @@ macro_rules! recorder_conformance_tests {
             a_taken_version_of_a_text_id_is_a_conflict_naming_it,
             notifications_give_text_ids_back,
             text_ids_are_exact_case_and_space_sensitive,
+            visit_events_visits_what_select_events_selects,
+            visit_events_stops_at_the_visitors_error,
         );
     };
     (@cases $fixture:expr; $($case:ident,)+) => {
@@ -792,4 +794,77 @@ pub fn text_ids_are_exact_case_and_space_sensitive(fixture: Fixture) {
         assert_eq!(selected.len(), n + 1, "{id:?}");
         assert!(selected.iter().all(|e| e.originator_id == *id), "{id:?}");
     }
+}
+
+/// `visit_events` visits, in order, exactly the events `select_events` gives,
+/// for every combination of filters.
+pub fn visit_events_visits_what_select_events_selects(fixture: Fixture) {
+    let recorder = &fixture.recorder;
+    let id = uuid_id();
+    let events: Vec<StoredEvent> = (1..=6).map(|v| event(&id, v, "T")).collect();
+    recorder.insert_events(&events).expect("insert");
+    recorder
+        .insert_events(&[event(uuid_id(), 1, "T")])
+        .expect("another aggregate");
+    for gt in [None, Some(0), Some(2), Some(6)] {
+        for lte in [None, Some(1), Some(4)] {
+            for desc in [false, true] {
+                for limit in [None, Some(0), Some(2)] {
+                    let query = EventQuery {
+                        gt,
+                        lte,
+                        desc,
+                        limit,
+                    };
+                    let mut visited = Vec::new();
+                    recorder
+                        .visit_events(&id, query, &mut |event| {
+                            visited.push(event);
+                            Ok(())
+                        })
+                        .expect("visit");
+                    let selected = recorder.select_events(&id, query).expect("select");
+                    assert_eq!(visited, selected, "{query:?}");
+                }
+            }
+        }
+    }
+    let mut none = 0;
+    recorder
+        .visit_events(&uuid_id(), EventQuery::new(), &mut |_| {
+            none += 1;
+            Ok(())
+        })
+        .expect("an aggregate with no events");
+    assert_eq!(none, 0);
+}
+
+/// An error from the visitor stops the visit at once and is what
+/// `visit_events` returns.
+pub fn visit_events_stops_at_the_visitors_error(fixture: Fixture) {
+    let recorder = &fixture.recorder;
+    let id = uuid_id();
+    let events: Vec<StoredEvent> = (1..=5).map(|v| event(&id, v, "T")).collect();
+    recorder.insert_events(&events).expect("insert");
+    let mut visited = Vec::new();
+    let error = recorder
+        .visit_events(&id, EventQuery::new(), &mut |event| {
+            visited.push(event.originator_version);
+            if event.originator_version == 2 {
+                return Err(Error::Corrupt("the visitor refused version 2".into()));
+            }
+            Ok(())
+        })
+        .expect_err("the visitor's error");
+    assert!(error.to_string().contains("refused version 2"), "{error}");
+    assert_eq!(visited, [1, 2]);
+    // The recorder is still usable: the visit left nothing open.
+    assert_eq!(
+        versions(
+            &recorder
+                .select_events(&id, EventQuery::new())
+                .expect("select")
+        ),
+        [1, 2, 3, 4, 5]
+    );
 }

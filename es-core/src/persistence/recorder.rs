@@ -80,6 +80,40 @@ pub trait AggregateRecorder: Send + Sync {
         originator_id: &OriginatorId,
         query: EventQuery,
     ) -> Result<Vec<StoredEvent>>;
+
+    /// Calls `visit` with each of the events [`select_events`](Self::select_events)
+    /// would give, in the same order, as they are read; stops at the first
+    /// error `visit` returns, and returns it. A replay can so decode and apply
+    /// each event and let it go, instead of holding the whole history at once.
+    ///
+    /// The default selects them all first; the SQL stores override it to read
+    /// row by row.
+    ///
+    /// ```
+    /// use es_core::persistence::{AggregateRecorder, EventQuery, MemoryRecorder, StoredEvent};
+    /// let recorder = MemoryRecorder::new();
+    /// let id = es_core::OriginatorId::text("counter")?;
+    /// let event = |v| StoredEvent { originator_id: id.clone(), originator_version: v, topic: "T".into(), state: vec![v as u8] };
+    /// recorder.insert_events(&[event(1), event(2), event(3)])?;
+    /// let mut sum = 0;
+    /// recorder.visit_events(&id, EventQuery::new().gt(1), &mut |event| {
+    ///     sum += event.state[0];
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(sum, 5);
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    fn visit_events(
+        &self,
+        originator_id: &OriginatorId,
+        query: EventQuery,
+        visit: &mut dyn FnMut(StoredEvent) -> Result<()>,
+    ) -> Result<()> {
+        for event in self.select_events(originator_id, query)? {
+            visit(event)?;
+        }
+        Ok(())
+    }
 }
 
 /// An aggregate recorder that also keeps the application-wide notification log:

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use postgres::error::SqlState;
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use uuid::Uuid;
 
@@ -16,7 +17,8 @@ use crate::domain::id::OriginatorId;
 use crate::error::{Error, Result};
 use crate::persistence::recorder::{AggregateRecorder, ApplicationRecorder, EventQuery};
 use crate::persistence::sql::{
-    clamp, notification_from_sql, notification_id_from_sql, version_from_sql, version_to_sql,
+    clamp, notification_from_sql, notification_id_from_sql, undecodable, version_from_sql,
+    version_to_sql,
 };
 use crate::persistence::stored_event::{Notification, StoredEvent};
 
@@ -198,22 +200,109 @@ impl PostgresRecorder {
         })
     }
 
-    /// The id in column `index` of `row`: a stored text id that is not valid is
-    /// an [`Error::Corrupt`] naming it, not a panic.
-    fn id_from_row(&self, row: &postgres::Row, index: usize) -> Result<OriginatorId> {
-        let read = |e| pg_error("reading originator ids", e);
+    /// The id in column `index` of `row`, of the row named `row_name`: a
+    /// stored id that does not decode or is not valid is an [`Error::Corrupt`]
+    /// naming it, not a panic.
+    fn id_from_row(
+        &self,
+        row: &postgres::Row,
+        index: usize,
+        row_name: &dyn std::fmt::Display,
+    ) -> Result<OriginatorId> {
+        let undecodable = |e| undecodable(row_name, &self.name, "originator_id", e);
         match self.id_type {
-            OriginatorIdType::Uuid => row.try_get::<_, Uuid>(index).map(Into::into).map_err(read),
+            OriginatorIdType::Uuid => row
+                .try_get::<_, Uuid>(index)
+                .map(Into::into)
+                .map_err(undecodable),
             OriginatorIdType::Text => {
-                let text: String = row.try_get(index).map_err(read)?;
+                let text: String = row.try_get(index).map_err(undecodable)?;
                 OriginatorId::text(&text).map_err(|error| {
                     Error::Corrupt(format!(
-                        "a stored originator id in {} is not valid: {error}",
+                        "{row_name}: a stored originator id in {} is not valid: {error}",
                         self.name
                     ))
                 })
             }
         }
+    }
+
+    /// One of `originator_id`'s events from a row of (version, topic, state).
+    fn event_from_row(
+        &self,
+        originator_id: &OriginatorId,
+        row: &postgres::Row,
+    ) -> Result<StoredEvent> {
+        let version: i64 = row.try_get(0).map_err(|e| {
+            undecodable(
+                format_args!("an event of {originator_id}"),
+                &self.name,
+                "originator_version",
+                e,
+            )
+        })?;
+        let name = || format!("event {originator_id} version {version}");
+        let topic: String = row
+            .try_get(1)
+            .map_err(|e| undecodable(name(), &self.name, "topic", e))?;
+        let state: Vec<u8> = row
+            .try_get(2)
+            .map_err(|e| undecodable(name(), &self.name, "state", e))?;
+        Ok(StoredEvent {
+            originator_id: originator_id.clone(),
+            originator_version: version_from_sql(originator_id, version)?,
+            topic,
+            state,
+        })
+    }
+
+    /// A notification from a row of (id, originator id, version, topic, state).
+    fn notification_from_row(&self, row: &postgres::Row) -> Result<Notification> {
+        let id: i64 = row
+            .try_get(0)
+            .map_err(|e| undecodable("a notification", &self.name, "notification_id", e))?;
+        let originator_id = self.id_from_row(row, 1, &format_args!("notification {id}"))?;
+        let name = format!("notification {id} (an event of {originator_id})");
+        let version: i64 = row
+            .try_get(2)
+            .map_err(|e| undecodable(&name, &self.name, "originator_version", e))?;
+        let name = format!("notification {id} (event {originator_id} version {version})");
+        let topic: String = row
+            .try_get(3)
+            .map_err(|e| undecodable(&name, &self.name, "topic", e))?;
+        let state: Vec<u8> = row
+            .try_get(4)
+            .map_err(|e| undecodable(&name, &self.name, "state", e))?;
+        notification_from_sql(id, originator_id, version, topic, state)
+    }
+
+    /// The statement and parameters that select `originator_id`'s events.
+    fn select_events_sql(&self, query: EventQuery) -> (String, [Option<i64>; 3]) {
+        let mut sql = format!(
+            "SELECT originator_version, topic, state FROM {} WHERE originator_id = $1",
+            self.quoted
+        );
+        let bounds = [
+            query.gt.map(clamp),
+            query.lte.map(clamp),
+            query.limit.map(clamp),
+        ];
+        let mut next = 2;
+        let mut param = |sql: &mut String, clause: &str, value: Option<i64>| {
+            if value.is_some() {
+                let _ = write!(sql, " {clause} ${next}");
+                next += 1;
+            }
+        };
+        param(&mut sql, "AND originator_version >", bounds[0]);
+        param(&mut sql, "AND originator_version <=", bounds[1]);
+        sql.push_str(if query.desc {
+            " ORDER BY originator_version DESC"
+        } else {
+            " ORDER BY originator_version"
+        });
+        param(&mut sql, "LIMIT", bounds[2]);
+        (sql, bounds)
     }
 
     /// The first event of `save` whose key was already recorded, after its
@@ -231,7 +320,7 @@ impl PostgresRecorder {
                 let version = row
                     .try_get::<_, i64>(1)
                     .map_err(|e| pg_error("finding the conflicting event", e))?;
-                Ok((self.id_from_row(row, 0)?, version))
+                Ok((self.id_from_row(row, 0, &"a row")?, version))
             })
             .collect::<Result<HashSet<_>>>()?;
         Ok((0..save.events.len())
@@ -268,7 +357,7 @@ impl PostgresRecorder {
                 None
             };
             found.insert(
-                (self.id_from_row(row, 0)?, version),
+                (self.id_from_row(row, 0, &"a row")?, version),
                 (state, notification_id),
             );
         }
@@ -706,55 +795,59 @@ impl AggregateRecorder for PostgresRecorder {
         originator_id: &OriginatorId,
         query: EventQuery,
     ) -> Result<Vec<StoredEvent>> {
-        let id_param = self.id_to_sql(originator_id)?;
-        let mut sql = format!(
-            "SELECT originator_version, topic, state FROM {} WHERE originator_id = $1",
-            self.quoted
-        );
-        let gt = query.gt.map(clamp);
-        let lte = query.lte.map(clamp);
-        let limit = query.limit.map(clamp);
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![id_param.as_ref()];
-        if let Some(gt) = &gt {
-            params.push(gt);
-            let _ = write!(sql, " AND originator_version > ${}", params.len());
-        }
-        if let Some(lte) = &lte {
-            params.push(lte);
-            let _ = write!(sql, " AND originator_version <= ${}", params.len());
-        }
-        sql.push_str(if query.desc {
-            " ORDER BY originator_version DESC"
-        } else {
-            " ORDER BY originator_version"
-        });
-        if let Some(limit) = &limit {
-            params.push(limit);
-            let _ = write!(sql, " LIMIT ${}", params.len());
-        }
-        let rows = self.db.read("selecting events", |connection| {
-            let statement = connection.prepare(&sql)?;
-            connection.client.query(&statement, &params)
+        let mut events = Vec::new();
+        self.visit_events(originator_id, query, &mut |event| {
+            events.push(event);
+            Ok(())
         })?;
-        rows.iter()
-            .map(|row| {
-                let (version, topic, state) = (|| {
-                    Ok::<_, postgres::Error>((
-                        row.try_get::<_, i64>(0)?,
-                        row.try_get::<_, String>(1)?,
-                        row.try_get::<_, Vec<u8>>(2)?,
-                    ))
-                })()
-                .map_err(|e| pg_error("reading events", e))?;
-                Ok(StoredEvent {
-                    originator_id: originator_id.clone(),
-                    originator_version: version_from_sql(originator_id, version)?,
-                    topic,
-                    state,
-                })
-            })
-            .collect()
+        Ok(events)
     }
+
+    /// Reads the rows as the server sends them (the driver's row iterator),
+    /// each decoded and visited before the next is read.
+    fn visit_events(
+        &self,
+        originator_id: &OriginatorId,
+        query: EventQuery,
+        visit: &mut dyn FnMut(StoredEvent) -> Result<()>,
+    ) -> Result<()> {
+        let id_param = self.id_to_sql(originator_id)?;
+        let (sql, bounds) = self.select_events_sql(query);
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![id_param.as_ref()];
+        params.extend(bounds.iter().flatten().map(|b| b as &(dyn ToSql + Sync)));
+        let visited_any = std::cell::Cell::new(false);
+        let outcome = self.db.run(
+            |connection| {
+                let statement = connection.prepare(&sql).map_err(Streamed::Driver)?;
+                let mut rows = connection
+                    .client
+                    .query_raw(&statement, params.iter().copied())
+                    .map_err(Streamed::Driver)?;
+                while let Some(row) = rows.next().map_err(Streamed::Driver)? {
+                    let event = self
+                        .event_from_row(originator_id, &row)
+                        .map_err(Streamed::Visit)?;
+                    visited_any.set(true);
+                    visit(event).map_err(Streamed::Visit)?;
+                }
+                Ok(())
+            },
+            // Once an event was visited, reading again would visit it twice.
+            |failure| matches!(failure, Streamed::Driver(_)) && !visited_any.get(),
+        )?;
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(Streamed::Driver(error)) => Err(pg_error("selecting events", error)),
+            Err(Streamed::Visit(error)) => Err(error),
+        }
+    }
+}
+
+/// Where reading row by row failed: in the driver, or in decoding or
+/// visiting a row.
+enum Streamed {
+    Driver(postgres::Error),
+    Visit(Error),
 }
 
 impl ApplicationRecorder for PostgresRecorder {
@@ -792,19 +885,7 @@ impl ApplicationRecorder for PostgresRecorder {
             connection.client.query(&statement, &params)
         })?;
         rows.iter()
-            .map(|row| {
-                let (id, version, topic, state) = (|| {
-                    Ok::<_, postgres::Error>((
-                        row.try_get::<_, i64>(0)?,
-                        row.try_get::<_, i64>(2)?,
-                        row.try_get::<_, String>(3)?,
-                        row.try_get::<_, Vec<u8>>(4)?,
-                    ))
-                })()
-                .map_err(|e| pg_error("reading notifications", e))?;
-                let originator_id = self.id_from_row(row, 1)?;
-                notification_from_sql(id, originator_id, version, topic, state)
-            })
+            .map(|row| self.notification_from_row(row))
             .collect()
     }
 
