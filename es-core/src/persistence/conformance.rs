@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::domain::id::OriginatorId;
 use crate::error::Error;
 
-use super::recorder::{ApplicationRecorder, EventQuery};
+use super::recorder::{AggregateRecorder, ApplicationRecorder, EventQuery};
 use super::stored_event::{Notification, StoredEvent};
 
 /// A fresh recorder for one case, with whatever must live as long as it (a
@@ -86,6 +86,7 @@ macro_rules! recorder_conformance_tests {
             text_ids_are_exact_case_and_space_sensitive,
             visit_events_visits_what_select_events_selects,
             visit_events_stops_at_the_visitors_error,
+            visit_from_snapshot_starts_after_the_latest_snapshot_at_or_below_the_version,
         );
     };
     (@cases $fixture:expr; $($case:ident,)+) => {
@@ -867,4 +868,49 @@ pub fn visit_events_stops_at_the_visitors_error(fixture: Fixture) {
         ),
         [1, 2, 3, 4, 5]
     );
+}
+
+/// `visit_from_snapshot` visits the latest snapshot at or below the wanted
+/// version, then the events after it up to that version; without a snapshot,
+/// the events from the first.
+pub fn visit_from_snapshot_starts_after_the_latest_snapshot_at_or_below_the_version(
+    fixture: Fixture,
+) {
+    use super::recorder::SnapshotOrEvent;
+
+    let recorder = &fixture.recorder;
+    let snapshots = super::MemoryRecorder::new();
+    let id = uuid_id();
+    let events: Vec<StoredEvent> = (1..=6).map(|v| event(&id, v, "T")).collect();
+    recorder.insert_events(&events).expect("insert");
+    snapshots
+        .insert_events(&[event(&id, 2, "S"), event(&id, 4, "S")])
+        .expect("snapshots");
+    let cases: [(Option<u64>, Option<u64>, &[u64]); 5] = [
+        (None, Some(4), &[5, 6]),
+        (Some(5), Some(4), &[5]),
+        (Some(3), Some(2), &[3]),
+        (Some(2), Some(2), &[]),
+        (Some(1), None, &[1]),
+    ];
+    for (lte, snapshot, after) in cases {
+        let (mut visited_snapshot, mut visited) = (None, Vec::new());
+        recorder
+            .visit_from_snapshot(&snapshots, &id, lte, &mut |item| {
+                match item {
+                    SnapshotOrEvent::Snapshot(stored) => {
+                        assert!(visited.is_empty(), "the snapshot comes first");
+                        visited_snapshot = Some(stored.originator_version);
+                    }
+                    SnapshotOrEvent::Event(stored) => visited.push(stored.originator_version),
+                }
+                Ok(())
+            })
+            .expect("visit");
+        assert_eq!(
+            (visited_snapshot, &visited[..]),
+            (snapshot, after),
+            "lte {lte:?}"
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! The recorder traits on PostgreSQL tables.
 
+use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -15,7 +16,10 @@ use super::group_commit::GroupCommit;
 use super::pool::{CachingConnection, PostgresDatabase, Transaction, pg_error};
 use crate::domain::id::OriginatorId;
 use crate::error::{Error, Result};
-use crate::persistence::recorder::{AggregateRecorder, ApplicationRecorder, EventQuery};
+use crate::persistence::recorder::{
+    AggregateRecorder, ApplicationRecorder, EventQuery, SnapshotOrEvent,
+    visit_from_snapshot_in_two_reads,
+};
 use crate::persistence::sql::{
     clamp, notification_from_sql, notification_id_from_sql, undecodable, version_from_sql,
     version_to_sql,
@@ -227,13 +231,15 @@ impl PostgresRecorder {
         }
     }
 
-    /// One of `originator_id`'s events from a row of (version, topic, state).
+    /// One of `originator_id`'s events (or snapshots) from the columns
+    /// (version, topic, state) of `row` from index `first` on.
     fn event_from_row(
         &self,
         originator_id: &OriginatorId,
         row: &postgres::Row,
+        first: usize,
     ) -> Result<StoredEvent> {
-        let version: i64 = row.try_get(0).map_err(|e| {
+        let version: i64 = row.try_get(first).map_err(|e| {
             undecodable(
                 format_args!("an event of {originator_id}"),
                 &self.name,
@@ -243,10 +249,10 @@ impl PostgresRecorder {
         })?;
         let name = || format!("event {originator_id} version {version}");
         let topic: String = row
-            .try_get(1)
+            .try_get(first + 1)
             .map_err(|e| undecodable(name(), &self.name, "topic", e))?;
         let state: Vec<u8> = row
-            .try_get(2)
+            .try_get(first + 2)
             .map_err(|e| undecodable(name(), &self.name, "state", e))?;
         Ok(StoredEvent {
             originator_id: originator_id.clone(),
@@ -815,31 +821,110 @@ impl AggregateRecorder for PostgresRecorder {
         let (sql, bounds) = self.select_events_sql(query);
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![id_param.as_ref()];
         params.extend(bounds.iter().flatten().map(|b| b as &(dyn ToSql + Sync)));
-        let visited_any = std::cell::Cell::new(false);
+        self.stream_rows("selecting events", &sql, &params, &mut |row| {
+            visit(self.event_from_row(originator_id, row, 0)?)
+        })
+    }
+
+    /// One statement when `snapshots` is a snapshots table of this database
+    /// (see `select_from_snapshot_sql`); two reads otherwise.
+    fn visit_from_snapshot(
+        &self,
+        snapshots: &dyn AggregateRecorder,
+        originator_id: &OriginatorId,
+        lte: Option<u64>,
+        visit: &mut dyn FnMut(SnapshotOrEvent) -> Result<()>,
+    ) -> Result<()> {
+        let snapshots_here = (snapshots as &dyn Any)
+            .downcast_ref::<PostgresRecorder>()
+            .filter(|snapshots| Arc::ptr_eq(&snapshots.db, &self.db) && !snapshots.with_log);
+        let Some(snapshots) = snapshots_here else {
+            return visit_from_snapshot_in_two_reads(self, snapshots, originator_id, lte, visit);
+        };
+        let id_param = self.id_to_sql(originator_id)?;
+        let lte = lte.map_or(i64::MAX, clamp);
+        let sql = self.select_from_snapshot_sql(snapshots);
+        let params: [&(dyn ToSql + Sync); 2] = [id_param.as_ref(), &lte];
+        self.stream_rows(
+            "selecting a snapshot and events",
+            &sql,
+            &params,
+            &mut |row| {
+                let is_snapshot: bool = row
+                    .try_get(0)
+                    .map_err(|e| pg_error("selecting a snapshot and events", e))?;
+                visit(if is_snapshot {
+                    SnapshotOrEvent::Snapshot(snapshots.event_from_row(originator_id, row, 1)?)
+                } else {
+                    SnapshotOrEvent::Event(self.event_from_row(originator_id, row, 1)?)
+                })
+            },
+        )
+    }
+}
+
+impl PostgresRecorder {
+    /// Runs a statement and calls `on_row` with each row as it arrives.
+    ///
+    /// Work that fails in the driver is done again on another connection
+    /// (see `PostgresDatabase::run`) only while no row has been handed on,
+    /// since after that it would hand rows on twice.
+    fn stream_rows(
+        &self,
+        operation: &'static str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        on_row: &mut dyn FnMut(&postgres::Row) -> Result<()>,
+    ) -> Result<()> {
+        #[cfg(test)]
+        faults::count_statement();
+        let handed_on = std::cell::Cell::new(false);
         let outcome = self.db.run(
             |connection| {
-                let statement = connection.prepare(&sql).map_err(Streamed::Driver)?;
+                let statement = connection.prepare(sql).map_err(Streamed::Driver)?;
                 let mut rows = connection
                     .client
                     .query_raw(&statement, params.iter().copied())
                     .map_err(Streamed::Driver)?;
                 while let Some(row) = rows.next().map_err(Streamed::Driver)? {
-                    let event = self
-                        .event_from_row(originator_id, &row)
-                        .map_err(Streamed::Visit)?;
-                    visited_any.set(true);
-                    visit(event).map_err(Streamed::Visit)?;
+                    handed_on.set(true);
+                    on_row(&row).map_err(Streamed::Visit)?;
                 }
                 Ok(())
             },
-            // Once an event was visited, reading again would visit it twice.
-            |failure| matches!(failure, Streamed::Driver(_)) && !visited_any.get(),
+            |failure| matches!(failure, Streamed::Driver(_)) && !handed_on.get(),
         )?;
         match outcome {
             Ok(()) => Ok(()),
-            Err(Streamed::Driver(error)) => Err(pg_error("selecting events", error)),
+            Err(Streamed::Driver(error)) => Err(pg_error(operation, error)),
             Err(Streamed::Visit(error)) => Err(error),
         }
+    }
+
+    /// The statement that reads an aggregate's latest snapshot at or below
+    /// `$2` from `snapshots` and this table's events after it up to `$2`, in
+    /// version order, as rows of (is a snapshot, version, topic, state).
+    ///
+    /// The snapshot's version is below every event's after it, so ordering
+    /// by version alone puts it first. Each branch is ordered on its own as
+    /// well, so that the server merges the two (the snapshot's one row and
+    /// the events in index order) instead of sorting all the events, which
+    /// for a long history without a snapshot would go to disk.
+    fn select_from_snapshot_sql(&self, snapshots: &PostgresRecorder) -> String {
+        let (events, snapshots) = (&self.quoted, &snapshots.quoted);
+        format!(
+            "(SELECT * FROM (SELECT true, originator_version, topic, state FROM {snapshots} \
+               WHERE originator_id = $1 AND originator_version <= $2 \
+               ORDER BY originator_version DESC LIMIT 1) AS snapshot \
+             ORDER BY originator_version) \
+             UNION ALL \
+             (SELECT false, originator_version, topic, state FROM {events} \
+               WHERE originator_id = $1 AND originator_version <= $2 \
+               AND originator_version > COALESCE((SELECT max(originator_version) FROM {snapshots} \
+                 WHERE originator_id = $1 AND originator_version <= $2), 0) \
+             ORDER BY originator_version) \
+             ORDER BY 2"
+        )
     }
 }
 
@@ -940,6 +1025,20 @@ mod faults {
         client.batch_execute("SELECT 1/0").err()
     }
 
+    thread_local! {
+        static STATEMENTS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// Counts the reading statements sent by this thread.
+    pub(super) fn count_statement() {
+        STATEMENTS.set(STATEMENTS.get() + 1);
+    }
+
+    /// How many reading statements this thread sent.
+    pub(super) fn statements() -> usize {
+        STATEMENTS.get()
+    }
+
     pub(super) fn check() -> Result<()> {
         let mut plan = PLAN.get();
         if plan.failing_checks == 0 {
@@ -998,6 +1097,88 @@ mod tests {
                 state: vec![version as u8],
             })
             .collect()
+    }
+
+    #[test]
+    fn a_snapshot_and_the_events_after_it_come_in_one_statement_as_two_reads_give_them() {
+        let Some(scratch) = scratch() else { return };
+        let events = &scratch.0;
+        let prefix = events
+            .name
+            .trim_start_matches("public.")
+            .trim_end_matches("_events");
+        let snapshots = Scratch(
+            PostgresRecorder::snapshots(Arc::clone(&events.db), Some(prefix), true)
+                .expect("snapshots"),
+        );
+        let id = Uuid::new_v4();
+        let stored = |version: u64, topic: &str| StoredEvent {
+            originator_id: id.into(),
+            originator_version: version,
+            topic: topic.into(),
+            state: vec![version as u8],
+        };
+        events
+            .insert_events(&(1..=9).map(|v| stored(v, "E")).collect::<Vec<_>>())
+            .expect("events");
+        snapshots
+            .0
+            .insert_events(&[stored(3, "S"), stored(7, "S")])
+            .expect("snapshots");
+        let visited = |lte: Option<u64>, two_reads: bool| {
+            let mut items = Vec::new();
+            let mut visit = |item| {
+                items.push(item);
+                Ok(())
+            };
+            let before = faults::statements();
+            if two_reads {
+                visit_from_snapshot_in_two_reads(events, &snapshots.0, &id.into(), lte, &mut visit)
+            } else {
+                events.visit_from_snapshot(&snapshots.0, &id.into(), lte, &mut visit)
+            }
+            .expect("visit");
+            (items, faults::statements() - before)
+        };
+        for lte in [
+            None,
+            Some(0),
+            Some(2),
+            Some(3),
+            Some(5),
+            Some(7),
+            Some(9),
+            Some(50),
+        ] {
+            let (one, statements) = visited(lte, false);
+            let (two, _) = visited(lte, true);
+            assert_eq!(one, two, "lte {lte:?}");
+            assert_eq!(statements, 1, "lte {lte:?}: one statement");
+        }
+        let (items, _) = visited(Some(5), false);
+        assert_eq!(
+            items,
+            [
+                SnapshotOrEvent::Snapshot(stored(3, "S")),
+                SnapshotOrEvent::Event(stored(4, "E")),
+                SnapshotOrEvent::Event(stored(5, "E")),
+            ]
+        );
+        // Snapshots elsewhere than this database: the two reads.
+        let elsewhere = crate::persistence::MemoryRecorder::new();
+        elsewhere
+            .insert_events(&[stored(3, "S")])
+            .expect("snapshot");
+        let mut items = Vec::new();
+        let before = faults::statements();
+        events
+            .visit_from_snapshot(&elsewhere, &id.into(), Some(5), &mut |item| {
+                items.push(item);
+                Ok(())
+            })
+            .expect("visit");
+        assert_eq!(faults::statements() - before, 1, "the events' read only");
+        assert_eq!(items.len(), 3);
     }
 
     #[test]
