@@ -23,55 +23,60 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use crate::error::{Error, Result};
 
 /// A save waiting in the queue.
-struct Queued<J> {
-    waiter: Arc<Waiter>,
+struct Queued<J, R> {
+    waiter: Arc<Waiter<R>>,
     job: J,
 }
 
 /// Where a waiting saver is told what became of its save.
-#[derive(Default)]
-struct Waiter {
-    news: Mutex<News>,
+struct Waiter<R> {
+    news: Mutex<News<R>>,
     wake: Condvar,
 }
 
-#[derive(Default)]
-enum News {
-    #[default]
+enum News<R> {
     Waiting,
     /// Written (or refused): the save's result.
-    Done(Result<Vec<u64>>),
+    Done(Result<R>),
     /// The writer role is this saver's: it leads the next group.
     Lead,
 }
 
-impl Waiter {
-    fn tell(&self, news: News) {
+impl<R> Waiter<R> {
+    fn new() -> Self {
+        Waiter {
+            news: Mutex::new(News::Waiting),
+            wake: Condvar::new(),
+        }
+    }
+
+    fn tell(&self, news: News<R>) {
         *self.news.lock().unwrap_or_else(PoisonError::into_inner) = news;
         self.wake.notify_one();
     }
 
-    fn wait(&self) -> News {
+    fn wait(&self) -> News<R> {
         let mut news = self.news.lock().unwrap_or_else(PoisonError::into_inner);
         while matches!(*news, News::Waiting) {
             news = self.wake.wait(news).unwrap_or_else(PoisonError::into_inner);
         }
-        std::mem::take(&mut *news)
+        std::mem::replace(&mut *news, News::Waiting)
     }
 }
 
-struct Queue<J> {
+struct Queue<J, R> {
     /// A leader is writing, or has been chosen to.
     writing: bool,
-    queued: Vec<Queued<J>>,
+    queued: Vec<Queued<J, R>>,
 }
 
-/// The meeting point of concurrent savers to one table.
-pub(super) struct GroupCommit<J> {
-    queue: Mutex<Queue<J>>,
+/// The meeting point of concurrent savers to one table: each gives a job
+/// `J` and gets back its result `R`.
+pub(super) struct GroupCommit<J, R> {
+    queue: Mutex<Queue<J, R>>,
 }
 
-impl<J> Default for GroupCommit<J> {
+impl<J, R> Default for GroupCommit<J, R> {
     fn default() -> Self {
         GroupCommit {
             queue: Mutex::new(Queue {
@@ -82,21 +87,17 @@ impl<J> Default for GroupCommit<J> {
     }
 }
 
-impl<J> std::fmt::Debug for GroupCommit<J> {
+impl<J, R> std::fmt::Debug for GroupCommit<J, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GroupCommit").finish_non_exhaustive()
     }
 }
 
-impl<J> GroupCommit<J> {
+impl<J, R> GroupCommit<J, R> {
     /// Saves `job`, alone or with others: `write` is given the jobs of one
     /// transaction and returns one result per job, in order.
-    pub(super) fn submit(
-        &self,
-        job: J,
-        write: impl FnOnce(&[J]) -> Vec<Result<Vec<u64>>>,
-    ) -> Result<Vec<u64>> {
-        let waiter = Arc::new(Waiter::default());
+    pub(super) fn submit(&self, job: J, write: impl FnOnce(&[J]) -> Vec<Result<R>>) -> Result<R> {
+        let waiter = Arc::new(Waiter::new());
         let mut queue = self.lock();
         queue.queued.push(Queued {
             waiter: Arc::clone(&waiter),
@@ -132,7 +133,7 @@ impl<J> GroupCommit<J> {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Queue<J>> {
+    fn lock(&self) -> MutexGuard<'_, Queue<J, R>> {
         // The queue is consistent between statements, so a panic elsewhere
         // while it was held leaves nothing half-done.
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
@@ -142,13 +143,13 @@ impl<J> GroupCommit<J> {
 /// Posts the results of the saves a leader took (an error for any it has none
 /// for, so no saver waits for ever) and hands the writer role on, even if the
 /// leader panicked.
-struct Leadership<'a, J> {
-    group: &'a GroupCommit<J>,
-    waiters: Vec<Arc<Waiter>>,
-    results: Vec<Result<Vec<u64>>>,
+struct Leadership<'a, J, R> {
+    group: &'a GroupCommit<J, R>,
+    waiters: Vec<Arc<Waiter<R>>>,
+    results: Vec<Result<R>>,
 }
 
-impl<J> Drop for Leadership<'_, J> {
+impl<J, R> Drop for Leadership<'_, J, R> {
     fn drop(&mut self) {
         let mut results = std::mem::take(&mut self.results).into_iter();
         for waiter in &self.waiters {
@@ -178,7 +179,7 @@ mod tests {
 
     #[test]
     fn savers_that_arrive_during_a_write_share_the_next_one_and_each_gets_its_own_result() {
-        let group = Arc::new(GroupCommit::<u64>::default());
+        let group = Arc::new(GroupCommit::<u64, Vec<u64>>::default());
         let writes = Arc::new(AtomicUsize::new(0));
         let threads: Vec<_> = (0..8u64)
             .map(|n| {
@@ -204,7 +205,11 @@ mod tests {
         );
     }
 
-    fn submit_one(group: &GroupCommit<u64>, write_ms: u64, panics: bool) -> Result<Vec<u64>> {
+    fn submit_one(
+        group: &GroupCommit<u64, Vec<u64>>,
+        write_ms: u64,
+        panics: bool,
+    ) -> Result<Vec<u64>> {
         group.submit(1, |jobs| {
             std::thread::sleep(Duration::from_millis(write_ms));
             assert!(!panics, "the write failed badly");

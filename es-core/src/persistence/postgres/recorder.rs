@@ -73,7 +73,7 @@ pub struct PostgresRecorder {
     /// group's insert to if it hits a taken key.
     begin_group_sql: String,
     /// Where concurrent saves meet to share a transaction.
-    commits: GroupCommit<Save>,
+    commits: GroupCommit<Save, Written>,
     pub(super) id_type: OriginatorIdType,
 }
 
@@ -313,12 +313,13 @@ impl PostgresRecorder {
 
     /// The first event of `save` whose key was already recorded, after its
     /// insert failed on a unique violation (and so wrote nothing).
-    fn first_taken(&self, save: &Save) -> Result<Option<usize>> {
+    fn first_taken(&self, events: &[StoredEvent]) -> Result<Option<usize>> {
+        let versions = versions_to_sql(events)?;
         let rows = self.rows_of(
             "finding the conflicting event",
             "originator_id, originator_version",
-            &save.ids,
-            &save.versions,
+            &self.ids_to_sql(events)?,
+            &versions,
         )?;
         let taken = rows
             .iter()
@@ -329,8 +330,8 @@ impl PostgresRecorder {
                 Ok((self.id_from_row(row, 0, &"a row")?, version))
             })
             .collect::<Result<HashSet<_>>>()?;
-        Ok((0..save.events.len())
-            .find(|&i| taken.contains(&(save.events[i].originator_id.clone(), save.versions[i]))))
+        Ok((0..events.len())
+            .find(|&i| taken.contains(&(events[i].originator_id.clone(), versions[i]))))
     }
 
     /// What is recorded under the keys of `saves`: each key's state and
@@ -416,7 +417,7 @@ impl PostgresRecorder {
     /// Writes the saves of one group in one transaction under the table lock,
     /// and tells each its result: its notification ids, a conflict of its own,
     /// or the failure of the whole group.
-    fn write_group(&self, saves: &[Save]) -> Vec<Result<Vec<u64>>> {
+    fn write_group(&self, saves: &[Save]) -> Vec<Result<Written>> {
         let group = GroupParams::of(self.id_type, saves);
         let attempt = self.db.run(
             |connection| self.try_group(connection, saves, &group),
@@ -434,12 +435,11 @@ impl PostgresRecorder {
                 return self.settle_lost_commit(saves, outcomes, error);
             }
         };
-        saves
-            .iter()
-            .zip(outcomes)
-            .map(|(save, outcome)| match outcome {
-                Outcome::Inserted(ids) => notification_ids_from_sql(ids),
-                Outcome::Taken(error) => Err(self.conflict(save, error)),
+        outcomes
+            .into_iter()
+            .map(|outcome| match outcome {
+                Outcome::Inserted(ids) => notification_ids_from_sql(ids).map(Written::Ids),
+                Outcome::Taken(error) => Ok(Written::Taken(error)),
             })
             .collect()
     }
@@ -547,11 +547,11 @@ impl PostgresRecorder {
 
     /// The conflict of a save whose insert hit a taken key, naming the first
     /// of its events another save recorded.
-    fn conflict(&self, save: &Save, error: postgres::Error) -> Error {
-        match self.first_taken(save) {
+    fn conflict(&self, events: &[StoredEvent], error: postgres::Error) -> Error {
+        match self.first_taken(events) {
             Ok(Some(i)) => Error::Conflict {
-                originator_id: save.events[i].originator_id.clone(),
-                originator_version: save.events[i].originator_version,
+                originator_id: events[i].originator_id.clone(),
+                originator_version: events[i].originator_version,
             },
             Ok(None) => pg_error("inserting events", error),
             Err(error) => error,
@@ -567,7 +567,7 @@ impl PostgresRecorder {
         saves: &[Save],
         outcomes: Vec<Outcome>,
         error: postgres::Error,
-    ) -> Vec<Result<Vec<u64>>> {
+    ) -> Vec<Result<Written>> {
         let written: Vec<&Save> = saves
             .iter()
             .zip(&outcomes)
@@ -583,9 +583,9 @@ impl PostgresRecorder {
             .iter()
             .zip(outcomes)
             .map(|(save, outcome)| match (outcome, &found) {
-                (Outcome::Taken(error), _) => Err(self.conflict(save, error)),
+                (Outcome::Taken(error), _) => Ok(Written::Taken(error)),
                 (Outcome::Inserted(_), Ok(found)) => match ids_if_recorded(save, found) {
-                    Some(ids) => notification_ids_from_sql(ids),
+                    Some(ids) => notification_ids_from_sql(ids).map(Written::Ids),
                     None => Err(shared(&not_recorded)),
                 },
                 (Outcome::Inserted(_), Err(check)) => Err(Error::OutcomeUnknown {
@@ -624,6 +624,13 @@ fn ids_if_recorded(save: &Save, found: &Recorded) -> Option<Vec<i64>> {
     Some(notification_ids)
 }
 
+fn versions_to_sql(events: &[StoredEvent]) -> Result<Vec<i64>> {
+    events
+        .iter()
+        .map(|e| version_to_sql(&e.originator_id, e.originator_version))
+        .collect()
+}
+
 fn notification_ids_from_sql(ids: Vec<i64>) -> Result<Vec<u64>> {
     ids.into_iter().map(notification_id_from_sql).collect()
 }
@@ -645,7 +652,7 @@ fn split_ids(ids: Vec<i64>, saves: &[Save]) -> Vec<Outcome> {
 }
 
 /// One failure, for each of `count` saves.
-fn to_each(count: usize, error: Error) -> Vec<Result<Vec<u64>>> {
+fn to_each<T>(count: usize, error: Error) -> Vec<Result<T>> {
     if count == 1 {
         return vec![Err(error)];
     }
@@ -689,6 +696,15 @@ pub(super) struct Save {
     events: Vec<StoredEvent>,
     ids: IdsParam,
     versions: Vec<i64>,
+}
+
+/// What the writer of a group tells each saver.
+pub(super) enum Written {
+    /// Recorded, with these notification ids (if the table keeps the log).
+    Ids(Vec<u64>),
+    /// Not recorded: one of its keys was taken. The saver finds which on
+    /// its own thread, so that looking does not hold up the next group.
+    Taken(postgres::Error),
 }
 
 /// What became of one save in its group's transaction.
@@ -787,13 +803,13 @@ impl AggregateRecorder for PostgresRecorder {
         // Checked here, so that what one save got wrong never fails its group.
         let save = Save {
             ids: self.ids_to_sql(events)?,
-            versions: events
-                .iter()
-                .map(|e| version_to_sql(&e.originator_id, e.originator_version))
-                .collect::<Result<Vec<i64>>>()?,
+            versions: versions_to_sql(events)?,
             events: events.to_vec(),
         };
-        self.commits.submit(save, |saves| self.write_group(saves))
+        match self.commits.submit(save, |saves| self.write_group(saves))? {
+            Written::Ids(ids) => Ok(ids),
+            Written::Taken(error) => Err(self.conflict(events, error)),
+        }
     }
 
     fn select_events(
