@@ -311,7 +311,7 @@ impl PostgresRecorder {
         (sql, bounds)
     }
 
-    /// The first event of `save` whose key was already recorded, after its
+    /// The first of `events` whose key was already recorded, after their
     /// insert failed on a unique violation (and so wrote nothing).
     fn first_taken(&self, events: &[StoredEvent]) -> Result<Option<usize>> {
         let versions = versions_to_sql(events)?;
