@@ -494,6 +494,55 @@ fn two_processes_creating_the_same_tables_at_once_both_succeed() {
     }
 }
 
+/// Saves that queue while the lock is held fail together at the lock timeout,
+/// each with the server's error as its source, as a save alone does, and
+/// write nothing.
+#[test]
+fn a_group_waiting_for_the_table_lock_fails_whole_each_save_with_the_servers_error() {
+    let Some(mut config) = server("a_group_waiting_for_the_table_lock_fails_whole") else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let _drop = DropTables::new(&prefix);
+    config.lock_timeout = Duration::from_millis(300);
+    let db = PostgresDatabase::open(&config).expect("pool");
+    let recorder = Arc::new(PostgresRecorder::events(db, Some(&prefix), true).expect("recorder"));
+    let mut holder = postgres::Client::connect(&url(), postgres::NoTls).expect("connect");
+    let mut transaction = holder.transaction().expect("begin");
+    transaction
+        .batch_execute(&format!(
+            "LOCK TABLE \"public\".\"{prefix}_events\" IN EXCLUSIVE MODE"
+        ))
+        .expect("lock");
+    // The first save waits for the lock alone; the others queue behind it
+    // and wait as one group.
+    let savers: Vec<_> = (0..6)
+        .map(|n| {
+            let recorder = recorder.clone();
+            thread::spawn(move || {
+                thread::sleep(Duration::from_millis(if n == 0 { 0 } else { 100 }));
+                recorder.insert_events(&[event(Uuid::new_v4(), 1)])
+            })
+        })
+        .collect();
+    for saver in savers {
+        let error = saver
+            .join()
+            .expect("no panic")
+            .expect_err("the lock is held");
+        let source = std::error::Error::source(&error).expect("the driver's error");
+        let db_error = source
+            .downcast_ref::<postgres::error::DbError>()
+            .unwrap_or_else(|| panic!("the server's error: {error}"));
+        assert_eq!(
+            db_error.code(),
+            &postgres::error::SqlState::LOCK_NOT_AVAILABLE
+        );
+    }
+    transaction.rollback().expect("rollback");
+    assert_eq!(recorder.max_notification_id().expect("read"), None);
+}
+
 #[test]
 fn a_write_waiting_for_the_table_lock_gives_up_at_the_lock_timeout() {
     let Some(mut config) =

@@ -661,12 +661,16 @@ fn to_each<T>(count: usize, error: Error) -> Vec<Result<T>> {
 }
 
 /// A failure reported to several saves, each getting its own [`Error`] of the
-/// same kind and message.
+/// same kind and message; the server's error, when that is the source, is
+/// each one's source as it would be for a save alone.
 fn shared(error: &Arc<Error>) -> Error {
     match &**error {
-        Error::Database { operation, .. } => Error::Database {
+        Error::Database { operation, source } => Error::Database {
             operation,
-            source: Box::new(SharedSource(Arc::clone(error))),
+            source: match source.downcast_ref::<postgres::error::DbError>() {
+                Some(db_error) => Box::new(db_error.clone()),
+                None => Box::new(SharedSource(Arc::clone(error))),
+            },
         },
         other => Error::database("writing a group of saves", other.to_string()),
     }
