@@ -216,6 +216,25 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+
+    /// A save's COMMIT was sent but its reply was lost (the connection or the
+    /// server went away), and the store could not be reached again to find out
+    /// whether it happened: the save may or may not be recorded. Its events are
+    /// all recorded or none is, so reading back the one named here settles it.
+    #[error(
+        "the outcome of a save is unknown: its commit was sent but the reply was lost, and \
+         checking whether it was recorded failed ({source}); the save may be recorded: read \
+         aggregate {originator_id} (is version {originator_version} there?) before retrying it"
+    )]
+    OutcomeUnknown {
+        /// The aggregate of the save's first event.
+        originator_id: OriginatorId,
+        /// The version of the save's first event.
+        originator_version: u64,
+        /// Why checking failed.
+        #[source]
+        source: BoxError,
+    },
 }
 
 impl Error {

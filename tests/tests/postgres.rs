@@ -53,9 +53,15 @@ fn event(originator_id: Uuid, version: u64) -> StoredEvent {
 /// follower pages through the log: the follower must see every event exactly
 /// once, in id order, and never miss one that committed late below an id it had
 /// already passed (the sequence-gap problem the table lock exists to prevent).
+///
+/// The writers use three recorders on one table, as three processes would:
+/// saves through one recorder share its transactions, so only across
+/// recorders are transactions concurrent, and only there can ids go out of
+/// commit order if the lock does not hold them.
 #[test]
 fn a_follower_never_misses_an_event_under_heavy_contention() {
     const WRITERS: usize = 6;
+    const RECORDERS: usize = 3;
     const SAVES: u64 = 60;
     let Some(mut config) = server("a_follower_never_misses_an_event_under_heavy_contention") else {
         return;
@@ -63,9 +69,13 @@ fn a_follower_never_misses_an_event_under_heavy_contention() {
     config.pool_size = WRITERS as u32 + 2;
     let prefix = unique_prefix();
     let _drop = DropTables::new(&prefix);
-    let db = PostgresDatabase::open(&config).expect("pool");
-    let recorder: Arc<PostgresRecorder> =
-        Arc::new(PostgresRecorder::events(db, Some(&prefix), true).expect("recorder"));
+    let recorders: Vec<Arc<PostgresRecorder>> = (0..RECORDERS)
+        .map(|_| {
+            let db = PostgresDatabase::open(&config).expect("pool");
+            Arc::new(PostgresRecorder::events(db, Some(&prefix), true).expect("recorder"))
+        })
+        .collect();
+    let recorder = recorders[0].clone();
     let deadline = Instant::now() + Duration::from_secs(120);
     let done = Arc::new(AtomicBool::new(false));
 
@@ -93,7 +103,7 @@ fn a_follower_never_misses_an_event_under_heavy_contention() {
     };
     let writers: Vec<_> = (0..WRITERS)
         .map(|writer| {
-            let recorder = recorder.clone();
+            let recorder = recorders[writer % RECORDERS].clone();
             thread::spawn(move || {
                 let id = Uuid::new_v4();
                 let mut version = 0;
@@ -145,6 +155,107 @@ fn a_follower_never_misses_an_event_under_heavy_contention() {
             .collect();
         assert_eq!(versions, (1..=version).collect::<Vec<_>>());
     }
+}
+
+/// Sixteen threads save at once, round after round; in every other round half
+/// of them race for the same versions of one aggregate. Saves that arrive
+/// together share a transaction, yet each conflict undoes only its own save:
+/// exactly one racer wins, the others get a conflict and wrote nothing, every
+/// other save is stored whole, and each transaction's ids come after those of
+/// the transactions before it. Rows written together share an `xmin` (the
+/// transaction's, or in a round with a conflict each save's savepoint's).
+#[test]
+fn racing_saves_share_commits_and_a_conflict_undoes_only_its_own_save() {
+    const THREADS: usize = 16;
+    const ROUNDS: usize = 8;
+    let Some(mut config) = server("racing_saves_share_commits") else {
+        return;
+    };
+    config.pool_size = 4;
+    let prefix = unique_prefix();
+    let _drop = DropTables::new(&prefix);
+    let db = PostgresDatabase::open(&config).expect("pool");
+    let recorder = Arc::new(PostgresRecorder::events(db, Some(&prefix), true).expect("recorder"));
+    let barrier = Arc::new(std::sync::Barrier::new(THREADS));
+    let contested: Vec<Uuid> = (0..ROUNDS).map(|_| Uuid::new_v4()).collect();
+    let threads: Vec<_> = (0..THREADS)
+        .map(|n| {
+            let (recorder, barrier, contested) =
+                (recorder.clone(), barrier.clone(), contested.clone());
+            thread::spawn(move || {
+                let mut results = Vec::new();
+                for (round, contested) in contested.into_iter().enumerate() {
+                    let races = round % 2 == 0 && n % 2 == 0;
+                    let id = if races { contested } else { Uuid::new_v4() };
+                    let save: Vec<StoredEvent> = (1..=2)
+                        .map(|version| StoredEvent {
+                            state: vec![n as u8, version as u8],
+                            ..event(id, version)
+                        })
+                        .collect();
+                    barrier.wait();
+                    results.push((save.clone(), recorder.insert_events(&save)));
+                }
+                results
+            })
+        })
+        .collect();
+    let results: Vec<_> = threads
+        .into_iter()
+        .flat_map(|thread| thread.join().expect("no panic"))
+        .collect();
+
+    let mut acknowledged = Vec::new();
+    let mut conflicts = 0;
+    for (save, result) in &results {
+        match result {
+            Ok(ids) => {
+                assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+                acknowledged.extend(ids.iter().copied().zip(save.iter().cloned()));
+            }
+            Err(error) => {
+                assert!(error.is_conflict(), "{error}");
+                conflicts += 1;
+            }
+        }
+    }
+    assert_eq!(
+        conflicts,
+        ROUNDS / 2 * (THREADS / 2 - 1),
+        "one winner per race"
+    );
+    // The log holds exactly the acknowledged saves, whole, under their ids:
+    // a conflicting save wrote nothing.
+    acknowledged.sort_by_key(|(id, _)| *id);
+    let log: Vec<(u64, StoredEvent)> = recorder
+        .select_notifications(1, usize::MAX, None, &[])
+        .expect("log")
+        .into_iter()
+        .map(|n| (n.id, n.event))
+        .collect();
+    assert_eq!(log, acknowledged);
+
+    let mut client = postgres::Client::connect(&url(), postgres::NoTls).expect("connect");
+    let rows = client
+        .query(
+            &format!(
+                "SELECT xmin::text::bigint, min(notification_id), max(notification_id) \
+                 FROM {prefix}_events GROUP BY 1 ORDER BY 2"
+            ),
+            &[],
+        )
+        .expect("transactions");
+    let transactions: Vec<(i64, i64)> = rows.iter().map(|row| (row.get(1), row.get(2))).collect();
+    assert!(
+        transactions.windows(2).all(|w| w[0].1 < w[1].0),
+        "the ids of one transaction interleave with another's: {transactions:?}"
+    );
+    let saves = results.len() - conflicts;
+    assert!(
+        transactions.len() < saves,
+        "{saves} saves took {} transactions: none shared one",
+        transactions.len()
+    );
 }
 
 fn application(config: &PostgresConfig, name: &str) -> Application {
@@ -381,6 +492,55 @@ fn two_processes_creating_the_same_tables_at_once_both_succeed() {
     for builder in builders {
         builder.join().expect("thread").expect("tables created");
     }
+}
+
+/// Saves that queue while the lock is held fail together at the lock timeout,
+/// each with the server's error as its source, as a save alone does, and
+/// write nothing.
+#[test]
+fn a_group_waiting_for_the_table_lock_fails_whole_each_save_with_the_servers_error() {
+    let Some(mut config) = server("a_group_waiting_for_the_table_lock_fails_whole") else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let _drop = DropTables::new(&prefix);
+    config.lock_timeout = Duration::from_millis(300);
+    let db = PostgresDatabase::open(&config).expect("pool");
+    let recorder = Arc::new(PostgresRecorder::events(db, Some(&prefix), true).expect("recorder"));
+    let mut holder = postgres::Client::connect(&url(), postgres::NoTls).expect("connect");
+    let mut transaction = holder.transaction().expect("begin");
+    transaction
+        .batch_execute(&format!(
+            "LOCK TABLE \"public\".\"{prefix}_events\" IN EXCLUSIVE MODE"
+        ))
+        .expect("lock");
+    // The first save waits for the lock alone; the others queue behind it
+    // and wait as one group.
+    let savers: Vec<_> = (0..6)
+        .map(|n| {
+            let recorder = recorder.clone();
+            thread::spawn(move || {
+                thread::sleep(Duration::from_millis(if n == 0 { 0 } else { 100 }));
+                recorder.insert_events(&[event(Uuid::new_v4(), 1)])
+            })
+        })
+        .collect();
+    for saver in savers {
+        let error = saver
+            .join()
+            .expect("no panic")
+            .expect_err("the lock is held");
+        let source = std::error::Error::source(&error).expect("the driver's error");
+        let db_error = source
+            .downcast_ref::<postgres::error::DbError>()
+            .unwrap_or_else(|| panic!("the server's error: {error}"));
+        assert_eq!(
+            db_error.code(),
+            &postgres::error::SqlState::LOCK_NOT_AVAILABLE
+        );
+    }
+    transaction.rollback().expect("rollback");
+    assert_eq!(recorder.max_notification_id().expect("read"), None);
 }
 
 #[test]
@@ -671,4 +831,74 @@ fn a_stored_text_id_that_is_not_valid_is_an_error_naming_it_not_a_panic() {
         message.contains(&format!("{prefix}_events")) && message.contains("255 bytes"),
         "{message}"
     );
+}
+
+/// Tables made by hand with a column of another type than es-core creates: a
+/// row that does not decode is an `Error::Corrupt` naming the event (id and
+/// version as far as they could be read) and the column, never a bare
+/// database error.
+#[test]
+fn a_row_that_does_not_decode_is_corrupt_and_named_never_a_bare_database_error() {
+    let Some(config) = server("a_row_that_does_not_decode_is_corrupt_and_named") else {
+        return;
+    };
+    let cases = [
+        // (column types, the row's values, what the error names)
+        (
+            "originator_version bigint, topic text, state text",
+            "1, 'T', 'a'",
+            "version 1",
+            "state",
+        ),
+        (
+            "originator_version bigint, topic bytea, state bytea",
+            "1, '\\xfffe41', ''",
+            "version 1",
+            "topic",
+        ),
+        (
+            "originator_version text, topic text, state bytea",
+            "'one', 'T', ''",
+            "an event of",
+            "originator_version",
+        ),
+    ];
+    let mut client = postgres::Client::connect(&url(), postgres::NoTls).expect("connect");
+    for (columns, values, names, column) in cases {
+        let prefix = unique_prefix();
+        let _drop = DropTables::new(&prefix);
+        let id = Uuid::new_v4();
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE {prefix}_events (originator_id uuid NOT NULL, {columns}, \
+                 notification_id bigserial NOT NULL UNIQUE); \
+                 INSERT INTO {prefix}_events (originator_id, originator_version, topic, state) \
+                 VALUES ('{id}', {values})"
+            ))
+            .expect("a table made by hand");
+        let db = PostgresDatabase::open(&config).expect("pool");
+        let recorder = PostgresRecorder::events(db, Some(&prefix), false).expect("recorder");
+        let error = recorder
+            .select_events(&id.into(), EventQuery::new())
+            .expect_err("a row that does not decode");
+        let message = error.to_string();
+        assert!(matches!(error, Error::Corrupt(_)), "{message}");
+        assert!(
+            message.contains(&id.to_string()) && message.contains(names),
+            "{message}"
+        );
+        assert!(
+            message.contains(column) && message.contains(&format!("{prefix}_events")),
+            "{message}"
+        );
+        let error = recorder
+            .select_notifications(1, 10, None, &[])
+            .expect_err("a row that does not decode");
+        let message = error.to_string();
+        assert!(matches!(error, Error::Corrupt(_)), "{message}");
+        assert!(
+            message.contains("notification 1") && message.contains(column),
+            "{message}"
+        );
+    }
 }

@@ -4,7 +4,7 @@ use super::Application;
 use crate::domain::aggregate::{Aggregate, replay};
 use crate::domain::id::OriginatorId;
 use crate::error::{Error, Result};
-use crate::persistence::EventQuery;
+use crate::persistence::{EventQuery, SnapshotOrEvent, StoredEvent};
 
 /// Gets aggregates back from an application's store.
 ///
@@ -63,27 +63,38 @@ impl<'a> Repository<'a> {
             id: id.clone(),
             version,
         };
-        let mut start = None;
-        let mut query = EventQuery {
-            lte: version,
-            ..EventQuery::new()
+        // Each event is decoded and applied as it is read, then let go: a
+        // long history never sits in memory whole, stored or decoded.
+        let mut state = None;
+        let apply = |state: &mut Option<A>, stored: &StoredEvent| {
+            let event = self.app.mapper.to_domain_event(stored);
+            *state = replay::<A>(state.take(), std::iter::once(event))?;
+            Ok(())
         };
-        if let Some(snapshots) = &self.app.snapshots {
-            let latest = EventQuery {
-                lte: version,
-                ..EventQuery::new().desc().limit(1)
-            };
-            if let Some(stored) = snapshots.select_events(&id, latest)?.pop() {
-                let snapshot = self.app.mapper.stored_to_snapshot::<A>(&stored)?;
-                query.gt = Some(snapshot.originator_version);
-                start = Some(snapshot.into_aggregate());
+        match &self.app.snapshots {
+            Some(snapshots) => {
+                self.app
+                    .events
+                    .visit_from_snapshot(&**snapshots, &id, version, &mut |item| match item {
+                        SnapshotOrEvent::Snapshot(stored) => {
+                            let snapshot = self.app.mapper.stored_to_snapshot::<A>(&stored)?;
+                            state = Some(snapshot.into_aggregate());
+                            Ok(())
+                        }
+                        SnapshotOrEvent::Event(stored) => apply(&mut state, &stored),
+                    })?
+            }
+            None => {
+                let query = EventQuery {
+                    lte: version,
+                    ..EventQuery::new()
+                };
+                self.app
+                    .events
+                    .visit_events(&id, query, &mut |stored| apply(&mut state, &stored))?
             }
         }
-        let stored = self.app.events.select_events(&id, query)?;
-        let events = stored
-            .iter()
-            .map(|event| self.app.mapper.to_domain_event(event));
-        let aggregate = replay::<A>(start, events)?.ok_or_else(not_found)?;
+        let aggregate = state.ok_or_else(not_found)?;
         match version {
             Some(version) if aggregate.version() != version => Err(not_found()),
             _ => Ok(aggregate),

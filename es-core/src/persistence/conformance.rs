@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::domain::id::OriginatorId;
 use crate::error::Error;
 
-use super::recorder::{ApplicationRecorder, EventQuery};
+use super::recorder::{AggregateRecorder, ApplicationRecorder, EventQuery};
 use super::stored_event::{Notification, StoredEvent};
 
 /// A fresh recorder for one case, with whatever must live as long as it (a
@@ -84,6 +84,9 @@ macro_rules! recorder_conformance_tests {
             a_taken_version_of_a_text_id_is_a_conflict_naming_it,
             notifications_give_text_ids_back,
             text_ids_are_exact_case_and_space_sensitive,
+            visit_events_visits_what_select_events_selects,
+            visit_events_stops_at_the_visitors_error,
+            visit_from_snapshot_starts_after_the_latest_snapshot_at_or_below_the_version,
         );
     };
     (@cases $fixture:expr; $($case:ident,)+) => {
@@ -791,5 +794,123 @@ pub fn text_ids_are_exact_case_and_space_sensitive(fixture: Fixture) {
             .expect("select");
         assert_eq!(selected.len(), n + 1, "{id:?}");
         assert!(selected.iter().all(|e| e.originator_id == *id), "{id:?}");
+    }
+}
+
+/// `visit_events` visits, in order, exactly the events `select_events` gives,
+/// for every combination of filters.
+pub fn visit_events_visits_what_select_events_selects(fixture: Fixture) {
+    let recorder = &fixture.recorder;
+    let id = uuid_id();
+    let events: Vec<StoredEvent> = (1..=6).map(|v| event(&id, v, "T")).collect();
+    recorder.insert_events(&events).expect("insert");
+    recorder
+        .insert_events(&[event(uuid_id(), 1, "T")])
+        .expect("another aggregate");
+    for gt in [None, Some(0), Some(2), Some(6)] {
+        for lte in [None, Some(1), Some(4)] {
+            for desc in [false, true] {
+                for limit in [None, Some(0), Some(2)] {
+                    let query = EventQuery {
+                        gt,
+                        lte,
+                        desc,
+                        limit,
+                    };
+                    let mut visited = Vec::new();
+                    recorder
+                        .visit_events(&id, query, &mut |event| {
+                            visited.push(event);
+                            Ok(())
+                        })
+                        .expect("visit");
+                    let selected = recorder.select_events(&id, query).expect("select");
+                    assert_eq!(visited, selected, "{query:?}");
+                }
+            }
+        }
+    }
+    let mut none = 0;
+    recorder
+        .visit_events(&uuid_id(), EventQuery::new(), &mut |_| {
+            none += 1;
+            Ok(())
+        })
+        .expect("an aggregate with no events");
+    assert_eq!(none, 0);
+}
+
+/// An error from the visitor stops the visit at once and is what
+/// `visit_events` returns.
+pub fn visit_events_stops_at_the_visitors_error(fixture: Fixture) {
+    let recorder = &fixture.recorder;
+    let id = uuid_id();
+    let events: Vec<StoredEvent> = (1..=5).map(|v| event(&id, v, "T")).collect();
+    recorder.insert_events(&events).expect("insert");
+    let mut visited = Vec::new();
+    let error = recorder
+        .visit_events(&id, EventQuery::new(), &mut |event| {
+            visited.push(event.originator_version);
+            if event.originator_version == 2 {
+                return Err(Error::Corrupt("the visitor refused version 2".into()));
+            }
+            Ok(())
+        })
+        .expect_err("the visitor's error");
+    assert!(error.to_string().contains("refused version 2"), "{error}");
+    assert_eq!(visited, [1, 2]);
+    // The recorder is still usable: the visit left nothing open.
+    assert_eq!(
+        versions(
+            &recorder
+                .select_events(&id, EventQuery::new())
+                .expect("select")
+        ),
+        [1, 2, 3, 4, 5]
+    );
+}
+
+/// `visit_from_snapshot` visits the latest snapshot at or below the wanted
+/// version, then the events after it up to that version; without a snapshot,
+/// the events from the first.
+pub fn visit_from_snapshot_starts_after_the_latest_snapshot_at_or_below_the_version(
+    fixture: Fixture,
+) {
+    use super::recorder::SnapshotOrEvent;
+
+    let recorder = &fixture.recorder;
+    let snapshots = super::MemoryRecorder::new();
+    let id = uuid_id();
+    let events: Vec<StoredEvent> = (1..=6).map(|v| event(&id, v, "T")).collect();
+    recorder.insert_events(&events).expect("insert");
+    snapshots
+        .insert_events(&[event(&id, 2, "S"), event(&id, 4, "S")])
+        .expect("snapshots");
+    let cases: [(Option<u64>, Option<u64>, &[u64]); 5] = [
+        (None, Some(4), &[5, 6]),
+        (Some(5), Some(4), &[5]),
+        (Some(3), Some(2), &[3]),
+        (Some(2), Some(2), &[]),
+        (Some(1), None, &[1]),
+    ];
+    for (lte, snapshot, after) in cases {
+        let (mut visited_snapshot, mut visited) = (None, Vec::new());
+        recorder
+            .visit_from_snapshot(&snapshots, &id, lte, &mut |item| {
+                match item {
+                    SnapshotOrEvent::Snapshot(stored) => {
+                        assert!(visited.is_empty(), "the snapshot comes first");
+                        visited_snapshot = Some(stored.originator_version);
+                    }
+                    SnapshotOrEvent::Event(stored) => visited.push(stored.originator_version),
+                }
+                Ok(())
+            })
+            .expect("visit");
+        assert_eq!(
+            (visited_snapshot, &visited[..]),
+            (snapshot, after),
+            "lte {lte:?}"
+        );
     }
 }

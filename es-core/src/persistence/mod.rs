@@ -25,7 +25,7 @@ pub use cipher::{Cipher, CipherError};
 pub use compressor::{Compressor, CompressorError};
 pub use mapper::{DEFAULT_MAX_EVENT_SIZE, Mapper, TooLarge};
 pub use memory::MemoryRecorder;
-pub use recorder::{AggregateRecorder, ApplicationRecorder, EventQuery};
+pub use recorder::{AggregateRecorder, ApplicationRecorder, EventQuery, SnapshotOrEvent};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteDatabase, SqliteOpenError, SqliteRecorder, Synchronous};
 pub use stored_event::{Notification, StoredEvent};

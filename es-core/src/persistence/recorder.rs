@@ -1,5 +1,7 @@
 //! Recorder traits: what every storage backend offers, whatever it is.
 
+use std::any::Any;
+
 use crate::domain::id::OriginatorId;
 
 use super::stored_event::{Notification, StoredEvent};
@@ -69,7 +71,7 @@ impl EventQuery {
 /// assert_eq!(recorder.select_events(&id, EventQuery::new())?.len(), 2);
 /// # Ok::<(), es_core::Error>(())
 /// ```
-pub trait AggregateRecorder: Send + Sync {
+pub trait AggregateRecorder: Send + Sync + Any {
     /// Records `events` atomically, returning their notification ids in order when
     /// the recorder keeps a notification log (empty otherwise).
     fn insert_events(&self, events: &[StoredEvent]) -> Result<Vec<u64>>;
@@ -80,6 +82,121 @@ pub trait AggregateRecorder: Send + Sync {
         originator_id: &OriginatorId,
         query: EventQuery,
     ) -> Result<Vec<StoredEvent>>;
+
+    /// Calls `visit` with each of the events [`select_events`](Self::select_events)
+    /// would give, in the same order, as they are read; stops at the first
+    /// error `visit` returns, and returns it. A replay can so decode and apply
+    /// each event and let it go, instead of holding the whole history at once.
+    ///
+    /// The default selects them all first; the SQL stores override it to read
+    /// row by row.
+    ///
+    /// ```
+    /// use es_core::persistence::{AggregateRecorder, EventQuery, MemoryRecorder, StoredEvent};
+    /// let recorder = MemoryRecorder::new();
+    /// let id = es_core::OriginatorId::text("counter")?;
+    /// let event = |v| StoredEvent { originator_id: id.clone(), originator_version: v, topic: "T".into(), state: vec![v as u8] };
+    /// recorder.insert_events(&[event(1), event(2), event(3)])?;
+    /// let mut sum = 0;
+    /// recorder.visit_events(&id, EventQuery::new().gt(1), &mut |event| {
+    ///     sum += event.state[0];
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(sum, 5);
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    fn visit_events(
+        &self,
+        originator_id: &OriginatorId,
+        query: EventQuery,
+        visit: &mut dyn FnMut(StoredEvent) -> Result<()>,
+    ) -> Result<()> {
+        for event in self.select_events(originator_id, query)? {
+            visit(event)?;
+        }
+        Ok(())
+    }
+
+    /// Visits what an aggregate is rebuilt from: the latest snapshot of
+    /// `originator_id` at or below `lte` in `snapshots` (if there is one),
+    /// then this recorder's events of it after that snapshot, up to `lte`, in
+    /// version order. Stops at the first error `visit` returns, and returns it.
+    ///
+    /// The design: which snapshot an aggregate starts from decides which of
+    /// its events to read, so done as two reads this costs two round trips to
+    /// a database server, one after the other. A recorder that can read both
+    /// tables in one statement overrides this method; the default makes the
+    /// two reads ([`select_events`](Self::select_events) on `snapshots`, then
+    /// [`visit_events`](Self::visit_events)), so that every backend, and any
+    /// pairing of backends, offers it. The PostgreSQL recorder reads both in
+    /// one statement when `snapshots` is a PostgreSQL recorder on the same
+    /// database (it recognizes it through [`Any`]), and makes the two reads
+    /// otherwise. The answer is the same either way.
+    ///
+    /// ```
+    /// use es_core::persistence::{AggregateRecorder, MemoryRecorder, SnapshotOrEvent, StoredEvent};
+    /// let (events, snapshots) = (MemoryRecorder::new(), MemoryRecorder::new());
+    /// let id = es_core::OriginatorId::text("counter")?;
+    /// let stored = |v| StoredEvent { originator_id: id.clone(), originator_version: v, topic: "T".into(), state: vec![] };
+    /// events.insert_events(&[stored(1), stored(2), stored(3)])?;
+    /// snapshots.insert_events(&[stored(2)])?;
+    /// let mut visited = Vec::new();
+    /// events.visit_from_snapshot(&snapshots, &id, None, &mut |item| {
+    ///     visited.push(match item {
+    ///         SnapshotOrEvent::Snapshot(s) => format!("snapshot {}", s.originator_version),
+    ///         SnapshotOrEvent::Event(e) => format!("event {}", e.originator_version),
+    ///     });
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(visited, ["snapshot 2", "event 3"]);
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    fn visit_from_snapshot(
+        &self,
+        snapshots: &dyn AggregateRecorder,
+        originator_id: &OriginatorId,
+        lte: Option<u64>,
+        visit: &mut dyn FnMut(SnapshotOrEvent) -> Result<()>,
+    ) -> Result<()> {
+        visit_from_snapshot_in_two_reads(self, snapshots, originator_id, lte, visit)
+    }
+}
+
+/// What [`AggregateRecorder::visit_from_snapshot`] visits: first the
+/// snapshot an aggregate starts from, if there is one, then its events after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotOrEvent {
+    /// The latest snapshot at or below the wanted version.
+    Snapshot(StoredEvent),
+    /// An event after the snapshot (or any event, without one).
+    Event(StoredEvent),
+}
+
+/// [`AggregateRecorder::visit_from_snapshot`] as two reads: the snapshot,
+/// then the events after it. The default, and what an override falls back on.
+pub(crate) fn visit_from_snapshot_in_two_reads<R: AggregateRecorder + ?Sized>(
+    events: &R,
+    snapshots: &dyn AggregateRecorder,
+    originator_id: &OriginatorId,
+    lte: Option<u64>,
+    visit: &mut dyn FnMut(SnapshotOrEvent) -> Result<()>,
+) -> Result<()> {
+    let latest = EventQuery {
+        lte,
+        ..EventQuery::new().desc().limit(1)
+    };
+    let snapshot = snapshots.select_events(originator_id, latest)?.pop();
+    let query = EventQuery {
+        gt: snapshot.as_ref().map(|s| s.originator_version),
+        lte,
+        ..EventQuery::new()
+    };
+    if let Some(snapshot) = snapshot {
+        visit(SnapshotOrEvent::Snapshot(snapshot))?;
+    }
+    events.visit_events(originator_id, query, &mut |event| {
+        visit(SnapshotOrEvent::Event(event))
+    })
 }
 
 /// An aggregate recorder that also keeps the application-wide notification log:

@@ -47,6 +47,22 @@ pub(super) fn notification_id_from_sql(id: i64) -> Result<u64> {
     u64::try_from(id).map_err(|_| Error::Corrupt(format!("notification id {id} is negative")))
 }
 
+/// A stored row one of whose columns does not decode (a column of another SQL
+/// type than this crate creates, or text that is not UTF-8): corrupt data,
+/// named as other corrupt rows are. `row` names it as far as it could be read.
+pub(super) fn undecodable(
+    row: impl std::fmt::Display,
+    table: &str,
+    column: &str,
+    error: impl std::fmt::Display,
+) -> Error {
+    Error::Corrupt(format!(
+        "{row} in {table}: the stored {column} does not decode ({error}); the row was \
+         written by something other than this crate, or the table was made with other \
+         column types"
+    ))
+}
+
 /// A bound or limit for a comparison: values past `i64::MAX` compare as it,
 /// which selects the same rows since no stored value is larger.
 pub(super) fn clamp(value: impl TryInto<i64>) -> i64 {

@@ -7,6 +7,7 @@
 //! (creating and checking tables) and `recorder` (the recorder traits).
 
 mod config;
+mod group_commit;
 mod pool;
 mod recorder;
 mod schema;

@@ -17,7 +17,8 @@ pub use open::SqliteOpenError;
 
 use super::recorder::{AggregateRecorder, ApplicationRecorder, EventQuery};
 use super::sql::{
-    clamp, notification_from_sql, notification_id_from_sql, version_from_sql, version_to_sql,
+    clamp, notification_from_sql, notification_id_from_sql, undecodable, version_from_sql,
+    version_to_sql,
 };
 use super::stored_event::{Notification, StoredEvent};
 use crate::domain::id::OriginatorId;
@@ -194,8 +195,13 @@ impl SqliteDatabase {
 
     /// Runs `read` on a reader connection (the writer's, for an in-memory database).
     fn read<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        self.read_with(|connection| read(connection).map_err(reading))
+    }
+
+    /// [`read`](Self::read), for reading that fails with errors of its own.
+    fn read_with<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let Some(path) = &self.path else {
-            return read(&self.writer()).map_err(|e| Error::database("reading", e));
+            return read(&self.writer());
         };
         let pooled = self
             .readers
@@ -216,13 +222,17 @@ impl SqliteDatabase {
                 connection
             }
         };
-        let result = read(&connection).map_err(|e| Error::database("reading", e));
+        let result = read(&connection);
         let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
         if readers.len() < MAX_IDLE_READERS {
             readers.push(connection);
         }
         result
     }
+}
+
+fn reading(error: rusqlite::Error) -> Error {
+    Error::database("reading", error)
 }
 
 fn configure(connection: &Connection, lock_timeout: Duration) -> Result<()> {
@@ -433,6 +443,23 @@ impl AggregateRecorder for SqliteRecorder {
         originator_id: &OriginatorId,
         query: EventQuery,
     ) -> Result<Vec<StoredEvent>> {
+        let mut events = Vec::new();
+        self.visit_events(originator_id, query, &mut |event| {
+            events.push(event);
+            Ok(())
+        })?;
+        Ok(events)
+    }
+
+    /// Steps through the rows, each decoded and visited before the next is
+    /// read. For an in-memory database this holds its one connection, so
+    /// `visit` must not use the same database.
+    fn visit_events(
+        &self,
+        originator_id: &OriginatorId,
+        query: EventQuery,
+        visit: &mut dyn FnMut(StoredEvent) -> Result<()>,
+    ) -> Result<()> {
         let mut sql = format!(
             "SELECT originator_version, topic, state FROM {} WHERE originator_id = ?1",
             self.table
@@ -455,27 +482,79 @@ impl AggregateRecorder for SqliteRecorder {
             params.push(Value::Integer(clamp(limit)));
             let _ = write!(sql, " LIMIT ?{}", params.len());
         }
-        let rows = self.db.read(|connection| {
-            let mut statement = connection.prepare_cached(&sql)?;
-            let rows = statement.query_map(params_from_iter(&params), |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, Vec<u8>>(2)?,
-                ))
-            })?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
+        self.db.read_with(|connection| {
+            let mut statement = connection.prepare_cached(&sql).map_err(reading)?;
+            let mut rows = statement
+                .query(params_from_iter(&params))
+                .map_err(reading)?;
+            while let Some(row) = rows.next().map_err(reading)? {
+                visit(self.event_from_row(originator_id, row)?)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl SqliteRecorder {
+    /// One of `originator_id`'s events from a row of (version, topic, state):
+    /// a column that does not decode is an [`Error::Corrupt`] naming the event.
+    fn event_from_row(
+        &self,
+        originator_id: &OriginatorId,
+        row: &rusqlite::Row<'_>,
+    ) -> Result<StoredEvent> {
+        let version: i64 = row.get(0).map_err(|e| {
+            undecodable(
+                format_args!("an event of {originator_id}"),
+                self.table,
+                "originator_version",
+                e,
+            )
         })?;
-        rows.into_iter()
-            .map(|(version, topic, state)| {
-                Ok(StoredEvent {
-                    originator_id: originator_id.clone(),
-                    originator_version: version_from_sql(originator_id, version)?,
-                    topic,
-                    state,
-                })
-            })
-            .collect()
+        let name = || format!("event {originator_id} version {version}");
+        let topic: String = row
+            .get(1)
+            .map_err(|e| undecodable(name(), self.table, "topic", e))?;
+        let state: Vec<u8> = row
+            .get(2)
+            .map_err(|e| undecodable(name(), self.table, "state", e))?;
+        Ok(StoredEvent {
+            originator_id: originator_id.clone(),
+            originator_version: version_from_sql(originator_id, version)?,
+            topic,
+            state,
+        })
+    }
+
+    /// A notification from a row of (id, originator id, version, topic,
+    /// state), each column checked as in [`event_from_row`](Self::event_from_row).
+    fn notification_from_row(&self, row: &rusqlite::Row<'_>) -> Result<Notification> {
+        let id: i64 = row
+            .get(0)
+            .map_err(|e| undecodable("a notification", self.table, "notification_id", e))?;
+        let name = format!("notification {id}");
+        let originator_id: String = row
+            .get(1)
+            .map_err(|e| undecodable(&name, self.table, "originator_id", e))?;
+        // Ids are checked when they are made, so one that does not parse
+        // was written by something else: name it, do not panic.
+        let originator_id = OriginatorId::text(&originator_id).map_err(|error| {
+            Error::Corrupt(format!(
+                "{name}: stored originator id is not valid: {error}"
+            ))
+        })?;
+        let name = format!("notification {id} (an event of {originator_id})");
+        let version: i64 = row
+            .get(2)
+            .map_err(|e| undecodable(&name, self.table, "originator_version", e))?;
+        let name = format!("notification {id} (event {originator_id} version {version})");
+        let topic: String = row
+            .get(3)
+            .map_err(|e| undecodable(&name, self.table, "topic", e))?;
+        let state: Vec<u8> = row
+            .get(4)
+            .map_err(|e| undecodable(&name, self.table, "state", e))?;
+        notification_from_sql(id, originator_id, version, topic, state)
     }
 }
 
@@ -507,31 +586,17 @@ impl ApplicationRecorder for SqliteRecorder {
         }
         params.push(Value::Integer(clamp(limit)));
         let _ = write!(sql, " ORDER BY notification_id LIMIT ?{}", params.len());
-        let rows = self.db.read(|connection| {
-            let mut statement = connection.prepare_cached(&sql)?;
-            let rows = statement.query_map(params_from_iter(&params), |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, i64>(2)?,
-                    row.get::<_, String>(3)?,
-                    row.get::<_, Vec<u8>>(4)?,
-                ))
-            })?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })?;
-        rows.into_iter()
-            .map(|(id, originator_id, version, topic, state)| {
-                // Ids are checked when they are made, so one that does not
-                // parse was written by something else: name it, do not panic.
-                let originator_id = OriginatorId::text(&originator_id).map_err(|error| {
-                    Error::Corrupt(format!(
-                        "notification {id}: stored originator id is not valid: {error}"
-                    ))
-                })?;
-                notification_from_sql(id, originator_id, version, topic, state)
-            })
-            .collect()
+        self.db.read_with(|connection| {
+            let mut statement = connection.prepare_cached(&sql).map_err(reading)?;
+            let mut rows = statement
+                .query(params_from_iter(&params))
+                .map_err(reading)?;
+            let mut notifications = Vec::new();
+            while let Some(row) = rows.next().map_err(reading)? {
+                notifications.push(self.notification_from_row(row)?);
+            }
+            Ok(notifications)
+        })
     }
 
     fn max_notification_id(&self) -> Result<Option<u64>> {
@@ -573,6 +638,51 @@ mod tests {
             .select_notifications(2, 10, None, &[])
             .expect_err("an id with NUL");
         assert!(error.to_string().contains("NUL"), "{error}");
+    }
+
+    #[test]
+    fn a_row_that_does_not_decode_is_corrupt_and_named_never_a_bare_database_error() {
+        let db = SqliteDatabase::open_in_memory().expect("open");
+        let recorder = SqliteRecorder::events(db.clone(), true).expect("recorder");
+        // Rows another program wrote: SQLite keeps values of any type in any column.
+        db.writer()
+            .execute_batch(&format!(
+                "INSERT INTO {EVENTS_TABLE} (originator_id, originator_version, topic, state) VALUES \
+                 ('state-as-text', 1, 'T', 'not a blob'), \
+                 ('topic-not-utf8', 1, CAST(x'fffe41' AS TEXT), x''), \
+                 ('version-as-text', 'one', 'T', x'')"
+            ))
+            .expect("insert");
+        let cases = [
+            ("state-as-text", "version 1", "state"),
+            ("topic-not-utf8", "version 1", "topic"),
+            ("version-as-text", "version-as-text", "originator_version"),
+        ];
+        for (id, names, column) in cases {
+            let id = OriginatorId::text(id).expect("id");
+            let error = recorder
+                .select_events(&id, EventQuery::new())
+                .expect_err("a row that does not decode");
+            let message = error.to_string();
+            assert!(matches!(error, Error::Corrupt(_)), "{message}");
+            assert!(
+                message.contains(&format!("{id}")) && message.contains(names),
+                "{message}"
+            );
+            assert!(message.contains(column), "{message}");
+        }
+        for (notification, column) in [(1, "state"), (2, "topic"), (3, "originator_version")] {
+            let error = recorder
+                .select_notifications(notification, 1, None, &[])
+                .expect_err("a row that does not decode");
+            let message = error.to_string();
+            assert!(matches!(error, Error::Corrupt(_)), "{message}");
+            assert!(
+                message.contains(&format!("notification {notification}"))
+                    && message.contains(column),
+                "{message}"
+            );
+        }
     }
 
     #[test]
