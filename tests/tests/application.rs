@@ -959,3 +959,56 @@ fn sections_followed_by_next_id_read_the_whole_log_across_gaps_on_postgres() {
         assert!(app.save(&mut stale).is_err_and(|e| e.is_conflict()));
     });
 }
+
+fn check_history_decodes_every_event_oldest_first(app: &Application) {
+    let mut account = Account::open("Ada".into(), 3);
+    account.deposit(4);
+    app.save(&mut account).expect("save");
+    account.deposit(5);
+    app.save(&mut account).expect("save");
+    let history = app
+        .repository()
+        .history::<Account>(account.id())
+        .expect("history");
+    let versions: Vec<u64> = history.iter().map(|e| e.originator_version).collect();
+    assert_eq!(versions, [1, 2, 3]);
+    assert!(history.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+    assert!(
+        matches!(&history[0].payload, AccountEvent::Opened { owner, balance: 3 } if owner == "Ada")
+    );
+    assert!(matches!(
+        history[2].payload,
+        AccountEvent::Deposited { amount: 5 }
+    ));
+    assert!(history.iter().all(|e| e.originator_id == account.id()));
+
+    let missing = app.repository().history::<Account>(Uuid::new_v4());
+    assert!(matches!(
+        missing,
+        Err(Error::AggregateNotFound { version: None, .. })
+    ));
+    let mut note = Note::write("not an account".into());
+    app.save(&mut note).expect("save");
+    let error = app
+        .repository()
+        .history::<Account>(note.id())
+        .expect_err("a note's events are not an account's");
+    assert!(
+        error.to_string().contains(&note.id().to_string()),
+        "{error}"
+    );
+}
+
+#[test]
+fn history_decodes_every_event_oldest_first_in_memory() {
+    check_history_decodes_every_event_oldest_first(&memory());
+}
+
+#[test]
+fn history_decodes_every_event_oldest_first_on_sqlite() {
+    let app = Application::builder()
+        .sqlite(":memory:")
+        .build()
+        .expect("sqlite");
+    check_history_decodes_every_event_oldest_first(&app);
+}

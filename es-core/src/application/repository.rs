@@ -2,6 +2,7 @@
 
 use super::Application;
 use crate::domain::aggregate::{Aggregate, replay};
+use crate::domain::event::DomainEvent;
 use crate::domain::id::OriginatorId;
 use crate::error::{Error, Result};
 use crate::persistence::EventQuery;
@@ -56,6 +57,45 @@ impl<'a> Repository<'a> {
             .events
             .select_events(&id.into(), EventQuery::new().limit(1))?
             .is_empty())
+    }
+
+    /// Every event of the aggregate `id`, decoded into `A`'s event enum, oldest
+    /// first, each with the version it gave the aggregate and when it happened:
+    /// its history, to show or to audit. Snapshots are not used: the events are
+    /// the record. An id with no events is [`Error::AggregateNotFound`]; an
+    /// event that is not one of `A`'s is an error naming its id and version.
+    ///
+    /// ```
+    /// use es_core::prelude::*;
+    /// # #[aggregate] pub struct Lamp { on: bool }
+    /// # #[aggregate] impl Lamp {
+    /// #     #[event("Installed")] pub fn install() -> Self { Lamp { on: false } }
+    /// #     #[event("Switched")] pub fn switch(&mut self, on: bool) { self.on = on; }
+    /// # }
+    /// let app = Application::builder().in_memory().build()?;
+    /// let mut lamp = Lamp::install();
+    /// lamp.switch(true);
+    /// app.save(&mut lamp)?;
+    ///
+    /// let history = app.repository().history::<Lamp>(lamp.id())?;
+    /// assert_eq!(history.iter().map(|e| e.originator_version).collect::<Vec<_>>(), [1, 2]);
+    /// assert!(matches!(history[1].payload, LampEvent::Switched { on: true }));
+    /// assert!(history[0].timestamp <= history[1].timestamp);
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    pub fn history<A: Aggregate>(
+        &self,
+        id: impl Into<OriginatorId>,
+    ) -> Result<Vec<DomainEvent<A::Event>>> {
+        let id = id.into();
+        let stored = self.app.events.select_events(&id, EventQuery::new())?;
+        if stored.is_empty() {
+            return Err(Error::AggregateNotFound { id, version: None });
+        }
+        stored
+            .iter()
+            .map(|event| self.app.mapper.to_domain_event::<A::Event>(event))
+            .collect()
     }
 
     fn load<A: Aggregate>(&self, id: OriginatorId, version: Option<u64>) -> Result<A> {
