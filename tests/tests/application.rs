@@ -1012,3 +1012,112 @@ fn history_decodes_every_event_oldest_first_on_sqlite() {
         .expect("sqlite");
     check_history_decodes_every_event_oldest_first(&app);
 }
+
+fn snapshot_versions(app: &Application, id: OriginatorId) -> Vec<u64> {
+    app.snapshot_recorder()
+        .expect("snapshotting is on")
+        .select_events(&id, EventQuery::new())
+        .expect("select")
+        .iter()
+        .map(|s| s.originator_version)
+        .collect()
+}
+
+#[test]
+fn snapshotting_intervals_come_from_the_environment_and_the_builder_wins() {
+    let app = Application::builder()
+        .name("kennel")
+        .in_memory()
+        .environment(env(&[
+            ("SNAPSHOTTING_INTERVALS", "Account:100"),
+            ("KENNEL_SNAPSHOTTING_INTERVALS", " Account:2 , Note:1 "),
+        ]))
+        .build()
+        .expect("application");
+    assert!(app.is_snapshotting_enabled());
+    let mut account = Account::open("Alice".into(), 0);
+    app.save(&mut account).expect("save");
+    account.deposit(1);
+    account.deposit(1);
+    app.save(&mut account).expect("save"); // 1 -> 3 crosses 2
+    account.deposit(1);
+    app.save(&mut account).expect("save"); // 4 is a multiple of 2
+    assert_eq!(snapshot_versions(&app, account.id()), [3, 4]);
+    let mut note = Note::write("hi".into());
+    app.save(&mut note).expect("save");
+    assert_eq!(snapshot_versions(&app, note.id()), [1]);
+
+    let app = Application::builder()
+        .in_memory()
+        .environment(env(&[("SNAPSHOTTING_INTERVALS", "Account:2")]))
+        .snapshotting_interval::<Account>(5)
+        .build()
+        .expect("application");
+    let mut account = Account::open("Bob".into(), 0);
+    for _ in 0..3 {
+        account.deposit(1);
+    }
+    app.save(&mut account).expect("save");
+    assert!(snapshot_versions(&app, account.id()).is_empty());
+}
+
+#[test]
+fn bad_snapshotting_intervals_are_config_errors_naming_the_variable() {
+    for bad in [
+        "Account",
+        "Account:0",
+        "Account:-1",
+        "Account:x",
+        ":5",
+        "Acount:5",
+        "Account:5;Note:2",
+    ] {
+        let error = Application::builder()
+            .in_memory()
+            .environment(env(&[("SNAPSHOTTING_INTERVALS", bad)]))
+            .build()
+            .expect_err(bad);
+        assert!(
+            matches!(&error, Error::Config { variable, .. } if variable == "SNAPSHOTTING_INTERVALS"),
+            "{bad}: {error}"
+        );
+        assert!(error.to_string().contains(bad), "{bad}: {error}");
+    }
+    let error = Application::builder()
+        .in_memory()
+        .environment(env(&[("SNAPSHOTTING_INTERVALS", "Acount:5")]))
+        .build()
+        .expect_err("a typo");
+    assert!(error.to_string().contains("Account"), "{error}");
+}
+
+#[test]
+fn a_snapshot_is_taken_at_a_chosen_version_and_used_below_newer_ones() {
+    let app = Application::builder()
+        .in_memory()
+        .snapshotting(true)
+        .build()
+        .expect("application");
+    let mut account = Account::open("Alice".into(), 0);
+    for _ in 0..5 {
+        account.deposit(2);
+    }
+    app.save(&mut account).expect("save");
+    app.take_snapshot_at::<Account>(account.id(), 3)
+        .expect("snapshot");
+    assert_eq!(snapshot_versions(&app, account.id()), [3]);
+    let at_four: Account = app.repository().get_at(account.id(), 4).expect("get");
+    assert_eq!((at_four.balance, at_four.version()), (6, 4));
+    assert!(matches!(
+        app.take_snapshot_at::<Account>(account.id(), 7),
+        Err(Error::AggregateNotFound {
+            version: Some(7),
+            ..
+        })
+    ));
+    let plain = memory();
+    assert!(matches!(
+        plain.take_snapshot_at::<Account>(account.id(), 1),
+        Err(Error::SnapshottingDisabled)
+    ));
+}

@@ -95,7 +95,7 @@ pub struct ApplicationBuilder {
     snapshotting: Option<bool>,
     create_table: Option<bool>,
     mapper: MapperSettings,
-    intervals: HashMap<&'static str, u64>,
+    intervals: HashMap<String, u64>,
     section_size: usize,
     subscribers: Vec<Subscriber>,
 }
@@ -197,10 +197,12 @@ impl ApplicationBuilder {
         self
     }
 
-    /// Takes a snapshot of each `A` whenever a save brings it to a multiple of
-    /// `every` events. Turns snapshotting on.
+    /// Takes a snapshot of each `A` whenever a save takes it past a multiple
+    /// of `every` events (a save of several events that passes 100 takes one
+    /// snapshot, at the version it ends on). Turns snapshotting on. Wins over
+    /// what `SNAPSHOTTING_INTERVALS` says for `A`.
     pub fn snapshotting_interval<A: Aggregate>(mut self, every: u64) -> Self {
-        self.intervals.insert(A::NAME, every.max(1));
+        self.intervals.insert(A::NAME.to_owned(), every.max(1));
         self
     }
 
@@ -315,10 +317,12 @@ impl ApplicationBuilder {
             ),
             other => other,
         };
+        let mut intervals = snapshotting_intervals_from(&env)?;
+        intervals.extend(self.intervals);
         let snapshotting = match self.snapshotting {
             Some(enabled) => enabled,
             None => env.get_bool("IS_SNAPSHOTTING_ENABLED")?.unwrap_or(false),
-        } || !self.intervals.is_empty();
+        } || !intervals.is_empty();
         let create_table = match self.create_table {
             Some(create) => create,
             None => env.get_bool("CREATE_TABLE")?.unwrap_or(true),
@@ -345,7 +349,7 @@ impl ApplicationBuilder {
             mapper,
             events,
             snapshots,
-            intervals: self.intervals,
+            intervals,
             section_size: self.section_size,
             subscribers: self.subscribers,
         })
@@ -393,6 +397,57 @@ fn persistence_from(env: &Environment) -> Result<Persistence> {
             expected: "memory (this build of es-core has no `sqlite` feature)".into(),
         }),
     }
+}
+
+/// `SNAPSHOTTING_INTERVALS`: `Name:N` pairs separated by commas, such as
+/// `Dog:100,Cat:50`, each name that of an aggregate this program defines (as in
+/// its topics, `Dog` of `Dog.Registered`).
+fn snapshotting_intervals_from(env: &Environment) -> Result<HashMap<String, u64>> {
+    let Some((variable, value)) = env.get("SNAPSHOTTING_INTERVALS") else {
+        return Ok(HashMap::new());
+    };
+    let known = aggregate_names();
+    let invalid = |expected: String| crate::Error::Config {
+        variable: variable.clone(),
+        value: value.to_owned(),
+        expected,
+    };
+    let mut intervals = HashMap::new();
+    for pair in value
+        .split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+    {
+        let parsed = pair.split_once(':').and_then(|(name, every)| {
+            let every = every.trim().parse::<u64>().ok().filter(|&n| n >= 1)?;
+            Some((name.trim(), every))
+        });
+        let Some((name, every)) = parsed.filter(|(name, _)| !name.is_empty()) else {
+            return Err(invalid(format!(
+                "aggregate names with a number of events of at least 1, such as Dog:100,Cat:50 \
+                 (`{pair}` is not one)"
+            )));
+        };
+        if !known.contains(&name) {
+            return Err(invalid(format!(
+                "names of aggregates this program defines ({}); `{name}` is not one",
+                known.join(", ")
+            )));
+        }
+        intervals.insert(name.to_owned(), every);
+    }
+    Ok(intervals)
+}
+
+/// The names of every aggregate linked into this program, sorted.
+fn aggregate_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = inventory::iter::<crate::domain::topic::RegisteredTopic>
+        .into_iter()
+        .map(|topic| topic.aggregate())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
 }
 
 type Recorders = (

@@ -74,7 +74,7 @@ pub struct Application {
     mapper: Mapper,
     events: Arc<dyn ApplicationRecorder>,
     snapshots: Option<Arc<dyn AggregateRecorder>>,
-    intervals: HashMap<&'static str, u64>,
+    intervals: HashMap<String, u64>,
     section_size: usize,
     subscribers: Vec<Subscriber>,
 }
@@ -273,6 +273,43 @@ impl Application {
             return Err(Error::SnapshottingDisabled);
         }
         let aggregate: A = self.repository().get(id)?;
+        self.record_snapshot(&self.mapper.snapshot_to_stored(&aggregate)?)
+    }
+
+    /// Takes a snapshot of the aggregate `id` as it was at `version`, as the
+    /// Python library's `take_snapshot(id, version=)`: for instance to snapshot
+    /// a version known to be settled, or to fill in snapshots of an aggregate
+    /// saved before snapshotting was turned on. A version the aggregate never
+    /// reached is [`Error::AggregateNotFound`].
+    ///
+    /// ```
+    /// use es_core::prelude::*;
+    /// # #[aggregate] pub struct Kettle { boils: u32 }
+    /// # #[aggregate] impl Kettle {
+    /// #     #[event("Bought")] pub fn buy() -> Self { Kettle { boils: 0 } }
+    /// #     #[event("Boiled")] pub fn boil(&mut self) { self.boils += 1; }
+    /// # }
+    /// let app = Application::builder().in_memory().snapshotting(true).build()?;
+    /// let mut kettle = Kettle::buy();
+    /// kettle.boil();
+    /// kettle.boil();
+    /// app.save(&mut kettle)?;
+    /// app.take_snapshot_at::<Kettle>(kettle.id(), 2)?;
+    /// let snapshots = app.snapshot_recorder().expect("snapshotting is on");
+    /// let taken = snapshots.select_events(&kettle.id(), Default::default())?;
+    /// assert_eq!(taken.iter().map(|s| s.originator_version).collect::<Vec<_>>(), [2]);
+    /// assert!(app.take_snapshot_at::<Kettle>(kettle.id(), 9).is_err());
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    pub fn take_snapshot_at<A: Aggregate>(
+        &self,
+        id: impl Into<OriginatorId>,
+        version: u64,
+    ) -> Result<()> {
+        if self.snapshots.is_none() {
+            return Err(Error::SnapshottingDisabled);
+        }
+        let aggregate: A = self.repository().get_at(id, version)?;
         self.record_snapshot(&self.mapper.snapshot_to_stored(&aggregate)?)
     }
 
