@@ -1121,3 +1121,230 @@ fn a_snapshot_is_taken_at_a_chosen_version_and_used_below_newer_ones() {
         Err(Error::SnapshottingDisabled)
     ));
 }
+
+/// Records `account`'s next event straight in the store, as another process would.
+fn deposit_behind_the_cache(app: &Application, account: &Account, amount: i64) {
+    let mut other = account.clone();
+    other.deposit(amount);
+    let stored: Vec<StoredEvent> = other
+        .pending_events()
+        .iter()
+        .filter(|e| e.originator_version > account.version())
+        .map(|e| app.mapper().to_stored_event(e).expect("encode"))
+        .collect();
+    app.recorder().insert_events(&stored).expect("insert");
+}
+
+fn cached(fastforward: bool, maxsize: usize) -> Application {
+    Application::builder()
+        .in_memory()
+        .aggregate_cache(maxsize)
+        .aggregate_cache_fastforward(fastforward)
+        .build()
+        .expect("application")
+}
+
+#[test]
+fn the_cache_serves_gets_and_fast_forward_reads_what_others_recorded() {
+    let app = cached(false, 10);
+    let mut account = Account::open("Alice".into(), 1);
+    app.save(&mut account).expect("save");
+    deposit_behind_the_cache(&app, &account, 5);
+    let got: Account = app.repository().get(account.id()).expect("get");
+    assert_eq!(
+        (got.version(), got.balance),
+        (1, 1),
+        "served from the cache"
+    );
+    assert_eq!(
+        app.repository()
+            .get_at::<Account>(account.id(), 2)
+            .expect("get_at")
+            .balance,
+        6,
+        "a version asked for is read from the store"
+    );
+
+    let app = cached(true, 10);
+    let mut account = Account::open("Bob".into(), 1);
+    app.save(&mut account).expect("save");
+    deposit_behind_the_cache(&app, &account, 5);
+    let got: Account = app.repository().get(account.id()).expect("get");
+    assert_eq!((got.version(), got.balance), (2, 6), "fast-forwarded");
+    assert_eq!(got.created_on(), account.created_on());
+    assert!(got.pending_events().is_empty());
+}
+
+#[test]
+fn the_least_recently_used_aggregate_leaves_the_cache_first() {
+    let app = cached(false, 2);
+    let accounts: Vec<Account> = (0..3)
+        .map(|i| {
+            let mut account = Account::open(format!("{i}"), i);
+            app.save(&mut account).expect("save");
+            account
+        })
+        .collect();
+    // Saving the third made room by dropping the first; the second stays.
+    deposit_behind_the_cache(&app, &accounts[0], 10);
+    deposit_behind_the_cache(&app, &accounts[1], 10);
+    let second: Account = app.repository().get(accounts[1].id()).expect("get");
+    let first: Account = app.repository().get(accounts[0].id()).expect("get");
+    assert_eq!(first.balance, 10, "read from the store");
+    assert_eq!(second.balance, 1, "still cached");
+}
+
+#[test]
+fn a_conflict_removes_the_stale_copy_from_the_cache() {
+    let app = cached(false, 10);
+    let mut account = Account::open("Alice".into(), 0);
+    app.save(&mut account).expect("save");
+    deposit_behind_the_cache(&app, &account, 7);
+    let mut stale: Account = app.repository().get(account.id()).expect("get");
+    stale.deposit(1);
+    assert!(app.save(&mut stale).is_err_and(|e| e.is_conflict()));
+    let fresh: Account = app.repository().get(account.id()).expect("get");
+    assert_eq!((fresh.version(), fresh.balance), (2, 7));
+}
+
+#[test]
+fn the_cache_is_configured_from_the_environment_and_off_by_default() {
+    let app = Application::builder()
+        .in_memory()
+        .environment(env(&[
+            ("AGGREGATE_CACHE_MAXSIZE", "3"),
+            ("AGGREGATE_CACHE_FASTFORWARD", "no"),
+        ]))
+        .build()
+        .expect("application");
+    let shown = format!("{app:?}");
+    assert!(
+        shown.contains("maxsize: 3") && shown.contains("fastforward: false"),
+        "{shown}"
+    );
+    for vars in [&[][..], &[("AGGREGATE_CACHE_MAXSIZE", " ")][..]] {
+        let app = Application::builder()
+            .in_memory()
+            .environment(env(vars))
+            .build()
+            .expect("app");
+        assert!(format!("{app:?}").contains("cache: None"), "{app:?}");
+    }
+    let app = Application::builder()
+        .in_memory()
+        .environment(env(&[("AGGREGATE_CACHE_MAXSIZE", "-1")]))
+        .build()
+        .expect("application");
+    assert!(format!("{app:?}").contains("maxsize: 0"), "{app:?}");
+    let app = Application::builder()
+        .in_memory()
+        .environment(env(&[("AGGREGATE_CACHE_MAXSIZE", "3")]))
+        .aggregate_cache(None)
+        .build()
+        .expect("application");
+    assert!(format!("{app:?}").contains("cache: None"), "{app:?}");
+    for (variable, value) in [
+        ("AGGREGATE_CACHE_MAXSIZE", "many"),
+        ("AGGREGATE_CACHE_FASTFORWARD", "maybe"),
+    ] {
+        let error = Application::builder()
+            .in_memory()
+            .environment(env(&[("AGGREGATE_CACHE_MAXSIZE", "5"), (variable, value)]))
+            .build()
+            .expect_err(value);
+        assert!(
+            matches!(&error, Error::Config { variable: v, .. } if v == variable),
+            "{error}"
+        );
+    }
+}
+
+const RACERS: usize = 16;
+const SAVES_PER_RACER: u64 = 15;
+
+/// 16 threads get, deposit 1 and save one account, retrying on conflicts:
+/// the balance is the number of saves that succeeded, and a get after each
+/// save sees at least the version that save recorded.
+fn check_racing_writers_through_the_cache(app: Application) {
+    let app = Arc::new(app);
+    let mut account = Account::open("shared".into(), 0);
+    app.save(&mut account).expect("save");
+    let id = account.id();
+    let barrier = Arc::new(Barrier::new(RACERS));
+    let racers: Vec<_> = (0..RACERS)
+        .map(|_| {
+            let (app, barrier, id) = (app.clone(), barrier.clone(), id.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                let mut conflicts = 0;
+                for _ in 0..SAVES_PER_RACER {
+                    loop {
+                        let mut account: Account = app.repository().get(id.clone()).expect("get");
+                        account.deposit(1);
+                        match app.save(&mut account) {
+                            Ok(_) => {
+                                let seen: Account = app.repository().get(id.clone()).expect("get");
+                                assert!(
+                                    seen.version() >= account.version(),
+                                    "a get after saving version {} saw version {}",
+                                    account.version(),
+                                    seen.version()
+                                );
+                                break;
+                            }
+                            Err(error) if error.is_conflict() => conflicts += 1,
+                            Err(error) => panic!("{error}"),
+                        }
+                    }
+                }
+                conflicts
+            })
+        })
+        .collect();
+    let conflicts: usize = racers.into_iter().map(|r| r.join().expect("racer")).sum();
+    let saves = RACERS as u64 * SAVES_PER_RACER;
+    let got: Account = app.repository().get(id.clone()).expect("get");
+    assert_eq!(
+        (got.balance, got.version()),
+        (saves as i64, saves + 1),
+        "{conflicts} conflicts"
+    );
+    let uncached = app
+        .repository()
+        .get_at::<Account>(id, saves + 1)
+        .expect("get_at");
+    assert_eq!(uncached.balance, saves as i64);
+}
+
+#[test]
+fn racing_writers_through_the_cache_in_memory() {
+    check_racing_writers_through_the_cache(cached(true, 4));
+}
+
+#[test]
+fn racing_writers_through_the_cache_without_fast_forward_in_memory() {
+    check_racing_writers_through_the_cache(cached(false, 4));
+}
+
+#[test]
+fn racing_writers_through_the_cache_on_a_sqlite_file() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let app = Application::builder()
+        .sqlite(dir.path().join("events.sqlite3"))
+        .aggregate_cache(4)
+        .build()
+        .expect("sqlite");
+    check_racing_writers_through_the_cache(app);
+}
+
+#[test]
+fn racing_writers_through_the_cache_without_fast_forward_on_a_sqlite_file() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let app = Application::builder()
+        .sqlite(dir.path().join("events.sqlite3"))
+        .aggregate_cache(4)
+        .aggregate_cache_fastforward(false)
+        .build()
+        .expect("sqlite");
+    check_racing_writers_through_the_cache(app);
+}

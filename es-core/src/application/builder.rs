@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::cache::{AggregateCache, CacheSettings};
 use super::environment::Environment;
 use super::mapper_config::MapperSettings;
 use super::notification_log::DEFAULT_SECTION_SIZE;
@@ -98,6 +99,8 @@ pub struct ApplicationBuilder {
     intervals: HashMap<String, u64>,
     section_size: usize,
     subscribers: Vec<Subscriber>,
+    cache_maxsize: Option<Option<usize>>,
+    cache_fastforward: Option<bool>,
 }
 
 impl Default for ApplicationBuilder {
@@ -115,6 +118,8 @@ impl Default for ApplicationBuilder {
             intervals: HashMap::new(),
             section_size: DEFAULT_SECTION_SIZE,
             subscribers: Vec::new(),
+            cache_maxsize: None,
+            cache_fastforward: None,
         }
     }
 }
@@ -283,6 +288,49 @@ impl ApplicationBuilder {
         self
     }
 
+    /// Keeps the latest copy of up to `maxsize` recently used aggregates
+    /// (`Some(0)`: every aggregate used), so that `get` reads only the events
+    /// recorded since, or nothing at all without fast-forward; `None` keeps
+    /// none, whatever `AGGREGATE_CACHE_MAXSIZE` says. Off unless this or
+    /// `AGGREGATE_CACHE_MAXSIZE` turns it on, as in the Python library.
+    ///
+    /// A save puts what it saved in the cache; a save that fails (a conflict,
+    /// say) removes the aggregates it held, so the next `get` reads the store.
+    ///
+    /// ```
+    /// use es_core::prelude::*;
+    /// # #[aggregate] pub struct Till { cash: u64 }
+    /// # #[aggregate] impl Till {
+    /// #     #[event("Opened")] pub fn open() -> Self { Till { cash: 0 } }
+    /// #     #[event("Rang")] pub fn ring(&mut self, amount: u64) { self.cash += amount; }
+    /// # }
+    /// let app = Application::builder().in_memory().aggregate_cache(1000).build()?;
+    /// let mut till = Till::open();
+    /// app.save(&mut till)?;
+    /// for _ in 0..3 {
+    ///     let mut till: Till = app.repository().get(till.id())?; // from the cache
+    ///     till.ring(5);
+    ///     app.save(&mut till)?;
+    /// }
+    /// assert_eq!(app.repository().get::<Till>(till.id())?.cash, 15);
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    pub fn aggregate_cache(mut self, maxsize: impl Into<Option<usize>>) -> Self {
+        self.cache_maxsize = Some(maxsize.into());
+        self
+    }
+
+    /// Whether a cached aggregate is brought up to date with the events
+    /// recorded since it was cached (`AGGREGATE_CACHE_FASTFORWARD`, default
+    /// yes). Turn it off only when this application is the one writer of its
+    /// aggregates: `get` then reads nothing from the store for a cached
+    /// aggregate, and a copy made stale by another writer is only noticed
+    /// when saving it conflicts (which removes it from the cache).
+    pub fn aggregate_cache_fastforward(mut self, fastforward: bool) -> Self {
+        self.cache_fastforward = Some(fastforward);
+        self
+    }
+
     /// Calls `subscriber` after each successful save; see [`Application::subscribe`].
     pub fn subscribe<F>(mut self, subscriber: F) -> Self
     where
@@ -341,6 +389,8 @@ impl ApplicationBuilder {
             },
         };
         let mapper = self.mapper.build(&env)?;
+        let cache = cache_settings(self.cache_maxsize, self.cache_fastforward, &env)?
+            .map(|settings| AggregateCache::new(settings, mapper.transcoder()));
         let (events, snapshots) =
             open_recorders(&persistence, snapshotting, create_table, &sqlite)?;
         Ok(Application {
@@ -352,6 +402,7 @@ impl ApplicationBuilder {
             intervals,
             section_size: self.section_size,
             subscribers: self.subscribers,
+            cache,
         })
     }
 }
@@ -397,6 +448,46 @@ fn persistence_from(env: &Environment) -> Result<Persistence> {
             expected: "memory (this build of es-core has no `sqlite` feature)".into(),
         }),
     }
+}
+
+/// The cache, if code or `AGGREGATE_CACHE_MAXSIZE` asks for one: as in the
+/// Python library, unset or empty is no cache, and a size of 0 or less keeps
+/// every aggregate.
+fn cache_settings(
+    maxsize: Option<Option<usize>>,
+    fastforward: Option<bool>,
+    env: &Environment,
+) -> Result<Option<CacheSettings>> {
+    let maxsize = match maxsize {
+        Some(maxsize) => maxsize,
+        None => match env.get("AGGREGATE_CACHE_MAXSIZE") {
+            Some((_, value)) if value.trim().is_empty() => None,
+            Some((variable, value)) => {
+                let size = value
+                    .trim()
+                    .parse::<i64>()
+                    .map_err(|_| crate::Error::Config {
+                        variable,
+                        value: value.to_owned(),
+                        expected: "a whole number: how many aggregates to keep, or 0 for no limit"
+                            .into(),
+                    })?;
+                Some(usize::try_from(size).unwrap_or(0))
+            }
+            None => None,
+        },
+    };
+    let Some(maxsize) = maxsize else {
+        return Ok(None);
+    };
+    let fastforward = match fastforward {
+        Some(fastforward) => fastforward,
+        None => env.get_bool("AGGREGATE_CACHE_FASTFORWARD")?.unwrap_or(true),
+    };
+    Ok(Some(CacheSettings {
+        maxsize,
+        fastforward,
+    }))
 }
 
 /// `SNAPSHOTTING_INTERVALS`: `Name:N` pairs separated by commas, such as

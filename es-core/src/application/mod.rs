@@ -3,6 +3,7 @@
 //! notification log to readers downstream.
 
 mod builder;
+mod cache;
 mod environment;
 mod mapper_config;
 mod notification_log;
@@ -77,6 +78,7 @@ pub struct Application {
     intervals: HashMap<String, u64>,
     section_size: usize,
     subscribers: Vec<Subscriber>,
+    cache: Option<cache::AggregateCache>,
 }
 
 impl std::fmt::Debug for Application {
@@ -87,6 +89,7 @@ impl std::fmt::Debug for Application {
             .field("snapshotting", &self.snapshots.is_some())
             .field("intervals", &self.intervals)
             .field("subscribers", &self.subscribers.len())
+            .field("cache", &self.cache)
             .finish_non_exhaustive()
     }
 }
@@ -212,7 +215,15 @@ impl Application {
         if stored.is_empty() {
             return Ok(Vec::new());
         }
-        let notification_ids = self.events.insert_events(&stored)?;
+        let epoch = self.cache.as_ref().map(cache::AggregateCache::epoch);
+        let notification_ids = match self.events.insert_events(&stored) {
+            Ok(ids) => ids,
+            Err(error) => {
+                // Whoever conflicted holds an older copy than the store: so may the cache.
+                self.evict_cached(&stored);
+                return Err(error);
+            }
+        };
 
         let mut events = Vec::with_capacity(stored.len());
         let mut due_snapshots = Vec::new();
@@ -222,6 +233,12 @@ impl Application {
                 let before = version - aggregate.pending_count() as u64;
                 if version / every > before / every {
                     due_snapshots.push(aggregate.encode_snapshot(&self.mapper));
+                }
+            }
+            if let (Some(cache), Some(epoch)) = (&self.cache, epoch) {
+                match aggregate.encode_snapshot(cache.encoder()) {
+                    Ok(copy) => cache.put_encoded(aggregate.aggregate_name(), copy, epoch),
+                    Err(_) => cache.evict(&aggregate.aggregate_id()),
                 }
             }
             aggregate.drain_pending(&mut events);
@@ -321,6 +338,14 @@ impl Application {
             // The same version of an aggregate always has the same state.
             Ok(_) | Err(Error::Conflict { .. }) => Ok(()),
             Err(error) => Err(error),
+        }
+    }
+
+    fn evict_cached(&self, stored: &[StoredEvent]) {
+        if let Some(cache) = &self.cache {
+            for event in stored {
+                cache.evict(&event.originator_id);
+            }
         }
     }
 

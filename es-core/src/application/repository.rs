@@ -1,6 +1,7 @@
 //! The repository: aggregates rebuilt from their stored events.
 
 use super::Application;
+use super::cache::AggregateCache;
 use crate::domain::aggregate::{Aggregate, replay};
 use crate::domain::event::DomainEvent;
 use crate::domain::id::OriginatorId;
@@ -39,9 +40,45 @@ impl<'a> Repository<'a> {
         Repository { app }
     }
 
-    /// The aggregate at its latest version.
+    /// The aggregate at its latest version. With the aggregate cache on (see
+    /// [`ApplicationBuilder::aggregate_cache`](super::ApplicationBuilder::aggregate_cache)),
+    /// a cached copy is brought up to date with only the events recorded since.
     pub fn get<A: Aggregate>(&self, id: impl Into<OriginatorId>) -> Result<A> {
-        self.load(id.into(), None)
+        let id = id.into();
+        match &self.app.cache {
+            Some(cache) => self.get_through(cache, id),
+            None => self.load(id, None),
+        }
+    }
+
+    fn get_through<A: Aggregate>(&self, cache: &AggregateCache, id: OriginatorId) -> Result<A> {
+        // Noted before the store is read: see the cache's protocol.
+        let epoch = cache.epoch();
+        let aggregate = match cache.get::<A>(&id) {
+            Some(copy) if !cache.fastforward() => return Ok(copy),
+            Some(copy) => {
+                let cached_version = copy.version();
+                let aggregate = self.fast_forward(copy).inspect_err(|_| cache.evict(&id))?;
+                if aggregate.version() == cached_version {
+                    return Ok(aggregate);
+                }
+                aggregate
+            }
+            None => self.load(id, None)?,
+        };
+        cache.put(&aggregate, epoch);
+        Ok(aggregate)
+    }
+
+    /// `aggregate` with the events recorded after its version applied.
+    fn fast_forward<A: Aggregate>(&self, aggregate: A) -> Result<A> {
+        let id = aggregate.id();
+        let query = EventQuery::new().gt(aggregate.version());
+        let stored = self.app.events.select_events(&id, query)?;
+        let events = stored
+            .iter()
+            .map(|event| self.app.mapper.to_domain_event(event));
+        replay(Some(aggregate), events)?.ok_or(Error::AggregateNotFound { id, version: None })
     }
 
     /// The aggregate as it was at `version`. A version it never reached is
