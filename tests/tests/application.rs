@@ -545,7 +545,7 @@ fn bad_configuration_values_name_the_variable_and_the_accepted_values() {
         (
             &[("PERSISTENCE_MODULE", "postgress")],
             "PERSISTENCE_MODULE",
-            "sqlite, memory",
+            "memory (also popo, eventsourcing.popo), postgres",
         ),
         (
             &[
@@ -1347,4 +1347,156 @@ fn racing_writers_through_the_cache_without_fast_forward_on_a_sqlite_file() {
         .build()
         .expect("sqlite");
     check_racing_writers_through_the_cache(app);
+}
+
+/// A backend es-core does not know, as a distributed one would plug in: its
+/// recorders in memory, its location from its own variable.
+#[derive(Debug)]
+struct Cluster;
+
+impl es_core::PersistenceFactory for Cluster {
+    fn open(
+        &self,
+        settings: &es_core::FactorySettings<'_>,
+    ) -> Result<es_core::OpenedPersistence, Error> {
+        let (_, nodes) =
+            settings
+                .environment
+                .get("CLUSTER_NODES")
+                .ok_or_else(|| Error::Config {
+                    variable: "CLUSTER_NODES".into(),
+                    value: String::new(),
+                    expected: "the cluster's nodes".into(),
+                })?;
+        let snapshots = settings.snapshotting.then(|| {
+            Arc::new(es_core::persistence::MemoryRecorder::new())
+                as Arc<dyn es_core::persistence::AggregateRecorder>
+        });
+        Ok(es_core::OpenedPersistence {
+            persistence: Persistence::Other {
+                module: "cluster".into(),
+                location: format!("{nodes} as {}", settings.application_name.unwrap_or("-")),
+            },
+            events: Arc::new(es_core::persistence::MemoryRecorder::new()),
+            snapshots,
+        })
+    }
+}
+
+es_core::persistence_module!(["test.cluster", "cluster"], || Box::new(Cluster));
+
+#[test]
+fn a_backend_from_outside_es_core_is_chosen_by_persistence_module() {
+    let app = Application::builder()
+        .name("shop")
+        .environment(env(&[
+            ("SHOP_PERSISTENCE_MODULE", "Test.Cluster"),
+            ("CLUSTER_NODES", "a,b"),
+            ("IS_SNAPSHOTTING_ENABLED", "yes"),
+        ]))
+        .build()
+        .expect("application");
+    assert_eq!(app.persistence().to_string(), "cluster:a,b as shop");
+    assert!(app.is_snapshotting_enabled());
+    let mut account = Account::open("Alice".into(), 3);
+    app.save(&mut account).expect("save");
+    assert_eq!(
+        app.repository()
+            .get::<Account>(account.id())
+            .expect("get")
+            .balance,
+        3
+    );
+
+    let error = Application::builder()
+        .environment(env(&[("PERSISTENCE_MODULE", "cluster")]))
+        .build()
+        .expect_err("the factory's own variable is missing");
+    assert!(
+        matches!(&error, Error::Config { variable, .. } if variable == "CLUSTER_NODES"),
+        "{error}"
+    );
+
+    let app = Application::builder()
+        .environment(env(&[
+            ("PERSISTENCE_MODULE", "memory"),
+            ("CLUSTER_NODES", "c"),
+        ]))
+        .persistence_factory(Cluster)
+        .build()
+        .expect("application");
+    assert_eq!(app.persistence().to_string(), "cluster:c as -");
+
+    let error = Application::builder()
+        .persistence(app.persistence().clone())
+        .build()
+        .expect_err("a description is not a factory");
+    assert!(error.to_string().contains("persistence_factory"), "{error}");
+}
+
+#[test]
+fn the_legacy_factory_variables_are_read_after_persistence_module() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("legacy.sqlite3");
+    let path_text = path.to_str().expect("utf-8 path");
+    let cases: &[(&[(&str, &str)], Persistence)] = &[
+        (
+            &[("INFRASTRUCTURE_FACTORY", "eventsourcing.sqlite:Factory")],
+            Persistence::Sqlite { path: path.clone() },
+        ),
+        (
+            &[("FACTORY_TOPIC", "eventsourcing.popo:POPOFactory")],
+            Persistence::Memory,
+        ),
+        (
+            &[
+                ("PERSISTENCE_MODULE", "popo"),
+                ("INFRASTRUCTURE_FACTORY", "eventsourcing.sqlite:Factory"),
+            ],
+            Persistence::Memory,
+        ),
+        (
+            &[
+                ("INFRASTRUCTURE_FACTORY", "eventsourcing.popo:Factory"),
+                ("FACTORY_TOPIC", "eventsourcing.sqlite:Factory"),
+            ],
+            Persistence::Memory,
+        ),
+    ];
+    for (vars, expected) in cases {
+        let mut vars = vars.to_vec();
+        vars.push(("SQLITE_DBNAME", path_text));
+        let app = Application::builder()
+            .environment(env(&vars))
+            .build()
+            .expect("application");
+        assert_eq!(app.persistence(), expected, "{vars:?}");
+    }
+    let error = Application::builder()
+        .environment(env(&[(
+            "INFRASTRUCTURE_FACTORY",
+            "eventsourcing.mongo:Factory",
+        )]))
+        .build()
+        .expect_err("unknown");
+    assert!(
+        matches!(&error, Error::Config { variable, .. } if variable == "INFRASTRUCTURE_FACTORY"),
+        "{error}"
+    );
+}
+
+#[test]
+fn sqlite_settings_made_in_code_win_over_the_environment() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let app = Application::builder()
+        .environment(env(&[
+            ("SQLITE_LOCK_TIMEOUT", "soon"),
+            ("SQLITE_SYNCHRONOUS", "OFF"),
+        ]))
+        .sqlite(dir.path().join("events.sqlite3"))
+        .sqlite_lock_timeout(std::time::Duration::from_millis(250))
+        .sqlite_synchronous(es_core::persistence::Synchronous::Normal)
+        .build()
+        .expect("the bad variables are not read");
+    assert!(matches!(app.persistence(), Persistence::Sqlite { .. }));
 }

@@ -3,68 +3,17 @@
 use std::collections::HashMap;
 #[cfg(feature = "sqlite")]
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::cache::{AggregateCache, CacheSettings};
 use super::environment::Environment;
+use super::factory::{FactorySettings, Persistence, PersistenceFactory, factory_from_env};
 use super::mapper_config::MapperSettings;
 use super::notification_log::DEFAULT_SECTION_SIZE;
 use super::{Application, Subscriber};
 use crate::domain::aggregate::Aggregate;
 use crate::error::{BoxError, Result};
-use crate::persistence::{
-    AggregateRecorder, ApplicationRecorder, Cipher, Compressor, MemoryRecorder, Transcoder,
-};
-
-/// Where an application keeps its events.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Persistence {
-    /// In memory, gone with the process (`PERSISTENCE_MODULE=memory`, or `popo`).
-    Memory,
-    /// A SQLite database file, or `":memory:"` (`PERSISTENCE_MODULE=sqlite`).
-    #[cfg(feature = "sqlite")]
-    Sqlite {
-        /// The database file (`SQLITE_DBNAME`).
-        path: PathBuf,
-    },
-    /// A PostgreSQL database (`PERSISTENCE_MODULE=postgres`, with the
-    /// `postgres` feature); `Display` and `Debug` never show the password.
-    ///
-    /// ```
-    /// use es_core::{Persistence, persistence::PostgresConfig};
-    /// let config = PostgresConfig::new("127.0.0.1", "test", "postgres").with_password("pw");
-    /// let persistence = Persistence::Postgres(config);
-    /// assert_eq!(persistence.to_string(), "postgres://postgres@127.0.0.1:5432/test");
-    /// assert!(!format!("{persistence:?}").contains("pw\""));
-    /// ```
-    #[cfg(feature = "postgres")]
-    Postgres(crate::persistence::PostgresConfig),
-}
-
-impl std::fmt::Display for Persistence {
-    /// As an operator would configure it: `memory`, or `sqlite:<path>`.
-    ///
-    /// ```
-    /// assert_eq!(es_core::Persistence::Memory.to_string(), "memory");
-    /// ```
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Persistence::Memory => f.write_str("memory"),
-            #[cfg(feature = "sqlite")]
-            Persistence::Sqlite { path } => write!(f, "sqlite:{}", path.display()),
-            #[cfg(feature = "postgres")]
-            Persistence::Postgres(config) => config.fmt(f),
-        }
-    }
-}
-
-/// The SQLite file used when neither code nor `SQLITE_DBNAME` names one.
-pub const DEFAULT_SQLITE_DBNAME: &str = "events.sqlite3";
-
-/// The lock timeout used when neither code nor `SQLITE_LOCK_TIMEOUT` sets one.
-pub const DEFAULT_SQLITE_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::persistence::{Cipher, Compressor, Transcoder};
 
 /// Configures an [`Application`]. What is set here wins over the environment,
 /// which wins over the defaults.
@@ -89,10 +38,9 @@ pub const DEFAULT_SQLITE_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct ApplicationBuilder {
     name: Option<String>,
     environment: Option<Environment>,
-    persistence: Option<Persistence>,
-    sqlite_lock_timeout: Option<Duration>,
-    #[cfg(feature = "sqlite")]
-    sqlite_synchronous: Option<crate::persistence::Synchronous>,
+    factory: Option<Result<Box<dyn PersistenceFactory>>>,
+    /// Settings made in code that a factory reads as variables.
+    overrides: Vec<(&'static str, String)>,
     snapshotting: Option<bool>,
     create_table: Option<bool>,
     mapper: MapperSettings,
@@ -108,10 +56,8 @@ impl Default for ApplicationBuilder {
         ApplicationBuilder {
             name: None,
             environment: None,
-            persistence: None,
-            sqlite_lock_timeout: None,
-            #[cfg(feature = "sqlite")]
-            sqlite_synchronous: None,
+            factory: None,
+            overrides: Vec::new(),
             snapshotting: None,
             create_table: None,
             mapper: MapperSettings::default(),
@@ -138,9 +84,16 @@ impl ApplicationBuilder {
         self
     }
 
-    /// Chooses where events are kept.
+    /// Chooses where events are kept, whatever `PERSISTENCE_MODULE` says.
     pub fn persistence(mut self, persistence: Persistence) -> Self {
-        self.persistence = Some(persistence);
+        self.factory = Some(persistence.into_factory());
+        self
+    }
+
+    /// Keeps events where `factory` says, whatever `PERSISTENCE_MODULE` says:
+    /// for a backend es-core does not know; see [`PersistenceFactory`].
+    pub fn persistence_factory(mut self, factory: impl PersistenceFactory + 'static) -> Self {
+        self.factory = Some(Ok(Box::new(factory)));
         self
     }
 
@@ -174,7 +127,8 @@ impl ApplicationBuilder {
 
     /// How long a SQLite write waits for another process's lock.
     pub fn sqlite_lock_timeout(mut self, timeout: Duration) -> Self {
-        self.sqlite_lock_timeout = Some(timeout);
+        let seconds = timeout.as_secs_f64().to_string();
+        self.overrides.push(("SQLITE_LOCK_TIMEOUT", seconds));
         self
     }
 
@@ -192,7 +146,8 @@ impl ApplicationBuilder {
     /// ```
     #[cfg(feature = "sqlite")]
     pub fn sqlite_synchronous(mut self, synchronous: crate::persistence::Synchronous) -> Self {
-        self.sqlite_synchronous = Some(synchronous);
+        let name = super::factory::synchronous_name(synchronous);
+        self.overrides.push(("SQLITE_SYNCHRONOUS", name.to_owned()));
         self
     }
 
@@ -350,20 +305,16 @@ impl ApplicationBuilder {
                 &process
             }
         };
-        let env = match &self.name {
+        let mut env = match &self.name {
             Some(name) => base.with_name(name),
             None => base.clone(),
         };
-        let persistence = match self.persistence {
-            Some(persistence) => persistence,
-            None => persistence_from(&env)?,
-        };
-        #[cfg(feature = "postgres")]
-        let persistence = match persistence {
-            Persistence::Postgres(config) => Persistence::Postgres(
-                super::postgres::with_table_prefix(config, self.name.as_deref()),
-            ),
-            other => other,
+        for (key, value) in self.overrides {
+            env.set_override(key, value);
+        }
+        let factory = match self.factory {
+            Some(factory) => factory?,
+            None => factory_from_env(&env)?,
         };
         let mut intervals = snapshotting_intervals_from(&env)?;
         intervals.extend(self.intervals);
@@ -375,78 +326,26 @@ impl ApplicationBuilder {
             Some(create) => create,
             None => env.get_bool("CREATE_TABLE")?.unwrap_or(true),
         };
-        let sqlite = SqliteOptions {
-            lock_timeout: match self.sqlite_lock_timeout {
-                Some(timeout) => timeout,
-                None => env
-                    .get_seconds("SQLITE_LOCK_TIMEOUT")?
-                    .unwrap_or(DEFAULT_SQLITE_LOCK_TIMEOUT),
-            },
-            #[cfg(feature = "sqlite")]
-            synchronous: match self.sqlite_synchronous {
-                Some(synchronous) => synchronous,
-                None => sqlite_synchronous_from(&env)?,
-            },
-        };
         let mapper = self.mapper.build(&env)?;
         let cache = cache_settings(self.cache_maxsize, self.cache_fastforward, &env)?
             .map(|settings| AggregateCache::new(settings, mapper.transcoder()));
-        let (events, snapshots) =
-            open_recorders(&persistence, snapshotting, create_table, &sqlite)?;
+        let opened = factory.open(&FactorySettings {
+            environment: &env,
+            application_name: self.name.as_deref(),
+            snapshotting,
+            create_table,
+        })?;
         Ok(Application {
             name: self.name,
-            persistence,
+            persistence: opened.persistence,
             mapper,
-            events,
-            snapshots,
+            events: opened.events,
+            snapshots: opened.snapshots,
             intervals,
             section_size: self.section_size,
             subscribers: self.subscribers,
             cache,
         })
-    }
-}
-
-fn persistence_from(env: &Environment) -> Result<Persistence> {
-    let module = env.get_choice(
-        "PERSISTENCE_MODULE",
-        &[
-            "sqlite",
-            "memory",
-            "popo",
-            "eventsourcing.sqlite",
-            "eventsourcing.popo",
-            "postgres",
-            "eventsourcing.postgres",
-        ],
-    )?;
-    match module {
-        Some("memory" | "popo" | "eventsourcing.popo") => Ok(Persistence::Memory),
-        #[cfg(feature = "postgres")]
-        Some("postgres" | "eventsourcing.postgres") => Ok(Persistence::Postgres(
-            super::postgres::config_from_env(env)?,
-        )),
-        #[cfg(not(feature = "postgres"))]
-        Some(module @ ("postgres" | "eventsourcing.postgres")) => Err(crate::Error::Config {
-            variable: env
-                .get("PERSISTENCE_MODULE")
-                .map_or_else(|| "PERSISTENCE_MODULE".to_owned(), |(variable, _)| variable),
-            value: module.into(),
-            expected: "sqlite or memory (this build of es-core has no `postgres` feature)".into(),
-        }),
-        #[cfg(feature = "sqlite")]
-        _ => Ok(Persistence::Sqlite {
-            path: env.get("SQLITE_DBNAME").map_or_else(
-                || PathBuf::from(DEFAULT_SQLITE_DBNAME),
-                |(_, path)| PathBuf::from(path),
-            ),
-        }),
-        #[cfg(not(feature = "sqlite"))]
-        _ => Err(crate::Error::Config {
-            variable: "PERSISTENCE_MODULE".into(),
-            value: module.unwrap_or("").into(),
-            expected: "memory (this build of es-core has no `sqlite` feature)".into(),
-        }),
     }
 }
 
@@ -539,66 +438,4 @@ fn aggregate_names() -> Vec<&'static str> {
     names.sort_unstable();
     names.dedup();
     names
-}
-
-type Recorders = (
-    Arc<dyn ApplicationRecorder>,
-    Option<Arc<dyn AggregateRecorder>>,
-);
-
-/// How the SQLite store is opened, when it is the one configured.
-#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
-struct SqliteOptions {
-    lock_timeout: Duration,
-    #[cfg(feature = "sqlite")]
-    synchronous: crate::persistence::Synchronous,
-}
-
-#[cfg(feature = "sqlite")]
-fn sqlite_synchronous_from(env: &Environment) -> Result<crate::persistence::Synchronous> {
-    use crate::persistence::Synchronous;
-    let Some((variable, value)) = env.get("SQLITE_SYNCHRONOUS") else {
-        return Ok(Synchronous::Full);
-    };
-    Synchronous::parse(value).ok_or_else(|| crate::Error::Config {
-        variable,
-        value: value.to_owned(),
-        expected: "FULL or NORMAL".into(),
-    })
-}
-
-#[cfg_attr(not(feature = "sqlite"), allow(unused_variables))]
-fn open_recorders(
-    persistence: &Persistence,
-    snapshotting: bool,
-    create_table: bool,
-    sqlite: &SqliteOptions,
-) -> Result<Recorders> {
-    match persistence {
-        Persistence::Memory => Ok((
-            Arc::new(MemoryRecorder::new()),
-            snapshotting.then(|| Arc::new(MemoryRecorder::new()) as Arc<dyn AggregateRecorder>),
-        )),
-        #[cfg(feature = "sqlite")]
-        Persistence::Sqlite { path } => {
-            use crate::persistence::{SqliteDatabase, SqliteRecorder};
-            let db = SqliteDatabase::open_with(path, sqlite.lock_timeout, sqlite.synchronous)?;
-            let snapshots = if snapshotting {
-                Some(
-                    Arc::new(SqliteRecorder::snapshots(db.clone(), create_table)?)
-                        as Arc<dyn AggregateRecorder>,
-                )
-            } else {
-                None
-            };
-            Ok((
-                Arc::new(SqliteRecorder::events(db, create_table)?),
-                snapshots,
-            ))
-        }
-        #[cfg(feature = "postgres")]
-        Persistence::Postgres(config) => {
-            super::postgres::open_recorders(config, snapshotting, create_table)
-        }
-    }
 }

@@ -255,7 +255,11 @@ mod tests {
         cache.evict(&uuid::Uuid::new_v4().into()); // any removal moves the epoch
         meter.read(7);
         cache.put(&meter, before_removal);
-        assert_eq!(version_of(&cache, &meter.id()), None, "v1 is older than v2: out");
+        assert_eq!(
+            version_of(&cache, &meter.id()),
+            None,
+            "v1 is older than v2: out"
+        );
 
         let stale_reader = cache.epoch();
         meter.read(8);

@@ -5,6 +5,7 @@
 mod builder;
 mod cache;
 mod environment;
+mod factory;
 mod mapper_config;
 mod notification_log;
 #[cfg(feature = "postgres")]
@@ -15,10 +16,12 @@ mod save;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub use builder::{
-    ApplicationBuilder, DEFAULT_SQLITE_DBNAME, DEFAULT_SQLITE_LOCK_TIMEOUT, Persistence,
-};
+pub use builder::ApplicationBuilder;
 pub use environment::Environment;
+pub use factory::{
+    DEFAULT_SQLITE_DBNAME, DEFAULT_SQLITE_LOCK_TIMEOUT, FactorySettings, OpenedPersistence,
+    Persistence, PersistenceFactory, PersistenceModule,
+};
 pub use notification_log::{DEFAULT_SECTION_SIZE, NotificationIter, NotificationLog, Section};
 pub use repository::Repository;
 pub use save::{Save, Unsaved};
