@@ -78,8 +78,11 @@ impl<'a> NotificationLog<'a> {
     pub fn section(&self, section_id: &str) -> Result<Section> {
         let (start, stop) = parse_section_id(section_id)?;
         let start = start.max(1);
-        let wanted = stop.saturating_sub(start).saturating_add(1).max(0);
-        let limit = usize::try_from(wanted).map_or(self.section_size, |n| n.min(self.section_size));
+        // Python's `min(max(0, stop - start + 1), section_size)`.
+        let asked = u64::try_from(stop.saturating_sub(start).saturating_add(1)).unwrap_or(0);
+        let limit = usize::try_from(asked)
+            .unwrap_or(usize::MAX)
+            .min(self.section_size);
         let start = start.unsigned_abs();
         let items = if limit == 0 {
             Vec::new()
