@@ -1462,6 +1462,17 @@ fn the_legacy_factory_variables_are_read_after_persistence_module() {
             ],
             Persistence::Memory,
         ),
+        (
+            &[
+                ("PERSISTENCE_MODULE", " "),
+                ("INFRASTRUCTURE_FACTORY", "eventsourcing.popo:Factory"),
+            ],
+            Persistence::Memory,
+        ),
+        (
+            &[("PERSISTENCE_MODULE", "")],
+            Persistence::Sqlite { path: path.clone() },
+        ),
     ];
     for (vars, expected) in cases {
         let mut vars = vars.to_vec();

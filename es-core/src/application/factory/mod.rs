@@ -158,11 +158,12 @@ const MODULE_VARIABLES: [&str; 3] = [
 
 /// The factory the environment names, or the default one.
 pub(super) fn factory_from_env(env: &Environment) -> Result<Box<dyn PersistenceFactory>> {
-    let named = MODULE_VARIABLES.iter().find_map(|key| env.get(key));
-    let (variable, value) = match named {
-        Some((variable, value)) if !value.trim().is_empty() => (variable, value),
-        _ => (MODULE_VARIABLES[0].to_owned(), DEFAULT_MODULE),
-    };
+    // An empty value counts as unset, as Python's `or` treats it.
+    let (variable, value) = MODULE_VARIABLES
+        .iter()
+        .filter_map(|key| env.get(key))
+        .find(|(_, value)| !value.trim().is_empty())
+        .unwrap_or_else(|| (MODULE_VARIABLES[0].to_owned(), DEFAULT_MODULE));
     // A legacy topic `module:Class` names the factory class of the module.
     let module = value
         .split_once(':')
