@@ -1511,3 +1511,18 @@ fn sqlite_settings_made_in_code_win_over_the_environment() {
         .expect("the bad variables are not read");
     assert!(matches!(app.persistence(), Persistence::Sqlite { .. }));
 }
+
+#[test]
+fn history_decodes_every_event_oldest_first_on_postgres() {
+    let Some(config) = pg_support::server("history on PostgreSQL") else {
+        return;
+    };
+    let prefix = pg_support::unique_prefix();
+    let _tables = pg_support::DropTables::new(&prefix);
+    let app = Application::builder()
+        .name(&prefix)
+        .postgres(config)
+        .build()
+        .expect("postgres");
+    check_history_decodes_every_event_oldest_first(&app);
+}
