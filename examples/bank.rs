@@ -22,7 +22,6 @@
 use std::fmt;
 
 use es_core::Error;
-use es_core::persistence::EventQuery;
 use es_core::prelude::*;
 
 /// Money in whole cents: integers add up exactly, where floats would not.
@@ -280,8 +279,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// Prints every stored event of one account, oldest first: each is a fact,
 /// with the version it gave the account and when it happened.
 fn print_history(app: &Application, id: OriginatorId) -> Result<(), Error> {
-    for stored in app.recorder().select_events(&id, EventQuery::new())? {
-        let event = app.mapper().to_domain_event::<AccountEvent>(&stored)?;
+    for event in app.repository().history::<Account>(id)? {
         let what = match event.payload {
             AccountEvent::Opened {
                 owner,
@@ -351,6 +349,26 @@ mod tests {
             bob.transfer_to(&mut same, 1),
             Err(AccountError::SameAccount)
         );
+        Ok(())
+    }
+
+    #[test]
+    fn an_account_history_lists_its_events_oldest_first() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let app = Application::builder().in_memory().build()?;
+        let mut alice = Account::open("Alice".into(), dollars(50, 0));
+        let mut bob = Account::open("Bob".into(), 0);
+        alice.deposit(dollars(5, 0))?;
+        alice.transfer_to(&mut bob, dollars(20, 0))?;
+        app.save(&mut [&mut alice, &mut bob])?;
+        let history = app.repository().history::<Account>(alice.id())?;
+        let versions: Vec<u64> = history.iter().map(|e| e.originator_version).collect();
+        assert_eq!(versions, [1, 2, 3]);
+        assert!(matches!(
+            &history[2].payload,
+            AccountEvent::TransferSent { to, amount: 2000 } if *to == bob.id()
+        ));
+        print_history(&app, alice.id())?;
         Ok(())
     }
 

@@ -58,10 +58,12 @@ pub use es_macros::aggregate;
 #[doc = include_str!("docs/event.md")]
 pub use es_macros::event;
 
+#[doc(hidden)]
+pub use application::PersistenceModule;
 pub use application::{
     Application, ApplicationBuilder, DEFAULT_SECTION_SIZE, DEFAULT_SQLITE_DBNAME,
-    DEFAULT_SQLITE_LOCK_TIMEOUT, Environment, NotificationIter, NotificationLog, Persistence,
-    Recording, Repository, Save, Section,
+    DEFAULT_SQLITE_LOCK_TIMEOUT, Environment, FactorySettings, NotificationIter, NotificationLog,
+    OpenedPersistence, Persistence, PersistenceFactory, Recording, Repository, Save, Section,
 };
 pub use chrono::{DateTime, Utc};
 pub use domain::aggregate::{Aggregate, AggregateMeta, INITIAL_VERSION};

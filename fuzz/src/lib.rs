@@ -398,9 +398,10 @@ fn apps() -> &'static Apps {
 
 /// Random strings as notification-log section ids (`"start,stop"`): every
 /// answer is `Ok` or `Err`, alike in memory and in SQLite; an `Ok` is for a
-/// well-formed id, holds exactly the notifications from `start` up to `stop`,
-/// the end of the log or the section size, whichever comes first, and names
-/// them and the next section rightly. Nothing is allocated in proportion to
+/// well-formed id, holds exactly the notifications from `start` (at least 1)
+/// up to `stop`, the end of the log or the section size, whichever comes
+/// first (none if `stop` is below `start`), and names them and the next
+/// section rightly. Nothing is allocated in proportion to
 /// the numbers in the id (the fuzzer's `-malloc_limit_mb` would catch it).
 pub fn section_id(data: &[u8]) {
     let section_id = String::from_utf8_lossy(data);
@@ -427,16 +428,18 @@ fn assert_section_is_right(section_id: &str, section: &Section) {
         .split_once(',')
         .and_then(|(start, stop)| {
             Some((
-                start.trim().parse::<u64>().ok()?,
-                stop.trim().parse::<u64>().ok()?,
+                start.trim().parse::<i64>().ok()?,
+                stop.trim().parse::<i64>().ok()?,
             ))
         })
-        .filter(|&(start, stop)| start >= 1 && stop >= start)
         .unwrap_or_else(|| panic!("{section_id:?} is not a section id, yet it was answered"));
-    let asked = usize::try_from(stop - start).map_or(DEFAULT_SECTION_SIZE, |span| {
-        span.saturating_add(1).min(DEFAULT_SECTION_SIZE)
-    });
-    let expected: Vec<u64> = (start..=stop.min(LOGGED as u64)).take(asked).collect();
+    // As the Python library reads it: from 1 at the least, as many as the
+    // numbers span but no more than the section size, none if stop < start.
+    let start = start.max(1);
+    let span = i128::from(stop) - i128::from(start) + 1;
+    let asked = usize::try_from(span.clamp(0, DEFAULT_SECTION_SIZE as i128)).expect("small");
+    let start = start.unsigned_abs();
+    let expected: Vec<u64> = (start..=LOGGED as u64).take(asked).collect();
     let ids: Vec<u64> = section.items.iter().map(|item| item.id).collect();
     assert_eq!(ids, expected, "{section_id:?}");
     for item in &section.items {

@@ -3,67 +3,17 @@
 use std::collections::HashMap;
 #[cfg(feature = "sqlite")]
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
+use super::cache::{AggregateCache, CacheSettings};
 use super::environment::Environment;
+use super::factory::{FactorySettings, Persistence, PersistenceFactory, factory_from_env};
 use super::mapper_config::MapperSettings;
 use super::notification_log::DEFAULT_SECTION_SIZE;
 use super::{Application, Subscriber};
 use crate::domain::aggregate::Aggregate;
 use crate::error::{BoxError, Result};
-use crate::persistence::{
-    AggregateRecorder, ApplicationRecorder, Cipher, Compressor, MemoryRecorder, Transcoder,
-};
-
-/// Where an application keeps its events.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Persistence {
-    /// In memory, gone with the process (`PERSISTENCE_MODULE=memory`, or `popo`).
-    Memory,
-    /// A SQLite database file, or `":memory:"` (`PERSISTENCE_MODULE=sqlite`).
-    #[cfg(feature = "sqlite")]
-    Sqlite {
-        /// The database file (`SQLITE_DBNAME`).
-        path: PathBuf,
-    },
-    /// A PostgreSQL database (`PERSISTENCE_MODULE=postgres`, with the
-    /// `postgres` feature); `Display` and `Debug` never show the password.
-    ///
-    /// ```
-    /// use es_core::{Persistence, persistence::PostgresConfig};
-    /// let config = PostgresConfig::new("127.0.0.1", "test", "postgres").with_password("pw");
-    /// let persistence = Persistence::Postgres(config);
-    /// assert_eq!(persistence.to_string(), "postgres://postgres@127.0.0.1:5432/test");
-    /// assert!(!format!("{persistence:?}").contains("pw\""));
-    /// ```
-    #[cfg(feature = "postgres")]
-    Postgres(crate::persistence::PostgresConfig),
-}
-
-impl std::fmt::Display for Persistence {
-    /// As an operator would configure it: `memory`, or `sqlite:<path>`.
-    ///
-    /// ```
-    /// assert_eq!(es_core::Persistence::Memory.to_string(), "memory");
-    /// ```
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Persistence::Memory => f.write_str("memory"),
-            #[cfg(feature = "sqlite")]
-            Persistence::Sqlite { path } => write!(f, "sqlite:{}", path.display()),
-            #[cfg(feature = "postgres")]
-            Persistence::Postgres(config) => config.fmt(f),
-        }
-    }
-}
-
-/// The SQLite file used when neither code nor `SQLITE_DBNAME` names one.
-pub const DEFAULT_SQLITE_DBNAME: &str = "events.sqlite3";
-
-/// The lock timeout used when neither code nor `SQLITE_LOCK_TIMEOUT` sets one.
-pub const DEFAULT_SQLITE_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::persistence::{Cipher, Compressor, Transcoder};
 
 /// Configures an [`Application`]. What is set here wins over the environment,
 /// which wins over the defaults.
@@ -88,16 +38,17 @@ pub const DEFAULT_SQLITE_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct ApplicationBuilder {
     name: Option<String>,
     environment: Option<Environment>,
-    persistence: Option<Persistence>,
-    sqlite_lock_timeout: Option<Duration>,
-    #[cfg(feature = "sqlite")]
-    sqlite_synchronous: Option<crate::persistence::Synchronous>,
+    factory: Option<Result<Box<dyn PersistenceFactory>>>,
+    /// Settings made in code that a factory reads as variables.
+    overrides: Vec<(&'static str, String)>,
     snapshotting: Option<bool>,
     create_table: Option<bool>,
     mapper: MapperSettings,
-    intervals: HashMap<&'static str, u64>,
+    intervals: HashMap<String, u64>,
     section_size: usize,
     subscribers: Vec<Subscriber>,
+    cache_maxsize: Option<Option<usize>>,
+    cache_fastforward: Option<bool>,
 }
 
 impl Default for ApplicationBuilder {
@@ -105,16 +56,16 @@ impl Default for ApplicationBuilder {
         ApplicationBuilder {
             name: None,
             environment: None,
-            persistence: None,
-            sqlite_lock_timeout: None,
-            #[cfg(feature = "sqlite")]
-            sqlite_synchronous: None,
+            factory: None,
+            overrides: Vec::new(),
             snapshotting: None,
             create_table: None,
             mapper: MapperSettings::default(),
             intervals: HashMap::new(),
             section_size: DEFAULT_SECTION_SIZE,
             subscribers: Vec::new(),
+            cache_maxsize: None,
+            cache_fastforward: None,
         }
     }
 }
@@ -133,9 +84,16 @@ impl ApplicationBuilder {
         self
     }
 
-    /// Chooses where events are kept.
+    /// Chooses where events are kept, whatever `PERSISTENCE_MODULE` says.
     pub fn persistence(mut self, persistence: Persistence) -> Self {
-        self.persistence = Some(persistence);
+        self.factory = Some(persistence.into_factory());
+        self
+    }
+
+    /// Keeps events where `factory` says, whatever `PERSISTENCE_MODULE` says:
+    /// for a backend es-core does not know; see [`PersistenceFactory`].
+    pub fn persistence_factory(mut self, factory: impl PersistenceFactory + 'static) -> Self {
+        self.factory = Some(Ok(Box::new(factory)));
         self
     }
 
@@ -169,7 +127,8 @@ impl ApplicationBuilder {
 
     /// How long a SQLite write waits for another process's lock.
     pub fn sqlite_lock_timeout(mut self, timeout: Duration) -> Self {
-        self.sqlite_lock_timeout = Some(timeout);
+        let seconds = timeout.as_secs_f64().to_string();
+        self.overrides.push(("SQLITE_LOCK_TIMEOUT", seconds));
         self
     }
 
@@ -187,7 +146,8 @@ impl ApplicationBuilder {
     /// ```
     #[cfg(feature = "sqlite")]
     pub fn sqlite_synchronous(mut self, synchronous: crate::persistence::Synchronous) -> Self {
-        self.sqlite_synchronous = Some(synchronous);
+        let name = super::factory::synchronous_name(synchronous);
+        self.overrides.push(("SQLITE_SYNCHRONOUS", name.to_owned()));
         self
     }
 
@@ -197,10 +157,12 @@ impl ApplicationBuilder {
         self
     }
 
-    /// Takes a snapshot of each `A` whenever a save brings it to a multiple of
-    /// `every` events. Turns snapshotting on.
+    /// Takes a snapshot of each `A` whenever a save takes it past a multiple
+    /// of `every` events (a save of several events that passes 100 takes one
+    /// snapshot, at the version it ends on). Turns snapshotting on. Wins over
+    /// what `SNAPSHOTTING_INTERVALS` says for `A`.
     pub fn snapshotting_interval<A: Aggregate>(mut self, every: u64) -> Self {
-        self.intervals.insert(A::NAME, every.max(1));
+        self.intervals.insert(A::NAME.to_owned(), every.max(1));
         self
     }
 
@@ -281,6 +243,49 @@ impl ApplicationBuilder {
         self
     }
 
+    /// Keeps the latest copy of up to `maxsize` recently used aggregates
+    /// (`Some(0)`: every aggregate used), so that `get` reads only the events
+    /// recorded since, or nothing at all without fast-forward; `None` keeps
+    /// none, whatever `AGGREGATE_CACHE_MAXSIZE` says. Off unless this or
+    /// `AGGREGATE_CACHE_MAXSIZE` turns it on, as in the Python library.
+    ///
+    /// A save puts what it saved in the cache; a save that fails (a conflict,
+    /// say) removes the aggregates it held, so the next `get` reads the store.
+    ///
+    /// ```
+    /// use es_core::prelude::*;
+    /// # #[aggregate] pub struct Till { cash: u64 }
+    /// # #[aggregate] impl Till {
+    /// #     #[event("Opened")] pub fn open() -> Self { Till { cash: 0 } }
+    /// #     #[event("Rang")] pub fn ring(&mut self, amount: u64) { self.cash += amount; }
+    /// # }
+    /// let app = Application::builder().in_memory().aggregate_cache(1000).build()?;
+    /// let mut till = Till::open();
+    /// app.save(&mut till)?;
+    /// for _ in 0..3 {
+    ///     let mut till: Till = app.repository().get(till.id())?; // from the cache
+    ///     till.ring(5);
+    ///     app.save(&mut till)?;
+    /// }
+    /// assert_eq!(app.repository().get::<Till>(till.id())?.cash, 15);
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    pub fn aggregate_cache(mut self, maxsize: impl Into<Option<usize>>) -> Self {
+        self.cache_maxsize = Some(maxsize.into());
+        self
+    }
+
+    /// Whether a cached aggregate is brought up to date with the events
+    /// recorded since it was cached (`AGGREGATE_CACHE_FASTFORWARD`, default
+    /// yes). Turn it off only when this application is the one writer of its
+    /// aggregates: `get` then reads nothing from the store for a cached
+    /// aggregate, and a copy made stale by another writer is only noticed
+    /// when saving it conflicts (which removes it from the cache).
+    pub fn aggregate_cache_fastforward(mut self, fastforward: bool) -> Self {
+        self.cache_fastforward = Some(fastforward);
+        self
+    }
+
     /// Calls `subscriber` after each successful save; see [`Application::subscribe`].
     pub fn subscribe<F>(mut self, subscriber: F) -> Self
     where
@@ -300,159 +305,137 @@ impl ApplicationBuilder {
                 &process
             }
         };
-        let env = match &self.name {
+        let mut env = match &self.name {
             Some(name) => base.with_name(name),
             None => base.clone(),
         };
-        let persistence = match self.persistence {
-            Some(persistence) => persistence,
-            None => persistence_from(&env)?,
+        for (key, value) in self.overrides {
+            env.set_override(key, value);
+        }
+        let factory = match self.factory {
+            Some(factory) => factory?,
+            None => factory_from_env(&env)?,
         };
-        #[cfg(feature = "postgres")]
-        let persistence = match persistence {
-            Persistence::Postgres(config) => Persistence::Postgres(
-                super::postgres::with_table_prefix(config, self.name.as_deref()),
-            ),
-            other => other,
-        };
+        let mut intervals = snapshotting_intervals_from(&env)?;
+        intervals.extend(self.intervals);
         let snapshotting = match self.snapshotting {
             Some(enabled) => enabled,
             None => env.get_bool("IS_SNAPSHOTTING_ENABLED")?.unwrap_or(false),
-        } || !self.intervals.is_empty();
+        } || !intervals.is_empty();
         let create_table = match self.create_table {
             Some(create) => create,
             None => env.get_bool("CREATE_TABLE")?.unwrap_or(true),
         };
-        let sqlite = SqliteOptions {
-            lock_timeout: match self.sqlite_lock_timeout {
-                Some(timeout) => timeout,
-                None => env
-                    .get_seconds("SQLITE_LOCK_TIMEOUT")?
-                    .unwrap_or(DEFAULT_SQLITE_LOCK_TIMEOUT),
-            },
-            #[cfg(feature = "sqlite")]
-            synchronous: match self.sqlite_synchronous {
-                Some(synchronous) => synchronous,
-                None => sqlite_synchronous_from(&env)?,
-            },
-        };
         let mapper = self.mapper.build(&env)?;
-        let (events, snapshots) =
-            open_recorders(&persistence, snapshotting, create_table, &sqlite)?;
+        let cache = cache_settings(self.cache_maxsize, self.cache_fastforward, &env)?
+            .map(|settings| AggregateCache::new(settings, mapper.transcoder()));
+        let opened = factory.open(&FactorySettings {
+            environment: &env,
+            application_name: self.name.as_deref(),
+            snapshotting,
+            create_table,
+        })?;
         Ok(Application {
             name: self.name,
-            persistence,
+            persistence: opened.persistence,
             mapper,
-            events,
-            snapshots,
-            intervals: self.intervals,
+            events: opened.events,
+            snapshots: opened.snapshots,
+            intervals,
             section_size: self.section_size,
             subscribers: self.subscribers,
+            cache,
         })
     }
 }
 
-fn persistence_from(env: &Environment) -> Result<Persistence> {
-    let module = env.get_choice(
-        "PERSISTENCE_MODULE",
-        &[
-            "sqlite",
-            "memory",
-            "popo",
-            "eventsourcing.sqlite",
-            "eventsourcing.popo",
-            "postgres",
-            "eventsourcing.postgres",
-        ],
-    )?;
-    match module {
-        Some("memory" | "popo" | "eventsourcing.popo") => Ok(Persistence::Memory),
-        #[cfg(feature = "postgres")]
-        Some("postgres" | "eventsourcing.postgres") => Ok(Persistence::Postgres(
-            super::postgres::config_from_env(env)?,
-        )),
-        #[cfg(not(feature = "postgres"))]
-        Some(module @ ("postgres" | "eventsourcing.postgres")) => Err(crate::Error::Config {
-            variable: env
-                .get("PERSISTENCE_MODULE")
-                .map_or_else(|| "PERSISTENCE_MODULE".to_owned(), |(variable, _)| variable),
-            value: module.into(),
-            expected: "sqlite or memory (this build of es-core has no `postgres` feature)".into(),
-        }),
-        #[cfg(feature = "sqlite")]
-        _ => Ok(Persistence::Sqlite {
-            path: env.get("SQLITE_DBNAME").map_or_else(
-                || PathBuf::from(DEFAULT_SQLITE_DBNAME),
-                |(_, path)| PathBuf::from(path),
-            ),
-        }),
-        #[cfg(not(feature = "sqlite"))]
-        _ => Err(crate::Error::Config {
-            variable: "PERSISTENCE_MODULE".into(),
-            value: module.unwrap_or("").into(),
-            expected: "memory (this build of es-core has no `sqlite` feature)".into(),
-        }),
-    }
-}
-
-type Recorders = (
-    Arc<dyn ApplicationRecorder>,
-    Option<Arc<dyn AggregateRecorder>>,
-);
-
-/// How the SQLite store is opened, when it is the one configured.
-#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
-struct SqliteOptions {
-    lock_timeout: Duration,
-    #[cfg(feature = "sqlite")]
-    synchronous: crate::persistence::Synchronous,
-}
-
-#[cfg(feature = "sqlite")]
-fn sqlite_synchronous_from(env: &Environment) -> Result<crate::persistence::Synchronous> {
-    use crate::persistence::Synchronous;
-    let Some((variable, value)) = env.get("SQLITE_SYNCHRONOUS") else {
-        return Ok(Synchronous::Full);
+/// The cache, if code or `AGGREGATE_CACHE_MAXSIZE` asks for one: as in the
+/// Python library, unset or empty is no cache, and a size of 0 or less keeps
+/// every aggregate.
+fn cache_settings(
+    maxsize: Option<Option<usize>>,
+    fastforward: Option<bool>,
+    env: &Environment,
+) -> Result<Option<CacheSettings>> {
+    let maxsize = match maxsize {
+        Some(maxsize) => maxsize,
+        None => match env.get("AGGREGATE_CACHE_MAXSIZE") {
+            Some((_, value)) if value.trim().is_empty() => None,
+            Some((variable, value)) => {
+                let size = value
+                    .trim()
+                    .parse::<i64>()
+                    .map_err(|_| crate::Error::Config {
+                        variable,
+                        value: value.to_owned(),
+                        expected: "a whole number: how many aggregates to keep, or 0 for no limit"
+                            .into(),
+                    })?;
+                Some(usize::try_from(size).unwrap_or(0))
+            }
+            None => None,
+        },
     };
-    Synchronous::parse(value).ok_or_else(|| crate::Error::Config {
-        variable,
-        value: value.to_owned(),
-        expected: "FULL or NORMAL".into(),
-    })
+    let Some(maxsize) = maxsize else {
+        return Ok(None);
+    };
+    let fastforward = match fastforward {
+        Some(fastforward) => fastforward,
+        None => env.get_bool("AGGREGATE_CACHE_FASTFORWARD")?.unwrap_or(true),
+    };
+    Ok(Some(CacheSettings {
+        maxsize,
+        fastforward,
+    }))
 }
 
-#[cfg_attr(not(feature = "sqlite"), allow(unused_variables))]
-fn open_recorders(
-    persistence: &Persistence,
-    snapshotting: bool,
-    create_table: bool,
-    sqlite: &SqliteOptions,
-) -> Result<Recorders> {
-    match persistence {
-        Persistence::Memory => Ok((
-            Arc::new(MemoryRecorder::new()),
-            snapshotting.then(|| Arc::new(MemoryRecorder::new()) as Arc<dyn AggregateRecorder>),
-        )),
-        #[cfg(feature = "sqlite")]
-        Persistence::Sqlite { path } => {
-            use crate::persistence::{SqliteDatabase, SqliteRecorder};
-            let db = SqliteDatabase::open_with(path, sqlite.lock_timeout, sqlite.synchronous)?;
-            let snapshots = if snapshotting {
-                Some(
-                    Arc::new(SqliteRecorder::snapshots(db.clone(), create_table)?)
-                        as Arc<dyn AggregateRecorder>,
-                )
-            } else {
-                None
-            };
-            Ok((
-                Arc::new(SqliteRecorder::events(db, create_table)?),
-                snapshots,
-            ))
+/// `SNAPSHOTTING_INTERVALS`: `Name:N` pairs separated by commas, such as
+/// `Dog:100,Cat:50`, each name that of an aggregate this program defines (as in
+/// its topics, `Dog` of `Dog.Registered`).
+fn snapshotting_intervals_from(env: &Environment) -> Result<HashMap<String, u64>> {
+    let Some((variable, value)) = env.get("SNAPSHOTTING_INTERVALS") else {
+        return Ok(HashMap::new());
+    };
+    let known = aggregate_names();
+    let invalid = |expected: String| crate::Error::Config {
+        variable: variable.clone(),
+        value: value.to_owned(),
+        expected,
+    };
+    let mut intervals = HashMap::new();
+    for pair in value
+        .split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+    {
+        let parsed = pair.split_once(':').and_then(|(name, every)| {
+            let every = every.trim().parse::<u64>().ok().filter(|&n| n >= 1)?;
+            Some((name.trim(), every))
+        });
+        let Some((name, every)) = parsed.filter(|(name, _)| !name.is_empty()) else {
+            return Err(invalid(format!(
+                "aggregate names with a number of events of at least 1, such as Dog:100,Cat:50 \
+                 (`{pair}` is not one)"
+            )));
+        };
+        if !known.contains(&name) {
+            return Err(invalid(format!(
+                "names of aggregates this program defines ({}); `{name}` is not one",
+                known.join(", ")
+            )));
         }
-        #[cfg(feature = "postgres")]
-        Persistence::Postgres(config) => {
-            super::postgres::open_recorders(config, snapshotting, create_table)
-        }
+        intervals.insert(name.to_owned(), every);
     }
+    Ok(intervals)
+}
+
+/// The names of every aggregate linked into this program, sorted.
+fn aggregate_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = inventory::iter::<crate::domain::topic::RegisteredTopic>
+        .into_iter()
+        .map(|topic| topic.aggregate())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
 }

@@ -22,13 +22,21 @@ use crate::error::{Error, Result};
 pub struct Environment {
     prefix: Option<String>,
     vars: HashMap<String, String>,
+    /// Settings made in code, which win over every variable.
+    overrides: HashMap<String, String>,
 }
 
 /// Names only: values include secrets such as `CIPHER_KEY` and `POSTGRES_PASSWORD`.
 impl std::fmt::Debug for Environment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut names: Vec<&str> = self.vars.keys().map(String::as_str).collect();
+        let mut names: Vec<&str> = self
+            .vars
+            .keys()
+            .chain(self.overrides.keys())
+            .map(String::as_str)
+            .collect();
         names.sort_unstable();
+        names.dedup();
         f.debug_struct("Environment")
             .field("prefix", &self.prefix)
             .field("variables", &names)
@@ -55,6 +63,7 @@ impl Environment {
                 .into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
+            overrides: HashMap::new(),
         }
     }
 
@@ -74,11 +83,21 @@ impl Environment {
         Environment {
             prefix: (!prefix.is_empty()).then_some(prefix),
             vars: self.vars.clone(),
+            overrides: self.overrides.clone(),
         }
+    }
+
+    /// Sets `key` to `value` in front of every variable, prefixed or not: how
+    /// a setting made in code reaches the factory that reads it.
+    pub(crate) fn set_override(&mut self, key: &str, value: String) {
+        self.overrides.insert(key.to_owned(), value);
     }
 
     /// The value of `key`, with the variable name it was found under.
     pub fn get(&self, key: &str) -> Option<(String, &str)> {
+        if let Some(value) = self.overrides.get(key) {
+            return Some((key.to_owned(), value));
+        }
         if let Some(prefix) = &self.prefix {
             let prefixed = format!("{prefix}_{key}");
             if let Some(value) = self.vars.get(&prefixed) {

@@ -3,7 +3,9 @@
 //! notification log to readers downstream.
 
 mod builder;
+mod cache;
 mod environment;
+mod factory;
 mod mapper_config;
 mod notification_log;
 #[cfg(feature = "postgres")]
@@ -14,10 +16,12 @@ mod save;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub use builder::{
-    ApplicationBuilder, DEFAULT_SQLITE_DBNAME, DEFAULT_SQLITE_LOCK_TIMEOUT, Persistence,
-};
+pub use builder::ApplicationBuilder;
 pub use environment::Environment;
+pub use factory::{
+    DEFAULT_SQLITE_DBNAME, DEFAULT_SQLITE_LOCK_TIMEOUT, FactorySettings, OpenedPersistence,
+    Persistence, PersistenceFactory, PersistenceModule,
+};
 pub use notification_log::{DEFAULT_SECTION_SIZE, NotificationIter, NotificationLog, Section};
 pub use repository::Repository;
 pub use save::{Save, Unsaved};
@@ -74,9 +78,10 @@ pub struct Application {
     mapper: Mapper,
     events: Arc<dyn ApplicationRecorder>,
     snapshots: Option<Arc<dyn AggregateRecorder>>,
-    intervals: HashMap<&'static str, u64>,
+    intervals: HashMap<String, u64>,
     section_size: usize,
     subscribers: Vec<Subscriber>,
+    cache: Option<cache::AggregateCache>,
 }
 
 impl std::fmt::Debug for Application {
@@ -87,6 +92,7 @@ impl std::fmt::Debug for Application {
             .field("snapshotting", &self.snapshots.is_some())
             .field("intervals", &self.intervals)
             .field("subscribers", &self.subscribers.len())
+            .field("cache", &self.cache)
             .finish_non_exhaustive()
     }
 }
@@ -212,7 +218,15 @@ impl Application {
         if stored.is_empty() {
             return Ok(Vec::new());
         }
-        let notification_ids = self.events.insert_events(&stored)?;
+        let epoch = self.cache.as_ref().map(cache::AggregateCache::epoch);
+        let notification_ids = match self.events.insert_events(&stored) {
+            Ok(ids) => ids,
+            Err(error) => {
+                // Whoever conflicted holds an older copy than the store: so may the cache.
+                self.evict_cached(&stored);
+                return Err(error);
+            }
+        };
 
         let mut events = Vec::with_capacity(stored.len());
         let mut due_snapshots = Vec::new();
@@ -222,6 +236,12 @@ impl Application {
                 let before = version - aggregate.pending_count() as u64;
                 if version / every > before / every {
                     due_snapshots.push(aggregate.encode_snapshot(&self.mapper));
+                }
+            }
+            if let (Some(cache), Some(epoch)) = (&self.cache, epoch) {
+                match aggregate.encode_snapshot(cache.encoder()) {
+                    Ok(copy) => cache.put_encoded(aggregate.aggregate_name(), copy, epoch),
+                    Err(_) => cache.evict(&aggregate.aggregate_id()),
                 }
             }
             aggregate.drain_pending(&mut events);
@@ -276,6 +296,43 @@ impl Application {
         self.record_snapshot(&self.mapper.snapshot_to_stored(&aggregate)?)
     }
 
+    /// Takes a snapshot of the aggregate `id` as it was at `version`, as the
+    /// Python library's `take_snapshot(id, version=)`: for instance to snapshot
+    /// a version known to be settled, or to fill in snapshots of an aggregate
+    /// saved before snapshotting was turned on. A version the aggregate never
+    /// reached is [`Error::AggregateNotFound`].
+    ///
+    /// ```
+    /// use es_core::prelude::*;
+    /// # #[aggregate] pub struct Kettle { boils: u32 }
+    /// # #[aggregate] impl Kettle {
+    /// #     #[event("Bought")] pub fn buy() -> Self { Kettle { boils: 0 } }
+    /// #     #[event("Boiled")] pub fn boil(&mut self) { self.boils += 1; }
+    /// # }
+    /// let app = Application::builder().in_memory().snapshotting(true).build()?;
+    /// let mut kettle = Kettle::buy();
+    /// kettle.boil();
+    /// kettle.boil();
+    /// app.save(&mut kettle)?;
+    /// app.take_snapshot_at::<Kettle>(kettle.id(), 2)?;
+    /// let snapshots = app.snapshot_recorder().expect("snapshotting is on");
+    /// let taken = snapshots.select_events(&kettle.id(), Default::default())?;
+    /// assert_eq!(taken.iter().map(|s| s.originator_version).collect::<Vec<_>>(), [2]);
+    /// assert!(app.take_snapshot_at::<Kettle>(kettle.id(), 9).is_err());
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    pub fn take_snapshot_at<A: Aggregate>(
+        &self,
+        id: impl Into<OriginatorId>,
+        version: u64,
+    ) -> Result<()> {
+        if self.snapshots.is_none() {
+            return Err(Error::SnapshottingDisabled);
+        }
+        let aggregate: A = self.repository().get_at(id, version)?;
+        self.record_snapshot(&self.mapper.snapshot_to_stored(&aggregate)?)
+    }
+
     fn record_snapshot(&self, snapshot: &StoredEvent) -> Result<()> {
         let Some(snapshots) = &self.snapshots else {
             return Err(Error::SnapshottingDisabled);
@@ -284,6 +341,14 @@ impl Application {
             // The same version of an aggregate always has the same state.
             Ok(_) | Err(Error::Conflict { .. }) => Ok(()),
             Err(error) => Err(error),
+        }
+    }
+
+    fn evict_cached(&self, stored: &[StoredEvent]) {
+        if let Some(cache) = &self.cache {
+            for event in stored {
+                cache.evict(&event.originator_id);
+            }
         }
     }
 

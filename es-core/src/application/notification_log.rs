@@ -52,16 +52,44 @@ impl<'a> NotificationLog<'a> {
         }
     }
 
-    /// The section `"start,stop"`: at most the section size of notifications from
-    /// `start`, none past `stop`. Ids may have gaps; a section is full when it holds
-    /// as many items as were asked for.
+    /// The section `"start,stop"`, as the Python library's `LocalNotificationLog`
+    /// reads it: up to `stop - start + 1` notifications (never more than the
+    /// section size) with ids from `start` on, however far apart their ids are.
+    ///
+    /// Notification ids can have gaps (on PostgreSQL an insert that fails still
+    /// uses up ids), so the section's own `id` is the first and last ids it
+    /// holds, and `next_id` is there whenever the section is full: a reader who
+    /// follows `next_id` from `"1,10"` until it is `None` has read the whole log.
+    /// A start below 1 reads from 1; a stop below the start is an empty section.
+    ///
+    /// ```
+    /// use es_core::prelude::*;
+    /// # #[aggregate] pub struct Cup { sips: u8 }
+    /// # #[aggregate] impl Cup { #[event("Poured")] pub fn pour() -> Self { Cup { sips: 0 } } }
+    /// let app = Application::builder().in_memory().build()?;
+    /// for _ in 0..15 { app.save(&mut Cup::pour())?; }
+    /// let log = app.notification_log();
+    /// let wide = log.section("1,100")?; // no more than the section size (10)
+    /// assert_eq!((wide.id.as_deref(), wide.next_id.as_deref()), (Some("1,10"), Some("11,20")));
+    /// let backwards = log.section("3,2")?;
+    /// assert_eq!((backwards.id, backwards.items.len(), backwards.next_id), (None, 0, None));
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
     pub fn section(&self, section_id: &str) -> Result<Section> {
         let (start, stop) = parse_section_id(section_id)?;
-        let limit = usize::try_from(stop - start + 1)
-            .map_or(self.section_size, |n| n.min(self.section_size));
-        let items = self
-            .recorder
-            .select_notifications(start, limit, Some(stop), &[])?;
+        let start = start.max(1);
+        // Python's `min(max(0, stop - start + 1), section_size)`.
+        let asked = u64::try_from(stop.saturating_sub(start).saturating_add(1)).unwrap_or(0);
+        let limit = usize::try_from(asked)
+            .unwrap_or(usize::MAX)
+            .min(self.section_size);
+        let start = start.unsigned_abs();
+        let items = if limit == 0 {
+            Vec::new()
+        } else {
+            self.recorder
+                .select_notifications(start, limit, None, &[])?
+        };
         let (id, next_id) = match (items.first(), items.last()) {
             (Some(first), Some(last)) => (
                 Some(format!("{},{}", first.id, last.id)),
@@ -134,30 +162,124 @@ impl Iterator for NotificationIter<'_> {
     }
 }
 
-fn parse_section_id(section_id: &str) -> Result<(u64, u64)> {
+/// The two numbers of `"start,stop"`, as given: signs and spaces allowed, as
+/// Python's `int` allows them, but anything else is an error.
+fn parse_section_id(section_id: &str) -> Result<(i64, i64)> {
     let invalid = || Error::InvalidSectionId {
         section_id: section_id.to_owned(),
     };
     let (start, stop) = section_id.split_once(',').ok_or_else(invalid)?;
-    let start: u64 = start.trim().parse().map_err(|_| invalid())?;
-    let stop: u64 = stop.trim().parse().map_err(|_| invalid())?;
-    if start == 0 || stop < start {
-        return Err(invalid());
-    }
+    let start: i64 = start.trim().parse().map_err(|_| invalid())?;
+    let stop: i64 = stop.trim().parse().map_err(|_| invalid())?;
     Ok((start, stop))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_section_id;
+    use super::*;
+    use crate::domain::id::OriginatorId;
+    use crate::persistence::{AggregateRecorder, EventQuery, StoredEvent};
 
     #[test]
     fn section_ids_parse_and_bad_ones_are_errors() {
         assert_eq!(parse_section_id("1,10").ok(), Some((1, 10)));
         assert_eq!(parse_section_id(" 3 , 3 ").ok(), Some((3, 3)));
-        for bad in ["", "1", "0,10", "5,4", "a,b", "1,10,20", "-1,3", "1;10"] {
+        assert_eq!(parse_section_id("-1,3").ok(), Some((-1, 3)));
+        assert_eq!(parse_section_id("5,4").ok(), Some((5, 4)));
+        for bad in ["", "1", "a,b", "1,10,20", "1;10", "1.0,10"] {
             let error = parse_section_id(bad).expect_err(bad);
             assert!(error.to_string().contains("section id"), "{bad}: {error}");
         }
+    }
+
+    /// A log whose ids are the given ones, gaps and all, as PostgreSQL leaves them.
+    struct GappedLog(Vec<u64>);
+
+    impl AggregateRecorder for GappedLog {
+        fn insert_events(&self, _: &[StoredEvent]) -> Result<Vec<u64>> {
+            Ok(Vec::new())
+        }
+        fn select_events(&self, _: &OriginatorId, _: EventQuery) -> Result<Vec<StoredEvent>> {
+            Ok(Vec::new())
+        }
+    }
+
+    impl ApplicationRecorder for GappedLog {
+        fn select_notifications(
+            &self,
+            start: u64,
+            limit: usize,
+            stop: Option<u64>,
+            _: &[&str],
+        ) -> Result<Vec<Notification>> {
+            Ok(self
+                .0
+                .iter()
+                .filter(|&&id| id >= start && stop.is_none_or(|stop| id <= stop))
+                .take(limit)
+                .map(|&id| Notification {
+                    id,
+                    event: StoredEvent {
+                        originator_id: uuid::Uuid::new_v4().into(),
+                        originator_version: 1,
+                        topic: "T".into(),
+                        state: Vec::new(),
+                    },
+                })
+                .collect())
+        }
+        fn max_notification_id(&self) -> Result<Option<u64>> {
+            Ok(self.0.last().copied())
+        }
+    }
+
+    fn ids(section: &Section) -> Vec<u64> {
+        section.items.iter().map(|n| n.id).collect()
+    }
+
+    #[test]
+    fn following_next_id_reads_every_notification_across_gaps() {
+        let stored: Vec<u64> = (1..=40).filter(|id| id % 3 != 0).chain([55, 90]).collect();
+        let recorder = GappedLog(stored.clone());
+        let log = NotificationLog::new(&recorder, 10);
+        let first = log.section("1,10").expect("section");
+        assert_eq!(first.id.as_deref(), Some("1,14"));
+        assert_eq!(first.next_id.as_deref(), Some("15,24"));
+        let (mut read, mut next) = (Vec::new(), Some("1,10".to_owned()));
+        while let Some(section_id) = next {
+            let section = log.section(&section_id).expect("section");
+            read.extend(ids(&section));
+            next = section.next_id;
+        }
+        assert_eq!(read, stored);
+    }
+
+    #[test]
+    fn odd_section_ids_are_read_as_the_python_library_reads_them() {
+        let recorder = GappedLog((1..=25).collect());
+        let log = NotificationLog::new(&recorder, 10);
+        let wide = log.section("1,100").expect("section");
+        assert_eq!(
+            (ids(&wide).len(), wide.next_id.as_deref()),
+            (10, Some("11,20"))
+        );
+        let backwards = log.section("3,2").expect("section");
+        assert_eq!(
+            (backwards.id, backwards.items.len(), backwards.next_id),
+            (None, 0, None)
+        );
+        assert_eq!(
+            log.section("0,3").expect("section").id.as_deref(),
+            Some("1,3")
+        );
+        assert_eq!(
+            log.section("-5,3").expect("section").id.as_deref(),
+            Some("1,3")
+        );
+        let last = log.section("21,30").expect("section");
+        assert_eq!((last.id.as_deref(), last.next_id), (Some("21,25"), None));
+        let full_at_the_end = log.section("16,25").expect("section");
+        assert_eq!(full_at_the_end.next_id.as_deref(), Some("26,35"));
+        assert!(log.section("26,35").expect("section").items.is_empty());
     }
 }

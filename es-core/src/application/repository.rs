@@ -1,7 +1,9 @@
 //! The repository: aggregates rebuilt from their stored events.
 
 use super::Application;
+use super::cache::AggregateCache;
 use crate::domain::aggregate::{Aggregate, replay};
+use crate::domain::event::DomainEvent;
 use crate::domain::id::OriginatorId;
 use crate::error::{Error, Result};
 use crate::persistence::{EventQuery, SnapshotOrEvent, StoredEvent};
@@ -38,9 +40,45 @@ impl<'a> Repository<'a> {
         Repository { app }
     }
 
-    /// The aggregate at its latest version.
+    /// The aggregate at its latest version. With the aggregate cache on (see
+    /// [`ApplicationBuilder::aggregate_cache`](super::ApplicationBuilder::aggregate_cache)),
+    /// a cached copy is brought up to date with only the events recorded since.
     pub fn get<A: Aggregate>(&self, id: impl Into<OriginatorId>) -> Result<A> {
-        self.load(id.into(), None)
+        let id = id.into();
+        match &self.app.cache {
+            Some(cache) => self.get_through(cache, id),
+            None => self.load(id, None),
+        }
+    }
+
+    fn get_through<A: Aggregate>(&self, cache: &AggregateCache, id: OriginatorId) -> Result<A> {
+        // Noted before the store is read: see the cache's protocol.
+        let epoch = cache.epoch();
+        let aggregate = match cache.get::<A>(&id) {
+            Some(copy) if !cache.fastforward() => return Ok(copy),
+            Some(copy) => {
+                let cached_version = copy.version();
+                let aggregate = self.fast_forward(copy).inspect_err(|_| cache.evict(&id))?;
+                if aggregate.version() == cached_version {
+                    return Ok(aggregate);
+                }
+                aggregate
+            }
+            None => self.load(id, None)?,
+        };
+        cache.put(&aggregate, epoch);
+        Ok(aggregate)
+    }
+
+    /// `aggregate` with the events recorded after its version applied.
+    fn fast_forward<A: Aggregate>(&self, aggregate: A) -> Result<A> {
+        let id = aggregate.id();
+        let query = EventQuery::new().gt(aggregate.version());
+        let stored = self.app.events.select_events(&id, query)?;
+        let events = stored
+            .iter()
+            .map(|event| self.app.mapper.to_domain_event(event));
+        replay(Some(aggregate), events)?.ok_or(Error::AggregateNotFound { id, version: None })
     }
 
     /// The aggregate as it was at `version`. A version it never reached is
@@ -56,6 +94,45 @@ impl<'a> Repository<'a> {
             .events
             .select_events(&id.into(), EventQuery::new().limit(1))?
             .is_empty())
+    }
+
+    /// Every event of the aggregate `id`, decoded into `A`'s event enum, oldest
+    /// first, each with the version it gave the aggregate and when it happened:
+    /// its history, to show or to audit. Snapshots are not used: the events are
+    /// the record. An id with no events is [`Error::AggregateNotFound`]; an
+    /// event that is not one of `A`'s is an error naming its id and version.
+    ///
+    /// ```
+    /// use es_core::prelude::*;
+    /// # #[aggregate] pub struct Lamp { on: bool }
+    /// # #[aggregate] impl Lamp {
+    /// #     #[event("Installed")] pub fn install() -> Self { Lamp { on: false } }
+    /// #     #[event("Switched")] pub fn switch(&mut self, on: bool) { self.on = on; }
+    /// # }
+    /// let app = Application::builder().in_memory().build()?;
+    /// let mut lamp = Lamp::install();
+    /// lamp.switch(true);
+    /// app.save(&mut lamp)?;
+    ///
+    /// let history = app.repository().history::<Lamp>(lamp.id())?;
+    /// assert_eq!(history.iter().map(|e| e.originator_version).collect::<Vec<_>>(), [1, 2]);
+    /// assert!(matches!(history[1].payload, LampEvent::Switched { on: true }));
+    /// assert!(history[0].timestamp <= history[1].timestamp);
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    pub fn history<A: Aggregate>(
+        &self,
+        id: impl Into<OriginatorId>,
+    ) -> Result<Vec<DomainEvent<A::Event>>> {
+        let id = id.into();
+        let stored = self.app.events.select_events(&id, EventQuery::new())?;
+        if stored.is_empty() {
+            return Err(Error::AggregateNotFound { id, version: None });
+        }
+        stored
+            .iter()
+            .map(|event| self.app.mapper.to_domain_event::<A::Event>(event))
+            .collect()
     }
 
     fn load<A: Aggregate>(&self, id: OriginatorId, version: Option<u64>) -> Result<A> {

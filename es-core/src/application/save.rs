@@ -2,6 +2,7 @@
 
 use crate::domain::aggregate::Aggregate;
 use crate::domain::event::{AnyEvent, DomainEvent};
+use crate::domain::id::OriginatorId;
 use crate::error::Result;
 use crate::persistence::{Mapper, StoredEvent};
 
@@ -40,6 +41,8 @@ pub trait Save {
 pub trait Unsaved {
     /// The aggregate's name, to find its snapshotting interval.
     fn aggregate_name(&self) -> &'static str;
+    /// The aggregate's id.
+    fn aggregate_id(&self) -> OriginatorId;
     /// The aggregate's current version.
     fn current_version(&self) -> u64;
     /// How many events are pending.
@@ -55,6 +58,9 @@ pub trait Unsaved {
 impl<A: Aggregate> Unsaved for A {
     fn aggregate_name(&self) -> &'static str {
         A::NAME
+    }
+    fn aggregate_id(&self) -> OriginatorId {
+        self.id()
     }
     fn current_version(&self) -> u64 {
         self.version()

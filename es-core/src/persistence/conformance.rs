@@ -34,6 +34,8 @@ pub struct Fixture {
     /// Whether the recorder keeps text ids; if not, the text-id cases check
     /// that it refuses them with [`Error::InvalidId`] instead.
     pub text_ids: bool,
+    /// How to make the recorder skip notification ids, if it ever does; see [`Fixture::with_gaps`].
+    pub gaps: Option<GapMaker>,
     _keep_alive: Option<Box<dyn Any + Send + Sync>>,
 }
 
@@ -43,6 +45,7 @@ impl Fixture {
         Fixture {
             recorder: Arc::new(recorder),
             text_ids: true,
+            gaps: None,
             _keep_alive: None,
         }
     }
@@ -913,4 +916,131 @@ pub fn visit_from_snapshot_starts_after_the_latest_snapshot_at_or_below_the_vers
             "lte {lte:?}"
         );
     }
+}
+
+/// Makes the next notification id skip at least one, as a recorder that
+/// leaves gaps does: see [`Fixture::with_gaps`].
+pub type GapMaker = Arc<dyn Fn(&dyn ApplicationRecorder) + Send + Sync>;
+
+impl Fixture {
+    /// Declares that the recorder's notification ids can have gaps, and how
+    /// to make one: the gap cases ([`notification_gap_conformance_tests!`](crate::notification_gap_conformance_tests))
+    /// run only on fixtures that declare it. On PostgreSQL, pass
+    /// [`gap_by_conflicting_insert`]; a store that never leaves gaps can make
+    /// one by other means (the SQLite tests raise `sqlite_sequence`), or skip.
+    ///
+    /// ```
+    /// use es_core::persistence::{MemoryRecorder, conformance::{self, Fixture}};
+    /// // The in-memory recorder never skips an id: it declares nothing, and skips.
+    /// conformance::run(Fixture::new(MemoryRecorder::new()), conformance::pages_read_every_notification_across_gaps);
+    /// ```
+    pub fn with_gaps(
+        mut self,
+        make_gap: impl Fn(&dyn ApplicationRecorder) + Send + Sync + 'static,
+    ) -> Self {
+        self.gaps = Some(Arc::new(make_gap));
+        self
+    }
+}
+
+/// Generates one `#[test]` per case that needs gaps in the notification ids;
+/// each is skipped unless `$fixture`'s fixture declares [`Fixture::with_gaps`].
+#[macro_export]
+macro_rules! notification_gap_conformance_tests {
+    ($fixture:expr) => {
+        $crate::recorder_conformance_tests!(@cases $fixture;
+            pages_read_every_notification_across_gaps,
+        );
+    };
+}
+
+/// A gap as PostgreSQL leaves one: a batch whose second event takes a version
+/// already recorded, so the batch fails after its first event drew an id.
+pub fn gap_by_conflicting_insert(recorder: &dyn ApplicationRecorder) {
+    let taken = uuid_id();
+    recorder
+        .insert_events(&[event(&taken, 1, "Gap.Taken")])
+        .expect("insert");
+    let error = recorder
+        .insert_events(&[
+            event(uuid_id(), 1, "Gap.Lost"),
+            event(&taken, 1, "Gap.Lost"),
+        ])
+        .expect_err("version 1 is taken");
+    assert!(error.is_conflict(), "{error}");
+}
+
+/// Inserts `count` events of fresh originators, one insert each, making a gap
+/// after each one for which `gap_after` says so.
+fn insert_with_gaps(
+    fixture: &Fixture,
+    make_gap: &GapMaker,
+    count: u64,
+    gap_after: impl Fn(u64) -> bool,
+) -> Vec<Notification> {
+    let recorder = &*fixture.recorder;
+    for n in 1..=count {
+        recorder
+            .insert_events(&[event(uuid_id(), 1, "Paged")])
+            .expect("insert");
+        if gap_after(n) {
+            make_gap(recorder);
+        }
+    }
+    recorder
+        .select_notifications(1, usize::MAX >> 1, None, &["Paged"])
+        .expect("select")
+}
+
+/// With ids that skip (as they do under contention on PostgreSQL), a limit
+/// counts notifications, not ids: a reader that asks for `limit` from the id
+/// after the last it read, and stops at the first page short of its limit
+/// (the Python library's rule for `next_id`), reads every notification once,
+/// in order. A page bounded by `stop` at a gap is short, which is why a
+/// section must not be read with its end as `stop`.
+pub fn pages_read_every_notification_across_gaps(fixture: Fixture) {
+    let Some(make_gap) = fixture.gaps.clone() else {
+        return;
+    };
+    let wanted = insert_with_gaps(&fixture, &make_gap, 23, |n| n % 4 == 0 || n == 9);
+    assert_eq!(wanted.len(), 23);
+    let span = wanted[22].id - wanted[0].id + 1;
+    assert!(
+        span > 23,
+        "the fixture's gap maker made no gap: ids {:?}",
+        ids(&wanted)
+    );
+
+    let recorder = &*fixture.recorder;
+    let limit = 5;
+    let (mut read, mut start) = (Vec::new(), 1);
+    loop {
+        let page = recorder
+            .select_notifications(start, limit, None, &[])
+            .expect("select");
+        read.extend(page.iter().filter(|n| n.event.topic == "Paged").cloned());
+        match page.last() {
+            Some(last) if page.len() == limit => start = last.id + 1,
+            _ => break,
+        }
+    }
+    assert_eq!(ids(&read), ids(&wanted));
+    assert_eq!(read, wanted);
+
+    let all = recorder
+        .select_notifications(1, usize::MAX >> 1, None, &[])
+        .expect("select");
+    let first_gap = all
+        .windows(2)
+        .find(|pair| pair[1].id > pair[0].id + 1)
+        .map(|pair| pair[0].id)
+        .expect("a gap");
+    let bounded = recorder
+        .select_notifications(first_gap, limit, Some(first_gap + 1), &[])
+        .expect("select");
+    assert_eq!(
+        ids(&bounded),
+        [first_gap],
+        "the id after {first_gap} is a gap"
+    );
 }
