@@ -51,6 +51,16 @@ const SCHEMA: &str = "es_bench";
 
 /// A fresh, empty application on `backend`; SQLite files go in `dir`.
 fn fresh_app(backend: &Backend, dir: &Path, snapshots: Option<u64>) -> Result<Application> {
+    fresh_app_with(backend, dir, snapshots, None)
+}
+
+/// [`fresh_app`], with an aggregate cache of `cache` aggregates if given.
+fn fresh_app_with(
+    backend: &Backend,
+    dir: &Path,
+    snapshots: Option<u64>,
+    cache: Option<usize>,
+) -> Result<Application> {
     let builder = Application::builder();
     let builder = match backend {
         Backend::Memory => builder.in_memory(),
@@ -70,7 +80,7 @@ fn fresh_app(backend: &Backend, dir: &Path, snapshots: Option<u64>) -> Result<Ap
         Some(every) => builder.snapshotting_interval::<BankAccount>(every),
         None => builder,
     };
-    Ok(builder.build()?)
+    Ok(builder.aggregate_cache(cache).build()?)
 }
 
 fn fresh_file(dir: &Path) -> PathBuf {
@@ -84,6 +94,8 @@ pub fn run(backend: &Backend, sizes: &Sizes) -> Result<Vec<Record>> {
     let (system, name, durability) = (SYSTEM, backend.name(), backend.durability());
     let mut w1 = Record::new(system, name, "W1", "events/s", durability);
     let mut w2 = Record::new(system, name, "W2", "commands/s", durability);
+    let mut w2c = Record::new(system, name, "W2-cache", "commands/s", durability);
+    w2c.note = Some("W2 with the aggregate cache on (fast-forward)".into());
     let mut w3 = Record::new(system, name, "W3", "events/s", durability);
     let mut w3s = Record::new(system, name, "W3-snapshots", "ms", durability);
     let mut w4 = Record::new(system, name, "W4", "events/s", durability);
@@ -119,6 +131,13 @@ pub fn run(backend: &Backend, sizes: &Sizes) -> Result<Vec<Record>> {
         w4.runs.push(rate(read?, elapsed));
         drop(app);
 
+        // W2 again on a store W1 made through an application with a cache.
+        let app = fresh_app_with(backend, dir.path(), None, Some(sizes.accounts))?;
+        let ids = write_accounts(&app, sizes)?;
+        let (cycled, elapsed) = timed(|| command_cycles(&app, &ids, sizes));
+        w2c.runs.push(rate(cycled?, elapsed));
+        drop(app);
+
         let full = replay(backend, dir.path(), sizes, None)?;
         w3.runs.push(rate(sizes.replay_events as usize, full));
         let snapshotted = replay(backend, dir.path(), sizes, Some(sizes.snapshot_every))?;
@@ -139,7 +158,7 @@ pub fn run(backend: &Backend, sizes: &Sizes) -> Result<Vec<Record>> {
         zipf.latencies(latencies);
         zipf.conflicts.push(conflicts);
     }
-    Ok([w1, w2, w3, w3s, w4]
+    Ok([w1, w2, w2c, w3, w3s, w4]
         .into_iter()
         .chain(w5)
         .chain([zipf])
