@@ -99,3 +99,40 @@ impl Drop for DropTables {
         }
     }
 }
+
+/// Drops, when dropped, every table of `schema` whose name starts with
+/// `start`: for tables whose exact names the test does not choose.
+pub struct DropTablesStartingWith {
+    pub schema: String,
+    pub start: String,
+}
+
+impl Drop for DropTablesStartingWith {
+    fn drop(&mut self) {
+        let result = postgres::Client::connect(&url(), postgres::NoTls).and_then(|mut client| {
+            let names: Vec<String> = client
+                .query(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = $1 AND starts_with(tablename, $2)",
+                    &[&self.schema, &self.start],
+                )?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            for name in names {
+                // Names read from the catalog, quoted with their quotes doubled.
+                client.batch_execute(&format!(
+                    "DROP TABLE IF EXISTS \"{}\".\"{}\"",
+                    self.schema.replace('"', "\"\""),
+                    name.replace('"', "\"\"")
+                ))?;
+            }
+            Ok(())
+        });
+        if let Err(error) = result {
+            eprintln!(
+                "could not drop the test tables starting with {}: {error}",
+                self.start
+            );
+        }
+    }
+}

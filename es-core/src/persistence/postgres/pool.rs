@@ -2,13 +2,14 @@
 //! run again on another connection when the server closed the first.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use postgres::{Client, NoTls, Statement};
 use r2d2::{ManageConnection, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 
-use super::config::{MAX_IDENTIFIER_BYTES, OriginatorIdType, PostgresConfig, checked_identifier};
+use super::config::{OriginatorIdType, PostgresConfig, checked_schema};
 use crate::error::{BoxError, Error, Result};
 
 /// A pooled connection with the statements prepared on it, so that each SQL
@@ -64,18 +65,25 @@ impl Drop for Transaction<'_> {
 
 /// r2d2_postgres's manager, giving connections with a statement cache.
 #[derive(Debug)]
-pub(super) struct Manager(PostgresConnectionManager<NoTls>);
+pub(super) struct Manager {
+    inner: PostgresConnectionManager<NoTls>,
+    /// The server, as errors name it: `postgres://user@host:port/dbname`.
+    server: String,
+}
 
-/// A connection error whose message includes its cause: r2d2 keeps only the
-/// message of the last failed attempt, and the driver's own message alone says
-/// no more than "error connecting to server".
+/// A connection error whose message names the server and includes its cause:
+/// r2d2 keeps only the message of the last failed attempt, and the driver's
+/// own message alone says no more than "error connecting to server".
 #[derive(Debug)]
-pub(super) struct ConnectError(postgres::Error);
+pub(super) struct ConnectError {
+    server: String,
+    error: postgres::Error,
+}
 
 impl std::fmt::Display for ConnectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut cause = std::error::Error::source(&self.0);
+        write!(f, "cannot connect to {}: {}", self.server, self.error)?;
+        let mut cause = std::error::Error::source(&self.error);
         while let Some(error) = cause {
             write!(f, ": {error}")?;
             cause = error.source();
@@ -86,7 +94,16 @@ impl std::fmt::Display for ConnectError {
 
 impl std::error::Error for ConnectError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
+        Some(&self.error)
+    }
+}
+
+impl Manager {
+    fn failed(&self, error: postgres::Error) -> ConnectError {
+        ConnectError {
+            server: self.server.clone(),
+            error,
+        }
     }
 }
 
@@ -96,7 +113,7 @@ impl ManageConnection for Manager {
 
     fn connect(&self) -> std::result::Result<CachingConnection, ConnectError> {
         Ok(CachingConnection {
-            client: self.0.connect().map_err(ConnectError)?,
+            client: self.inner.connect().map_err(|e| self.failed(e))?,
             statements: HashMap::new(),
         })
     }
@@ -105,15 +122,51 @@ impl ManageConnection for Manager {
         &self,
         connection: &mut CachingConnection,
     ) -> std::result::Result<(), ConnectError> {
-        self.0
+        self.inner
             .is_valid(&mut connection.client)
-            .map_err(ConnectError)
+            .map_err(|e| self.failed(e))
     }
 
     fn has_broken(&self, connection: &mut CachingConnection) -> bool {
-        self.0.has_broken(&mut connection.client)
+        self.inner.has_broken(&mut connection.client)
     }
 }
+
+/// The last failed attempt to open a connection, when it failed. The pool
+/// retries in the background until its timeout; a caller waiting for a
+/// connection looks here to fail at once instead, with the reason.
+#[derive(Debug, Default)]
+struct ConnectFailures(Mutex<Option<(Instant, String)>>);
+
+impl ConnectFailures {
+    fn record(&self, error: &ConnectError) {
+        if let Ok(mut last) = self.0.lock() {
+            *last = Some((Instant::now(), error.to_string()));
+        }
+    }
+
+    /// The reason of an attempt that failed at or after `since`.
+    fn since(&self, since: Instant) -> Option<String> {
+        let last = self.0.lock().ok()?;
+        last.as_ref()
+            .filter(|(at, _)| *at >= since)
+            .map(|(_, why)| why.clone())
+    }
+}
+
+/// Hands r2d2's connection errors to a [`ConnectFailures`] (instead of r2d2's
+/// default, a log line).
+#[derive(Debug)]
+struct RecordFailures(Arc<ConnectFailures>);
+
+impl r2d2::HandleError<ConnectError> for RecordFailures {
+    fn handle_error(&self, error: ConnectError) {
+        self.0.record(&error);
+    }
+}
+
+/// How often a caller waiting for a connection looks for a failed attempt.
+const FAILURE_POLL: Duration = Duration::from_millis(20);
 
 /// One PostgreSQL database, shared by the recorders of an application: a pool
 /// of connections and the schema of their tables.
@@ -130,8 +183,10 @@ impl ManageConnection for Manager {
 /// ```
 pub struct PostgresDatabase {
     pool: r2d2::Pool<Manager>,
+    failures: Arc<ConnectFailures>,
     pub(super) schema: String,
-    pub(super) id_type: OriginatorIdType,
+    /// The type set in the configuration; `None` takes each table's own.
+    pub(super) configured_id_type: Option<OriginatorIdType>,
 }
 
 impl std::fmt::Debug for PostgresDatabase {
@@ -139,16 +194,18 @@ impl std::fmt::Debug for PostgresDatabase {
         f.debug_struct("PostgresDatabase")
             .field("schema", &self.schema)
             .field("pool_size", &self.pool.max_size())
+            .field("pre_ping", &self.pool.test_on_check_out())
+            .field("conn_max_age", &self.pool.max_lifetime())
             .finish_non_exhaustive()
     }
 }
 
 impl PostgresDatabase {
     /// A pool of connections to the database `config` names. A pool size of 0,
-    /// a zero connect timeout or a schema that is not a plain name is an
-    /// [`Error::Config`].
+    /// a zero connect timeout or connection age, or a schema that is not a
+    /// plain name of the application's own is an [`Error::Config`].
     pub fn open(config: &PostgresConfig) -> Result<Arc<Self>> {
-        let schema = checked_identifier("POSTGRES_SCHEMA", &config.schema, MAX_IDENTIFIER_BYTES)?;
+        let schema = checked_schema("POSTGRES_SCHEMA", &config.schema)?;
         if config.pool_size == 0 {
             return Err(Error::Config {
                 variable: "POSTGRES_POOL_SIZE".into(),
@@ -163,24 +220,34 @@ impl PostgresDatabase {
                 expected: "a positive number of seconds".into(),
             });
         }
-        let manager = Manager(PostgresConnectionManager::new(
-            config.client_config(),
-            NoTls,
-        ));
-        // No connection is opened up front (min_idle 0), and none is pinged on
-        // checkout (as the Python library's POSTGRES_PRE_PING defaults to off):
-        // a connection found broken is dropped when it is given back.
+        if config.conn_max_age.is_some_and(|age| age.is_zero()) {
+            return Err(Error::Config {
+                variable: "POSTGRES_CONN_MAX_AGE".into(),
+                value: "0".into(),
+                expected: "a positive number of seconds (or no limit)".into(),
+            });
+        }
+        let manager = Manager {
+            inner: PostgresConnectionManager::new(config.client_config(), NoTls),
+            server: config.to_string(),
+        };
+        let failures = Arc::new(ConnectFailures::default());
+        // No connection is opened up front (min_idle 0). Without pre-ping (as
+        // the Python library's POSTGRES_PRE_PING defaults to off) a connection
+        // found broken is dropped when it is given back, and the work retried.
         let pool = r2d2::Pool::builder()
             .max_size(config.pool_size)
             .min_idle(Some(0))
-            .test_on_check_out(false)
+            .test_on_check_out(config.pre_ping)
+            .max_lifetime(config.conn_max_age)
             .connection_timeout(config.connect_timeout)
-            .build(manager)
-            .map_err(|e| Error::database("opening the PostgreSQL connection pool", e))?;
+            .error_handler(Box::new(RecordFailures(failures.clone())))
+            .build_unchecked(manager);
         Ok(Arc::new(PostgresDatabase {
             pool,
+            failures,
             schema,
-            id_type: config.originator_id_type,
+            configured_id_type: config.originator_id_type,
         }))
     }
 
@@ -189,15 +256,56 @@ impl PostgresDatabase {
         &self.schema
     }
 
-    /// The type of the tables' `originator_id` column.
-    pub fn originator_id_type(&self) -> OriginatorIdType {
-        self.id_type
+    /// The type of the tables' `originator_id` column, if the configuration
+    /// sets one; `None` takes each table's own (`uuid` for a new table).
+    pub fn originator_id_type(&self) -> Option<OriginatorIdType> {
+        self.configured_id_type
     }
 
+    /// The `originator_id` type for `table`: the configured one, else the
+    /// type of the table already there, else `uuid`.
+    pub(super) fn originator_id_type_of(&self, table: &str) -> Result<OriginatorIdType> {
+        if let Some(configured) = self.configured_id_type {
+            return Ok(configured);
+        }
+        let found = self.read("checking the PostgreSQL tables", |connection| {
+            connection
+                .client
+                .query_opt(
+                    "SELECT data_type FROM information_schema.columns \
+                     WHERE table_schema = $1 AND table_name = $2 AND column_name = 'originator_id'",
+                    &[&self.schema, &table],
+                )?
+                .map(|row| row.try_get::<_, String>(0))
+                .transpose()
+        })?;
+        Ok(found
+            .as_deref()
+            .and_then(OriginatorIdType::parse)
+            .unwrap_or_default())
+    }
+
+    /// A pooled connection. Waiting for one ends early, with the reason, as
+    /// soon as an attempt to open one fails: a server that refuses, or a
+    /// password it rejects, is an error at once rather than after the
+    /// connect timeout.
     pub(super) fn connection(&self) -> Result<PooledConnection<Manager>> {
-        self.pool
-            .get()
-            .map_err(|e| Error::database("getting a PostgreSQL connection", e))
+        let started = Instant::now();
+        let timeout = self.pool.connection_timeout();
+        loop {
+            let left = timeout.saturating_sub(started.elapsed());
+            match self.pool.get_timeout(left.min(FAILURE_POLL)) {
+                Ok(connection) => return Ok(connection),
+                Err(error) => {
+                    if let Some(why) = self.failures.since(started) {
+                        return Err(Error::database("opening a PostgreSQL connection", why));
+                    }
+                    if started.elapsed() >= timeout {
+                        return Err(Error::database("getting a PostgreSQL connection", error));
+                    }
+                }
+            }
+        }
     }
 
     /// Runs `work` on a pooled connection, again on another one if the first
