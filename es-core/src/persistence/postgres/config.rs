@@ -148,7 +148,7 @@ impl SslMode {
 
 /// The type of the `originator_id` column of PostgreSQL tables, as the Python
 /// library's `ORIGINATOR_ID_TYPE`: `uuid` (the default, 16 bytes an id) keeps
-/// only UUID ids; `text` keeps any [`OriginatorId`], a UUID as its canonical text.
+/// only UUID ids; `text` keeps any [`OriginatorId`](crate::OriginatorId), a UUID as its canonical text.
 ///
 /// It chooses the column type of tables it creates; tables already there keep
 /// theirs. Left unset, an existing table's type is used; set, a setting that
