@@ -381,10 +381,156 @@ mod tests {
             Err(Error::Config { .. })
         ));
         config.connect_timeout = Duration::from_secs(1);
+        config.conn_max_age = Some(Duration::ZERO);
+        assert!(matches!(
+            PostgresDatabase::open(&config),
+            Err(Error::Config { variable, .. }) if variable == "POSTGRES_CONN_MAX_AGE"
+        ));
+        config.conn_max_age = None;
         config.schema = "x; drop table y".into();
         assert!(matches!(
             PostgresDatabase::open(&config),
             Err(Error::Config { .. })
         ));
+    }
+
+    #[test]
+    fn pre_ping_and_connection_age_reach_the_pool() {
+        let mut config = PostgresConfig::new("h", "d", "u");
+        let db = PostgresDatabase::open(&config).expect("pool");
+        assert!(!db.pool.test_on_check_out(), "off by default");
+        assert_eq!(db.pool.max_lifetime(), Some(Duration::from_secs(3600)));
+        config.pre_ping = true;
+        config.conn_max_age = None;
+        let db = PostgresDatabase::open(&config).expect("pool");
+        assert!(db.pool.test_on_check_out());
+        assert_eq!(db.pool.max_lifetime(), None);
+        let shown = format!("{db:?}");
+        assert!(shown.contains("pre_ping: true"), "{shown}");
+    }
+
+    /// The test server's configuration, or `None` if it cannot be reached
+    /// and this is not CI (where that fails the test).
+    fn test_server() -> Option<PostgresConfig> {
+        let url = std::env::var("ES_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let mut config = PostgresConfig::from_url(&url).expect("ES_TEST_POSTGRES_URL");
+        config.connect_timeout = Duration::from_secs(5);
+        let probe = PostgresDatabase::open(&config).expect("pool");
+        match probe.connection() {
+            Ok(_) => Some(config),
+            Err(error) if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("PostgreSQL at {url} is not reachable and CI=true: {error}")
+            }
+            Err(error) => {
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED: PostgreSQL at {url} is not reachable ({error})"
+                );
+                None
+            }
+        }
+    }
+
+    fn show(db: &PostgresDatabase, setting: &str) -> String {
+        let mut connection = db.connection().expect("connection");
+        let rows = connection
+            .client
+            .simple_query(&format!("SHOW {setting}"))
+            .expect("show");
+        rows.iter()
+            .find_map(|message| match message {
+                postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .expect("a value")
+    }
+
+    #[test]
+    fn the_session_timeouts_reach_the_server() {
+        let Some(mut config) = test_server() else {
+            return;
+        };
+        let db = PostgresDatabase::open(&config).expect("pool");
+        assert_eq!(show(&db, "statement_timeout"), "0");
+        assert_eq!(show(&db, "idle_in_transaction_session_timeout"), "5s");
+        config.statement_timeout = Duration::from_millis(1500);
+        config.idle_in_transaction_session_timeout = Duration::ZERO;
+        config.lock_timeout = Duration::from_secs(2);
+        let db = PostgresDatabase::open(&config).expect("pool");
+        assert_eq!(show(&db, "statement_timeout"), "1500ms");
+        assert_eq!(show(&db, "idle_in_transaction_session_timeout"), "0");
+        assert_eq!(show(&db, "lock_timeout"), "2s");
+    }
+
+    #[test]
+    fn a_statement_past_its_timeout_is_cancelled_by_the_server() {
+        let Some(mut config) = test_server() else {
+            return;
+        };
+        config.statement_timeout = Duration::from_millis(200);
+        let db = PostgresDatabase::open(&config).expect("pool");
+        let started = std::time::Instant::now();
+        let error = db
+            .read("sleeping", |connection| {
+                connection.client.batch_execute("SELECT pg_sleep(5)")
+            })
+            .expect_err("cancelled");
+        assert!(started.elapsed() < Duration::from_secs(3), "{error}");
+        assert!(error.to_string().contains("statement timeout"), "{error}");
+    }
+
+    #[test]
+    fn pre_ping_replaces_a_connection_the_server_closed_before_the_work_sees_it() {
+        let Some(mut config) = test_server() else {
+            return;
+        };
+        config.pool_size = 1;
+        let pid_of = |db: &PostgresDatabase| -> i32 {
+            let mut connection = db.connection().expect("connection");
+            let row = connection
+                .client
+                .query_one("SELECT pg_backend_pid()", &[])
+                .expect("pid");
+            row.get(0)
+        };
+        let killer = PostgresDatabase::open(&config).expect("pool");
+        let terminate = |pid: i32| {
+            let mut connection = killer.connection().expect("connection");
+            connection
+                .client
+                .execute("SELECT pg_terminate_backend($1)", &[&pid])
+                .expect("terminate");
+        };
+        for pre_ping in [false, true] {
+            config.pre_ping = pre_ping;
+            let db = PostgresDatabase::open(&config).expect("pool");
+            terminate(pid_of(&db));
+            std::thread::sleep(Duration::from_millis(100));
+            let mut connection = db.connection().expect("connection");
+            let first_use = connection.client.simple_query("SELECT 1");
+            assert_eq!(first_use.is_ok(), pre_ping, "pre_ping {pre_ping}");
+        }
+    }
+
+    #[test]
+    fn the_network_timeout_paces_keepalives_and_bounds_unacknowledged_data() {
+        let mut config = PostgresConfig::new("h", "d", "u");
+        config.network_timeout = Duration::from_secs(12);
+        let client = config.client_config();
+        assert_eq!(
+            client.get_tcp_user_timeout(),
+            Some(&Duration::from_secs(12))
+        );
+        assert!(client.get_keepalives());
+        assert_eq!(client.get_keepalives_idle(), Duration::from_secs(6));
+        assert_eq!(
+            client.get_keepalives_interval(),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(client.get_keepalives_retries(), Some(3));
+        config.network_timeout = Duration::ZERO;
+        assert_eq!(config.client_config().get_tcp_user_timeout(), None);
     }
 }
