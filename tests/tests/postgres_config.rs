@@ -10,12 +10,13 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use es_core::persistence::{
-    OriginatorIdType, PostgresConfig, PostgresDatabase, PostgresRecorder, SslMode,
+    AggregateRecorder, ApplicationRecorder, OriginatorIdType, PostgresConfig, PostgresDatabase,
+    PostgresRecorder, SslMode, StoredEvent,
 };
 use es_core::prelude::*;
 use es_core::{Environment, Persistence};
 
-use pg_support::{DropTables, DropTablesStartingWith, server, unique_prefix, url};
+use pg_support::{DropTables, DropTablesStartingWith, StallingProxy, server, unique_prefix, url};
 
 /// A password no message has any other reason to contain.
 const SECRET: &str = "Zq7xSekr1tVw";
@@ -412,4 +413,76 @@ impl Member {
     pub fn join(id: OriginatorId, name: String) -> Self {
         Member { name }
     }
+}
+
+fn event(version: u64) -> StoredEvent {
+    StoredEvent {
+        originator_id: Uuid::new_v4().into(),
+        originator_version: version,
+        topic: "T".into(),
+        state: vec![1],
+    }
+}
+
+#[test]
+fn a_server_gone_silent_fails_saves_and_reads_within_bounds() {
+    let Some(server_config) = server("a_server_gone_silent_fails_saves_and_reads_within_bounds")
+    else {
+        return;
+    };
+    let proxy = StallingProxy::start(format!("{}:{}", server_config.host, server_config.port))
+        .expect("proxy");
+    let mut config = server_config.clone();
+    config.host = "127.0.0.1".into();
+    config.port = proxy.port;
+    config.pool_size = 1;
+    config.connect_timeout = Duration::from_secs(1);
+    config.statement_timeout = Duration::from_secs(1);
+    config.network_timeout = Duration::from_secs(1);
+    let prefix = unique_prefix();
+    let _drop = DropTables::new(&prefix);
+    let recorder = PostgresRecorder::events(
+        PostgresDatabase::open(&config).expect("pool"),
+        Some(&prefix),
+        true,
+    )
+    .expect("recorder, through the proxy");
+    recorder
+        .insert_events(&[event(1)])
+        .expect("a save while all is well");
+
+    proxy.forward(false);
+    let started = Instant::now();
+    let error = recorder
+        .insert_events(&[event(1)])
+        .expect_err("nothing comes back");
+    let took = started.elapsed();
+    assert!(matches!(error, Error::Database { .. }), "{error}");
+    assert!(
+        took < Duration::from_secs(8),
+        "the save took {took:?}: {error}"
+    );
+
+    let started = Instant::now();
+    let error = recorder
+        .select_notifications(1, 10, None, &[])
+        .expect_err("nothing comes back");
+    let took = started.elapsed();
+    assert!(matches!(error, Error::Database { .. }), "{error}");
+    assert!(
+        took < Duration::from_secs(8),
+        "the read took {took:?}: {error}"
+    );
+
+    proxy.forward(true);
+    recorder
+        .insert_events(&[event(1)])
+        .expect("a save once the path works again");
+    assert!(
+        recorder
+            .select_notifications(1, 10, None, &[])
+            .expect("read")
+            .len()
+            >= 2
+    );
 }

@@ -136,3 +136,108 @@ impl Drop for DropTablesStartingWith {
         }
     }
 }
+
+/// A TCP proxy on loopback to the test server that can be told to stop
+/// passing bytes on, in both directions, without closing anything: a peer
+/// gone silent, as a dead link or a stuck middlebox looks to the client.
+/// Its threads end when it is dropped.
+pub struct StallingProxy {
+    pub port: u16,
+    forwarding: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StallingProxy {
+    /// A proxy to `upstream` (`host:port`), forwarding until told otherwise.
+    pub fn start(upstream: String) -> std::io::Result<Self> {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicBool;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let port = listener.local_addr()?.port();
+        let forwarding = Arc::new(AtomicBool::new(true));
+        let stopped = Arc::new(AtomicBool::new(false));
+        let (forward, stop) = (forwarding.clone(), stopped.clone());
+        std::thread::spawn(move || accept_loop(listener, upstream, forward, stop));
+        Ok(StallingProxy {
+            port,
+            forwarding,
+            stopped,
+        })
+    }
+
+    /// Stops (`false`) or resumes (`true`) passing bytes on; what arrives
+    /// while stopped is dropped.
+    pub fn forward(&self, on: bool) {
+        self.forwarding
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for StallingProxy {
+    fn drop(&mut self) {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn accept_loop(
+    listener: std::net::TcpListener,
+    upstream: String,
+    forwarding: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::Ordering;
+    while !stopped.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((client, _)) => {
+                let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                for (from, to) in [
+                    (client.try_clone(), server.try_clone()),
+                    (server.try_clone(), client.try_clone()),
+                ] {
+                    let (Ok(from), Ok(to)) = (from, to) else {
+                        continue;
+                    };
+                    let (forwarding, stopped) = (forwarding.clone(), stopped.clone());
+                    std::thread::spawn(move || pump(from, to, &forwarding, &stopped));
+                }
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+/// Copies `from` to `to` while forwarding, drops what comes while not, and
+/// ends at end of stream, on an error, or when the proxy is dropped.
+fn pump(
+    mut from: std::net::TcpStream,
+    mut to: std::net::TcpStream,
+    forwarding: &std::sync::atomic::AtomicBool,
+    stopped: &std::sync::atomic::AtomicBool,
+) {
+    use std::io::Read as _;
+    use std::sync::atomic::Ordering;
+    let _ = from.set_read_timeout(Some(Duration::from_millis(50)));
+    let mut buffer = [0u8; 16 * 1024];
+    while !stopped.load(Ordering::SeqCst) {
+        match from.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) if forwarding.load(Ordering::SeqCst) => {
+                if to.write_all(&buffer[..n]).is_err() {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
+}

@@ -74,9 +74,9 @@ pub struct PostgresConfig {
     /// (`POSTGRES_NETWORK_TIMEOUT`, default 60 s; zero leaves it to the
     /// operating system). It bounds unacknowledged data (`TCP_USER_TIMEOUT`)
     /// and paces TCP keepalives, so a server or link that vanished without a
-    /// word is noticed; on an encrypted connection it also bounds the wait
-    /// for each reply, so it must be longer than the longest statement and
-    /// lock wait.
+    /// word is noticed. On an encrypted connection with a statement timeout,
+    /// a reply that has not begun within the statement timeout plus this
+    /// also fails the call, whatever stalled between the two ends.
     pub network_timeout: Duration,
     /// Whether a pooled connection is checked with a round trip before each
     /// use (`POSTGRES_PRE_PING`, default off): a connection the server closed
@@ -356,6 +356,15 @@ impl PostgresConfig {
         if let Some(password) = &self.password {
             config.password(password);
         }
+        // The driver knows whether to try TLS; which certificates pass is
+        // the connector's business (see `tls`).
+        config.ssl_mode(match self.ssl_mode {
+            SslMode::Disable => postgres::config::SslMode::Disable,
+            SslMode::Prefer => postgres::config::SslMode::Prefer,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+                postgres::config::SslMode::Require
+            }
+        });
         // The session's timeouts, as startup options rather than SQL. Only
         // writers and DDL ever wait for a lock on these tables (plain reads are
         // not blocked by the writers' EXCLUSIVE lock), so the lock timeout
@@ -372,12 +381,13 @@ impl PostgresConfig {
             // A peer gone without a word is noticed by the kernel: data left
             // unacknowledged for the whole timeout, or an idle connection whose
             // keepalive probes go unanswered for about as long.
-            let timeout = self.network_timeout.max(Duration::from_secs(2));
+            // The kernel counts keepalive times in whole seconds, from 1.
+            let second = Duration::from_secs(1);
             config
-                .tcp_user_timeout(timeout)
+                .tcp_user_timeout(self.network_timeout)
                 .keepalives(true)
-                .keepalives_idle(timeout / 2)
-                .keepalives_interval(timeout / 6)
+                .keepalives_idle((self.network_timeout / 2).max(second))
+                .keepalives_interval((self.network_timeout / 6).max(second))
                 .keepalives_retries(3);
         }
         config

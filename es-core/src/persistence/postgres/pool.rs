@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use postgres::{Client, NoTls, Statement};
+use postgres::{Client, Statement};
 use r2d2::{ManageConnection, PooledConnection};
-use r2d2_postgres::PostgresConnectionManager;
 
 use super::config::{OriginatorIdType, PostgresConfig, checked_schema};
+use super::tls::Connector;
 use crate::error::{BoxError, Error, Result};
 
 /// A pooled connection with the statements prepared on it, so that each SQL
@@ -63,10 +63,14 @@ impl Drop for Transaction<'_> {
     }
 }
 
-/// r2d2_postgres's manager, giving connections with a statement cache.
+/// Opens connections for r2d2, each with a statement cache.
 #[derive(Debug)]
 pub(super) struct Manager {
-    inner: PostgresConnectionManager<NoTls>,
+    config: postgres::Config,
+    tls: Connector,
+    /// How long opening a connection may take, from the first packet to the
+    /// session being ready.
+    connect_timeout: Duration,
     /// The server, as errors name it: `postgres://user@host:port/dbname`.
     server: String,
 }
@@ -77,32 +81,38 @@ pub(super) struct Manager {
 #[derive(Debug)]
 pub(super) struct ConnectError {
     server: String,
-    error: postgres::Error,
+    error: BoxError,
 }
 
 impl std::fmt::Display for ConnectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "cannot connect to {}: {}", self.server, self.error)?;
-        let mut cause = std::error::Error::source(&self.error);
+        let mut message = format!("cannot connect to {}: {}", self.server, self.error);
+        let mut cause = self.error.source();
         while let Some(error) = cause {
-            write!(f, ": {error}")?;
+            message.push_str(&format!(": {error}"));
             cause = error.source();
         }
-        Ok(())
+        if message.contains("certificate") {
+            message.push_str(
+                " (the server's certificate was refused: give its authority with \
+                 POSTGRES_SSLROOTCERT, or choose another POSTGRES_SSLMODE)",
+            );
+        }
+        f.write_str(&message)
     }
 }
 
 impl std::error::Error for ConnectError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
+        Some(&*self.error)
     }
 }
 
 impl Manager {
-    fn failed(&self, error: postgres::Error) -> ConnectError {
+    fn failed(&self, error: impl Into<BoxError>) -> ConnectError {
         ConnectError {
             server: self.server.clone(),
-            error,
+            error: error.into(),
         }
     }
 }
@@ -111,24 +121,47 @@ impl ManageConnection for Manager {
     type Connection = CachingConnection;
     type Error = ConnectError;
 
+    /// Connects on a thread of its own, waited for at most the connect
+    /// timeout. The driver bounds only the TCP connect by it: a server (or
+    /// anything between) that accepts and then says nothing would hold the
+    /// pool's slot for good. Such a thread is left to end with its socket,
+    /// which the network timeout bounds where the peer is really gone.
     fn connect(&self) -> std::result::Result<CachingConnection, ConnectError> {
-        Ok(CachingConnection {
-            client: self.inner.connect().map_err(|e| self.failed(e))?,
-            statements: HashMap::new(),
-        })
+        let (config, tls) = (self.config.clone(), self.tls.clone());
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("es-core-postgres-connect".into())
+            .spawn(move || {
+                let _ = sender.send(config.connect(tls));
+            })
+            .map_err(|e| self.failed(e))?;
+        match receiver.recv_timeout(self.connect_timeout) {
+            Ok(Ok(client)) => Ok(CachingConnection {
+                client,
+                statements: HashMap::new(),
+            }),
+            Ok(Err(error)) => Err(self.failed(error)),
+            Err(_) => Err(self.failed(format!(
+                "the session was not ready within the connect timeout ({:?}): the server \
+                 accepted the connection but did not answer",
+                self.connect_timeout
+            ))),
+        }
     }
 
     fn is_valid(
         &self,
         connection: &mut CachingConnection,
     ) -> std::result::Result<(), ConnectError> {
-        self.inner
-            .is_valid(&mut connection.client)
+        connection
+            .client
+            .simple_query("")
+            .map(|_| ())
             .map_err(|e| self.failed(e))
     }
 
     fn has_broken(&self, connection: &mut CachingConnection) -> bool {
-        self.inner.has_broken(&mut connection.client)
+        connection.client.is_closed()
     }
 }
 
@@ -228,7 +261,9 @@ impl PostgresDatabase {
             });
         }
         let manager = Manager {
-            inner: PostgresConnectionManager::new(config.client_config(), NoTls),
+            config: config.client_config(),
+            tls: Connector::new(config)?,
+            connect_timeout: config.connect_timeout,
             server: config.to_string(),
         };
         let failures = Arc::new(ConnectFailures::default());
@@ -301,7 +336,12 @@ impl PostgresDatabase {
                         return Err(Error::database("opening a PostgreSQL connection", why));
                     }
                     if started.elapsed() >= timeout {
-                        return Err(Error::database("getting a PostgreSQL connection", error));
+                        // An attempt that failed as the wait ran out is the better reason.
+                        let why = self.failures.since(started);
+                        return Err(match why {
+                            Some(why) => Error::database("opening a PostgreSQL connection", why),
+                            None => Error::database("getting a PostgreSQL connection", error),
+                        });
                     }
                 }
             }
@@ -364,6 +404,7 @@ pub(super) fn pg_error(operation: &'static str, error: postgres::Error) -> Error
 mod tests {
     use std::time::Duration;
 
+    use super::super::test_server;
     use super::*;
 
     #[test]
@@ -409,31 +450,7 @@ mod tests {
         assert!(shown.contains("pre_ping: true"), "{shown}");
     }
 
-    /// The test server's configuration, or `None` if it cannot be reached
-    /// and this is not CI (where that fails the test).
-    fn test_server() -> Option<PostgresConfig> {
-        let url = std::env::var("ES_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let mut config = PostgresConfig::from_url(&url).expect("ES_TEST_POSTGRES_URL");
-        config.connect_timeout = Duration::from_secs(5);
-        let probe = PostgresDatabase::open(&config).expect("pool");
-        match probe.connection() {
-            Ok(_) => Some(config),
-            Err(error) if std::env::var("CI").as_deref() == Ok("true") => {
-                panic!("PostgreSQL at {url} is not reachable and CI=true: {error}")
-            }
-            Err(error) => {
-                use std::io::Write as _;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "SKIPPED: PostgreSQL at {url} is not reachable ({error})"
-                );
-                None
-            }
-        }
-    }
-
-    fn show(db: &PostgresDatabase, setting: &str) -> String {
+    pub(in super::super) fn show(db: &PostgresDatabase, setting: &str) -> String {
         let mut connection = db.connection().expect("connection");
         let rows = connection
             .client
