@@ -455,23 +455,33 @@ pub(crate) fn checked_identifier(variable: &str, value: &str, max_bytes: usize) 
     if is_plain_identifier(value) && value.len() <= max_bytes {
         Ok(value.to_ascii_lowercase())
     } else {
-        Err(Error::Config {
-            variable: variable.to_owned(),
-            value: value.to_owned(),
-            expected: format!(
-                "a plain name: ASCII letters, digits and underscores, not starting with a digit, \
-                 at most {max_bytes} bytes"
-            ),
-        })
+        Err(not_plain(variable, value, max_bytes))
+    }
+}
+
+fn not_plain(variable: &str, value: &str, max_bytes: usize) -> Error {
+    Error::Config {
+        variable: variable.to_owned(),
+        value: value.to_owned(),
+        expected: format!(
+            "a plain name: ASCII letters, digits and underscores, not starting with a digit, \
+             at most {max_bytes} bytes"
+        ),
     }
 }
 
 fn is_plain_identifier(value: &str) -> bool {
+    is_identifier(value, '_')
+}
+
+/// Whether `value` is an ASCII letter or `_` followed by letters, digits,
+/// `_` and `also`.
+fn is_identifier(value: &str, also: char) -> bool {
     let mut chars = value.chars();
     chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == also)
 }
 
 /// `value` as the schema of the tables: a plain name that is not one of
@@ -496,8 +506,8 @@ pub(crate) fn checked_schema(variable: &str, value: &str) -> Result<String> {
 const TABLE_NAME_NAMESPACE: uuid::Uuid =
     uuid::Uuid::from_u128(0x6573_2d63_6f72_652d_7461_626c_6573_0001);
 
-/// Hex digits of the name's hash in a table prefix: a clash between two
-/// names needs about 65,000 differently written names in one database.
+/// Hex digits of the name's hash in a table prefix: 32 bits, so that two
+/// names clash only among tens of thousands of odd names in one database.
 const NAME_HASH_DIGITS: usize = 8;
 
 /// The table prefix an application's name gives, never the same for two
@@ -536,20 +546,11 @@ const MAX_PREFIX_BYTES: usize = MAX_IDENTIFIER_BYTES - "_snapshots".len();
 /// application's name gave (with a `$` after its first character), short
 /// enough for the longest suffix.
 pub(super) fn checked_prefix(prefix: &str) -> Result<String> {
-    let without_dollars = prefix.get(..1).unwrap_or_default().to_owned()
-        + &prefix.get(1..).unwrap_or_default().replace('$', "_");
-    checked_identifier("table prefix", &without_dollars, MAX_PREFIX_BYTES)
-        .map(|_| prefix.to_ascii_lowercase())
-        .map_err(|error| match error {
-            Error::Config {
-                variable, expected, ..
-            } => Error::Config {
-                variable,
-                value: prefix.to_owned(),
-                expected,
-            },
-            other => other,
-        })
+    if is_identifier(prefix, '$') && prefix.len() <= MAX_PREFIX_BYTES {
+        Ok(prefix.to_ascii_lowercase())
+    } else {
+        Err(not_plain("table prefix", prefix, MAX_PREFIX_BYTES))
+    }
 }
 
 #[cfg(test)]
@@ -606,6 +607,27 @@ mod tests {
         );
         assert_eq!(hashed, table_prefix_from_name("dog-school"), "stable");
         assert!(checked_prefix(&hashed).is_ok());
+        for name in [
+            "",
+            "2nd",
+            "é",
+            "dog school",
+            &"x".repeat(54),
+            &"é".repeat(100),
+        ] {
+            let prefix = table_prefix_from_name(name);
+            assert!(
+                prefix.contains('$') && prefix.len() <= 53,
+                "{name}: {prefix}"
+            );
+            assert!(checked_prefix(&prefix).is_ok(), "{name}: {prefix}");
+        }
+        assert_ne!(
+            table_prefix_from_name(&"x".repeat(54)),
+            table_prefix_from_name(&"x".repeat(55))
+        );
+        assert!(checked_prefix("$x").is_err());
+        assert!(checked_prefix("a b$1").is_err());
     }
 
     #[test]

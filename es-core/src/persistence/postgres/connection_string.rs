@@ -81,7 +81,8 @@ pub(super) fn parse(input: &str) -> Result<Parsed, Refusal> {
     let input = input.trim();
     if let Some(scheme) = URL_SCHEMES.iter().find(|s| input.starts_with(**s)) {
         parse_url(scheme, &input[scheme.len()..])
-    } else if input.starts_with("postgres") && !input.contains(['=', ' ']) {
+    } else if input.starts_with("postgres") {
+        // No libpq parameter starts so: a URL with its scheme mistyped.
         Err("it starts like a URL, but not with postgres:// or postgresql://".into())
     } else if input.contains('=') {
         parse_pairs(input)
@@ -379,6 +380,31 @@ mod tests {
             ("not a url", "***"),
         ] {
             assert_eq!(redact(input), shown, "{input}");
+        }
+    }
+
+    #[test]
+    fn refusals_say_what_is_wrong() {
+        for (input, why) in [
+            ("postgres:/u@h/db?port=5", "starts like a URL"),
+            ("just words", "neither a URL"),
+            ("postgres://u:p?w@h/db", "%3F"),
+            ("postgres://u@h/db?port", "no ="),
+            ("postgres://u@h/db?port=x", "its port is not valid"),
+            ("postgres://u@h/db?sslmode=allow", "verify-full"),
+            (
+                "postgres://u@h/db?sslcert=c.pem",
+                "sslcert is not supported",
+            ),
+            ("postgres://u@h/db?hunter2=x", "not a libpq one"),
+            ("host=h user=u dbname=d port=x", "its port is not valid"),
+            ("host=h user=u dbname=d password", "not followed by ="),
+            ("host=h user=u password='open", "no closing quote"),
+        ] {
+            let refusal = parse(input)
+                .err()
+                .unwrap_or_else(|| panic!("{input} was accepted"));
+            assert!(refusal.contains(why), "{input}: {refusal}");
         }
     }
 
