@@ -486,3 +486,64 @@ fn a_server_gone_silent_fails_saves_and_reads_within_bounds() {
             >= 2
     );
 }
+
+#[test]
+fn while_the_server_refuses_calls_fail_at_once_and_the_pool_recovers_by_itself() {
+    let Some(server_config) =
+        server("while_the_server_refuses_calls_fail_at_once_and_the_pool_recovers_by_itself")
+    else {
+        return;
+    };
+    let proxy = StallingProxy::start(format!("{}:{}", server_config.host, server_config.port))
+        .expect("proxy");
+    let mut config = server_config.clone();
+    config.host = "127.0.0.1".into();
+    config.port = proxy.port;
+    config.pool_size = 3;
+    config.connect_timeout = Duration::from_secs(2);
+    let prefix = unique_prefix();
+    let _drop = DropTables::new(&prefix);
+    let recorder = PostgresRecorder::events(
+        PostgresDatabase::open(&config).expect("pool"),
+        Some(&prefix),
+        true,
+    )
+    .expect("recorder");
+    recorder.insert_events(&[event(1)]).expect("up");
+
+    proxy.down();
+    let down = Instant::now();
+    let mut failures = 0;
+    while down.elapsed() < Duration::from_millis(1500) {
+        let started = Instant::now();
+        let outcome = recorder.insert_events(&[event(1)]);
+        let error = outcome.expect_err("the server is away");
+        assert!(matches!(error, Error::Database { .. }), "{error}");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "a refusal took {:?}: {error}",
+            started.elapsed()
+        );
+        failures += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(failures > 3);
+
+    proxy.up().expect("the same port again");
+    let back = Instant::now();
+    recorder
+        .insert_events(&[event(1)])
+        .expect("the pool recovered by itself");
+    assert!(
+        back.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        back.elapsed()
+    );
+    assert_eq!(
+        recorder
+            .select_notifications(1, 100, None, &[])
+            .expect("read")
+            .len(),
+        2
+    );
+}
