@@ -396,7 +396,9 @@ fn an_unset_originator_id_type_takes_the_existing_tables() {
         .expect_err("an explicit setting that differs");
     let message = error.to_string();
     assert!(
-        matches!(error, Error::Config { .. }) && message.contains("ORIGINATOR_ID_TYPE"),
+        matches!(error, Error::Config { .. })
+            && message.contains("ORIGINATOR_ID_TYPE")
+            && message.contains("leave it unset"),
         "{message}"
     );
 }
