@@ -351,8 +351,8 @@ impl PostgresDatabase {
     /// Runs `work` on a pooled connection, again on another one if the first
     /// was found closed and `retry` says the failed attempt changed nothing.
     ///
-    /// Connections are not pinged when taken from the pool, so one the server
-    /// has closed since (a restart, a terminated session) is found only by
+    /// Unless pre-ping is on, connections are not checked when taken from the
+    /// pool, so one the server has closed since (a restart, a terminated session) is found only by
     /// using it, and fails at once. The pool drops it when it comes back, and
     /// the work goes on, up to once per connection the pool can hold, before
     /// the error is returned. The outer `Result` is the pool's own failure.
