@@ -66,7 +66,7 @@ fn postgres_fixture(
     let mut config = server("a PostgreSQL conformance case")?;
     // Room for the concurrent cases' writers and follower at once.
     config.pool_size = 8;
-    config.originator_id_type = id_type;
+    config.originator_id_type = Some(id_type);
     let prefix = unique_prefix();
     let guard = DropTables::new(&prefix);
     let db = PostgresDatabase::open(&config).expect("pool");

@@ -72,6 +72,7 @@ fn postgres_keeps_every_acknowledged_save_across_kills() {
     crash_test(&Store::Postgres(config));
 }
 
+#[allow(clippy::large_enum_variant)] // One value per test.
 enum Store {
     Sqlite(PathBuf),
     Postgres(PostgresConfig),

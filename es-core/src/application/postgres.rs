@@ -7,7 +7,7 @@ use super::environment::Environment;
 use crate::error::{Error, Result};
 use crate::persistence::{
     AggregateRecorder, ApplicationRecorder, OriginatorIdType, PostgresConfig, PostgresDatabase,
-    PostgresRecorder, checked_identifier, table_prefix_from_name,
+    PostgresRecorder, SslMode, checked_schema, table_prefix_from_name,
 };
 
 /// The most connections `POSTGRES_POOL_SIZE` may ask for.
@@ -70,17 +70,71 @@ pub(super) fn config_from_env(env: &Environment) -> Result<PostgresConfig> {
         config.lock_timeout = timeout;
     }
     if let Some((variable, schema)) = env.get("POSTGRES_SCHEMA") {
-        config.schema = checked_identifier(&variable, schema.trim(), 63)?;
+        config.schema = checked_schema(&variable, schema.trim())?;
     }
     if let Some((variable, value)) = env.get("ORIGINATOR_ID_TYPE") {
-        config.originator_id_type =
-            OriginatorIdType::parse(value).ok_or_else(|| Error::Config {
+        config.originator_id_type = Some(OriginatorIdType::parse(value).ok_or_else(|| {
+            Error::Config {
                 variable,
                 value: value.to_owned(),
-                expected: "uuid (the default) or text (to keep text ids as well as UUIDs)".into(),
-            })?;
+                expected: "uuid or text (to keep text ids as well as UUIDs); unset, an existing \
+                           table's type is used, and uuid for a new one"
+                    .into(),
+            }
+        })?);
     }
+    read_tls(env, &mut config)?;
+    read_session_and_pool(env, &mut config)?;
     Ok(config)
+}
+
+/// `POSTGRES_SSLMODE` and `POSTGRES_SSLROOTCERT`, which win over the URL's.
+fn read_tls(env: &Environment, config: &mut PostgresConfig) -> Result<()> {
+    if let Some(mode) = env.get_choice("POSTGRES_SSLMODE", SslMode::ACCEPTED)? {
+        config.ssl_mode = SslMode::parse(mode).unwrap_or_default();
+    }
+    if let Some((variable, path)) = env.get("POSTGRES_SSLROOTCERT") {
+        if path.trim().is_empty() {
+            return Err(Error::Config {
+                variable,
+                value: path.to_owned(),
+                expected: "the path of a PEM file of certificate authorities".into(),
+            });
+        }
+        config.ssl_root_cert = Some(path.trim().into());
+    }
+    Ok(())
+}
+
+/// The server-side timeouts, the network timeout and the pool's checks.
+fn read_session_and_pool(env: &Environment, config: &mut PostgresConfig) -> Result<()> {
+    if let Some(timeout) = env.get_seconds("POSTGRES_STATEMENT_TIMEOUT")? {
+        config.statement_timeout = timeout;
+    }
+    if let Some(timeout) = env.get_seconds("POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT")? {
+        config.idle_in_transaction_session_timeout = timeout;
+    }
+    if let Some(timeout) = env.get_seconds("POSTGRES_NETWORK_TIMEOUT")? {
+        config.network_timeout = timeout;
+    }
+    if let Some(pre_ping) = env.get_bool("POSTGRES_PRE_PING")? {
+        config.pre_ping = pre_ping;
+    }
+    if let Some(age) = env.get_seconds("POSTGRES_CONN_MAX_AGE")? {
+        if age.is_zero() {
+            let (variable, value) = env
+                .get("POSTGRES_CONN_MAX_AGE")
+                .map(|(variable, value)| (variable, value.to_owned()))
+                .unwrap_or_else(|| ("POSTGRES_CONN_MAX_AGE".into(), "0".into()));
+            return Err(Error::Config {
+                variable,
+                value,
+                expected: "a positive number of seconds, such as 3600".into(),
+            });
+        }
+        config.conn_max_age = Some(age);
+    }
+    Ok(())
 }
 
 fn required(env: &Environment, key: &str, what: &str) -> Result<String> {
@@ -123,8 +177,7 @@ pub(super) fn open_recorders(
 ) -> Result<Recorders> {
     let db = PostgresDatabase::open(config)?;
     let prefix = config.table_prefix.as_deref();
-    let events = PostgresRecorder::events(db.clone(), prefix, create_table)
-        .map_err(|error| explain_prefix(error, prefix))?;
+    let events = PostgresRecorder::events(db.clone(), prefix, create_table)?;
     let snapshots = if snapshotting {
         Some(
             Arc::new(PostgresRecorder::snapshots(db, prefix, create_table)?)
@@ -134,25 +187,6 @@ pub(super) fn open_recorders(
         None
     };
     Ok((Arc::new(events), snapshots))
-}
-
-/// A bad prefix most often comes from the application's name: say so.
-fn explain_prefix(error: Error, prefix: Option<&str>) -> Error {
-    match error {
-        Error::Config {
-            variable,
-            value,
-            expected,
-        } if variable == "table prefix" && prefix.is_some() => Error::Config {
-            variable,
-            value,
-            expected: format!(
-                "{expected} (the prefix is the application's name, lower case, unless \
-                 PostgresConfig::table_prefix sets one)"
-            ),
-        },
-        other => other,
-    }
 }
 
 #[cfg(test)]
@@ -205,12 +239,15 @@ mod tests {
     }
 
     #[test]
-    fn originator_id_type_is_uuid_unless_set_to_text_with_the_prefix_first() {
+    fn originator_id_type_is_unset_unless_set_with_the_prefix_first() {
         let url = ("POSTGRES_URL", "postgres://u@h/d");
         let config = config_from_env(&env(&[url])).expect("valid");
-        assert_eq!(config.originator_id_type, OriginatorIdType::Uuid);
+        assert_eq!(
+            config.originator_id_type, None,
+            "the existing table's, else uuid"
+        );
         let config = config_from_env(&env(&[url, ("ORIGINATOR_ID_TYPE", "Text")])).expect("valid");
-        assert_eq!(config.originator_id_type, OriginatorIdType::Text);
+        assert_eq!(config.originator_id_type, Some(OriginatorIdType::Text));
         let config = config_from_env(
             &env(&[
                 url,
@@ -220,7 +257,7 @@ mod tests {
             .with_name("shop"),
         )
         .expect("valid");
-        assert_eq!(config.originator_id_type, OriginatorIdType::Text);
+        assert_eq!(config.originator_id_type, Some(OriginatorIdType::Text));
         let error = config_from_env(&env(&[url, ("ORIGINATOR_ID_TYPE", "varchar")]))
             .expect_err("not a type");
         let message = error.to_string();
@@ -346,7 +383,7 @@ mod tests {
     fn tables_are_named_after_the_application_unless_a_prefix_is_set() {
         let config = PostgresConfig::new("h", "d", "u");
         assert_eq!(
-            with_table_prefix(config.clone(), Some("dog-school"))
+            with_table_prefix(config.clone(), Some("Dog_School"))
                 .table_prefix
                 .as_deref(),
             Some("dog_school")
@@ -375,9 +412,78 @@ mod tests {
             matches!(&error, Error::Config { variable, .. } if variable == "table prefix"),
             "{message}"
         );
-        assert!(
-            message.contains("letters, digits") && message.contains("application's name"),
-            "{message}"
+        assert!(message.contains("letters, digits"), "{message}");
+    }
+
+    #[test]
+    fn session_pool_and_tls_variables_reach_the_configuration() {
+        let url = ("POSTGRES_URL", "postgres://u@h/d?sslmode=require");
+        let config = config_from_env(&env(&[url])).expect("valid");
+        assert_eq!(config.ssl_mode, SslMode::Require, "from the URL");
+        assert_eq!(config.statement_timeout, Duration::ZERO);
+        assert_eq!(
+            config.idle_in_transaction_session_timeout,
+            Duration::from_secs(5)
         );
+        assert_eq!(config.network_timeout, Duration::from_secs(60));
+        assert!(!config.pre_ping);
+        assert_eq!(config.conn_max_age, Some(Duration::from_secs(3600)));
+        let config = config_from_env(&env(&[
+            url,
+            ("POSTGRES_SSLMODE", "Verify-CA"),
+            ("POSTGRES_SSLROOTCERT", "/etc/ca.pem"),
+            ("POSTGRES_STATEMENT_TIMEOUT", "2.5"),
+            ("POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT", "0"),
+            ("POSTGRES_NETWORK_TIMEOUT", "10"),
+            ("POSTGRES_PRE_PING", "yes"),
+            ("POSTGRES_CONN_MAX_AGE", "60"),
+        ]))
+        .expect("valid");
+        assert_eq!(config.ssl_mode, SslMode::VerifyCa, "the variable wins");
+        assert_eq!(
+            config.ssl_root_cert.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
+        assert_eq!(config.statement_timeout, Duration::from_millis(2500));
+        assert_eq!(config.idle_in_transaction_session_timeout, Duration::ZERO);
+        assert_eq!(config.network_timeout, Duration::from_secs(10));
+        assert!(config.pre_ping);
+        assert_eq!(config.conn_max_age, Some(Duration::from_secs(60)));
+        for (variable, value, expected) in [
+            ("POSTGRES_SSLMODE", "allow", "verify-full"),
+            ("POSTGRES_SSLROOTCERT", " ", "PEM"),
+            ("POSTGRES_CONN_MAX_AGE", "0", "positive"),
+            ("POSTGRES_PRE_PING", "maybe", "yes"),
+            ("POSTGRES_STATEMENT_TIMEOUT", "-1", "seconds"),
+        ] {
+            let error = config_from_env(&env(&[url, (variable, value)])).expect_err(variable);
+            let message = error.to_string();
+            assert!(
+                matches!(&error, Error::Config { variable: v, .. } if v == variable)
+                    && message.contains(expected),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn system_schemas_are_refused() {
+        for schema in ["information_schema", "pg_catalog", "PG_toast", "pg_mine"] {
+            let error = config_from_env(&env(&[
+                ("POSTGRES_URL", "postgres://u@h/d"),
+                ("POSTGRES_SCHEMA", schema),
+            ]))
+            .expect_err(schema);
+            assert!(
+                error.to_string().contains("belong to PostgreSQL"),
+                "{error}"
+            );
+        }
+        let config = config_from_env(&env(&[
+            ("POSTGRES_URL", "postgres://u@h/d"),
+            ("POSTGRES_SCHEMA", "pgx"),
+        ]))
+        .expect("not a system name");
+        assert_eq!(config.schema, "pgx");
     }
 }

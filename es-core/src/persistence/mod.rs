@@ -18,9 +18,11 @@ mod stored_event;
 mod transcoder;
 
 #[cfg(feature = "postgres")]
-pub use self::postgres::{OriginatorIdType, PostgresConfig, PostgresDatabase, PostgresRecorder};
+pub use self::postgres::{
+    OriginatorIdType, PostgresConfig, PostgresDatabase, PostgresRecorder, SslMode,
+};
 #[cfg(feature = "postgres")]
-pub(crate) use self::postgres::{checked_identifier, table_prefix_from_name};
+pub(crate) use self::postgres::{checked_schema, table_prefix_from_name};
 pub use cipher::{Cipher, CipherError};
 pub use compressor::{Compressor, CompressorError};
 pub use mapper::{DEFAULT_MAX_EVENT_SIZE, Mapper, TooLarge};

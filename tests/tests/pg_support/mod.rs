@@ -99,3 +99,177 @@ impl Drop for DropTables {
         }
     }
 }
+
+/// Drops, when dropped, every table of `schema` whose name starts with
+/// `start`: for tables whose exact names the test does not choose.
+pub struct DropTablesStartingWith {
+    pub schema: String,
+    pub start: String,
+}
+
+impl Drop for DropTablesStartingWith {
+    fn drop(&mut self) {
+        let result = postgres::Client::connect(&url(), postgres::NoTls).and_then(|mut client| {
+            let names: Vec<String> = client
+                .query(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = $1 AND starts_with(tablename, $2)",
+                    &[&self.schema, &self.start],
+                )?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            for name in names {
+                // Names read from the catalog, quoted with their quotes doubled.
+                client.batch_execute(&format!(
+                    "DROP TABLE IF EXISTS \"{}\".\"{}\"",
+                    self.schema.replace('"', "\"\""),
+                    name.replace('"', "\"\"")
+                ))?;
+            }
+            Ok(())
+        });
+        if let Err(error) = result {
+            eprintln!(
+                "could not drop the test tables starting with {}: {error}",
+                self.start
+            );
+        }
+    }
+}
+
+/// A TCP proxy on loopback to the test server that can be told to stop
+/// passing bytes on, in both directions, without closing anything (a peer gone
+/// silent, as a dead link or a stuck middlebox looks to the client), or to go
+/// away and come back on the same port (a server restarting). Its threads end
+/// when it is dropped.
+pub struct StallingProxy {
+    pub port: u16,
+    upstream: String,
+    forwarding: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Accept loops and pumps run while this is the number they started with.
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl StallingProxy {
+    /// A proxy to `upstream` (`host:port`), forwarding until told otherwise.
+    pub fn start(upstream: String) -> std::io::Result<Self> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let proxy = StallingProxy {
+            port: listener.local_addr()?.port(),
+            upstream,
+            forwarding: Default::default(),
+            generation: Default::default(),
+        };
+        proxy.forward(true);
+        proxy.serve(listener)?;
+        Ok(proxy)
+    }
+
+    /// Stops (`false`) or resumes (`true`) passing bytes on; what arrives
+    /// while stopped is dropped.
+    pub fn forward(&self, on: bool) {
+        self.forwarding
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Closes every connection and the port: connecting is refused until [`up`](Self::up).
+    pub fn down(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // The accept loop looks every 10 ms.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    /// Listens on the same port again.
+    pub fn up(&self) -> std::io::Result<()> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", self.port))?;
+        self.serve(listener)
+    }
+
+    fn serve(&self, listener: std::net::TcpListener) -> std::io::Result<()> {
+        listener.set_nonblocking(true)?;
+        let (upstream, forwarding, generation) = (
+            self.upstream.clone(),
+            self.forwarding.clone(),
+            self.generation.clone(),
+        );
+        let current = generation.load(std::sync::atomic::Ordering::SeqCst);
+        std::thread::spawn(move || {
+            accept_loop(listener, &upstream, &forwarding, &generation, current)
+        });
+        Ok(())
+    }
+}
+
+impl Drop for StallingProxy {
+    fn drop(&mut self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+type Shared<T> = std::sync::Arc<T>;
+
+fn accept_loop(
+    listener: std::net::TcpListener,
+    upstream: &str,
+    forwarding: &Shared<std::sync::atomic::AtomicBool>,
+    generation: &Shared<std::sync::atomic::AtomicU64>,
+    current: u64,
+) {
+    use std::sync::atomic::Ordering;
+    while generation.load(Ordering::SeqCst) == current {
+        match listener.accept() {
+            Ok((client, _)) => {
+                let Ok(server) = std::net::TcpStream::connect(upstream) else {
+                    continue;
+                };
+                for (from, to) in [
+                    (client.try_clone(), server.try_clone()),
+                    (server.try_clone(), client.try_clone()),
+                ] {
+                    let (Ok(from), Ok(to)) = (from, to) else {
+                        continue;
+                    };
+                    let (forwarding, generation) = (forwarding.clone(), generation.clone());
+                    std::thread::spawn(move || pump(from, to, &forwarding, &generation, current));
+                }
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+/// Copies `from` to `to` while forwarding, drops what comes while not, and
+/// ends at end of stream, on an error, or when its generation is over.
+fn pump(
+    mut from: std::net::TcpStream,
+    mut to: std::net::TcpStream,
+    forwarding: &std::sync::atomic::AtomicBool,
+    generation: &std::sync::atomic::AtomicU64,
+    current: u64,
+) {
+    use std::io::Read as _;
+    use std::sync::atomic::Ordering;
+    let _ = from.set_read_timeout(Some(Duration::from_millis(50)));
+    let mut buffer = [0u8; 16 * 1024];
+    while generation.load(Ordering::SeqCst) == current {
+        match from.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) if forwarding.load(Ordering::SeqCst) => {
+                if to.write_all(&buffer[..n]).is_err() {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
+    let _ = from.shutdown(std::net::Shutdown::Both);
+}

@@ -1,7 +1,9 @@
 //! How to reach a PostgreSQL server, and which tables an application's names give.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use super::connection_string;
 use crate::error::{Error, Result};
 
 /// How to reach a PostgreSQL server, and where in it the tables go.
@@ -48,18 +50,110 @@ pub struct PostgresConfig {
     /// `None` names them after the application, or `stored_events` and
     /// `snapshots` when the application has no name.
     pub table_prefix: Option<String>,
-    /// The type of the tables' `originator_id` column (`ORIGINATOR_ID_TYPE`,
-    /// default `uuid`): `Text` to store text ids as well as UUIDs.
-    pub originator_id_type: OriginatorIdType,
+    /// The type of the tables' `originator_id` column (`ORIGINATOR_ID_TYPE`):
+    /// `Text` to store text ids as well as UUIDs. `None`, the default, takes
+    /// the type of a table already there and makes new tables `uuid`; a
+    /// setting that differs from an existing table's is an [`Error::Config`].
+    pub originator_id_type: Option<OriginatorIdType>,
+    /// Whether and how the connection is encrypted (`POSTGRES_SSLMODE`, or
+    /// `sslmode` in the URL; default [`SslMode::Prefer`]).
+    pub ssl_mode: SslMode,
+    /// The certificate authorities a server's certificate is checked against
+    /// with `verify-ca` and `verify-full` (`POSTGRES_SSLROOTCERT`, or
+    /// `sslrootcert` in the URL): a PEM file. `None` uses the web's roots
+    /// (Mozilla's list, built in).
+    pub ssl_root_cert: Option<PathBuf>,
+    /// The longest a statement may run on the server before the server
+    /// cancels it (`POSTGRES_STATEMENT_TIMEOUT`); zero, the default, sets no limit.
+    pub statement_timeout: Duration,
+    /// The longest a session may sit idle inside a transaction before the
+    /// server ends it, releasing its locks
+    /// (`POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT`, default 5 s; zero for none).
+    pub idle_in_transaction_session_timeout: Duration,
+    /// How long the network may stay silent before a connection is given up
+    /// (`POSTGRES_NETWORK_TIMEOUT`, default 60 s; zero leaves it to the
+    /// operating system). It bounds unacknowledged data (`TCP_USER_TIMEOUT`)
+    /// and paces TCP keepalives, so a server or link that vanished without a
+    /// word is noticed. On an encrypted connection with a statement timeout,
+    /// a reply that has not begun within the statement timeout plus this
+    /// also fails the call, whatever stalled between the two ends.
+    pub network_timeout: Duration,
+    /// Whether a pooled connection is checked with a round trip before each
+    /// use (`POSTGRES_PRE_PING`, default off): a connection the server closed
+    /// is then replaced before the work rather than after a failed attempt.
+    pub pre_ping: bool,
+    /// How long a pooled connection is kept before it is closed and replaced
+    /// (`POSTGRES_CONN_MAX_AGE`, default one hour); `None` keeps connections
+    /// for as long as they work.
+    pub conn_max_age: Option<Duration>,
+}
+
+/// How the connection to the server is encrypted, as libpq's `sslmode`.
+///
+/// `Prefer` and `Require` encrypt without checking who answers (as libpq
+/// does); `VerifyCa` also checks the server's certificate against the
+/// certificate authorities; `VerifyFull` also checks that it names the host.
+///
+/// ```
+/// use es_core::persistence::SslMode;
+/// assert_eq!(SslMode::default(), SslMode::Prefer);
+/// assert_eq!(SslMode::parse("Verify-Full"), Some(SslMode::VerifyFull));
+/// assert_eq!(SslMode::VerifyCa.as_str(), "verify-ca");
+/// assert_eq!(SslMode::parse("allow"), None);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SslMode {
+    /// Never encrypt.
+    Disable,
+    /// Encrypt if the server can, without checking its certificate.
+    #[default]
+    Prefer,
+    /// Always encrypt, without checking the server's certificate.
+    Require,
+    /// Always encrypt, and check the certificate against the authorities.
+    VerifyCa,
+    /// As `VerifyCa`, and check that the certificate names the host.
+    VerifyFull,
+}
+
+impl SslMode {
+    /// The accepted spellings, in the order of increasing protection.
+    pub const ACCEPTED: &'static [&'static str] =
+        &["disable", "prefer", "require", "verify-ca", "verify-full"];
+
+    /// The mode a setting names (any case, trimmed), if it names one.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "disable" => Some(SslMode::Disable),
+            "prefer" => Some(SslMode::Prefer),
+            "require" => Some(SslMode::Require),
+            "verify-ca" => Some(SslMode::VerifyCa),
+            "verify-full" => Some(SslMode::VerifyFull),
+            _ => None,
+        }
+    }
+
+    /// The mode as libpq spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
 }
 
 /// The type of the `originator_id` column of PostgreSQL tables, as the Python
 /// library's `ORIGINATOR_ID_TYPE`: `uuid` (the default, 16 bytes an id) keeps
-/// only UUID ids; `text` keeps any [`OriginatorId`], a UUID as its canonical text.
+/// only UUID ids; `text` keeps any [`OriginatorId`](crate::OriginatorId), a UUID as its canonical text.
 ///
 /// It chooses the column type of tables it creates; tables already there keep
-/// theirs, and a setting that differs from an existing table's is an
-/// [`Error::Config`] when the tables are checked at startup.
+/// theirs. Left unset, an existing table's type is used; set, a setting that
+/// differs from an existing table's is an [`Error::Config`] when the tables
+/// are checked at startup.
 ///
 /// ```
 /// use es_core::persistence::OriginatorIdType;
@@ -97,6 +191,13 @@ impl OriginatorIdType {
     }
 }
 
+impl std::fmt::Display for OriginatorIdType {
+    /// As in SQL: `uuid` or `text`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl PostgresConfig {
     /// The port used when none is given.
     pub const DEFAULT_PORT: u16 = 5432;
@@ -106,6 +207,12 @@ impl PostgresConfig {
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
     /// The schema used when none is given.
     pub const DEFAULT_SCHEMA: &'static str = "public";
+    /// The idle-in-transaction timeout used when none is given, the Python library's.
+    pub const DEFAULT_IDLE_IN_TRANSACTION_SESSION_TIMEOUT: Duration = Duration::from_secs(5);
+    /// The network timeout used when none is given.
+    pub const DEFAULT_NETWORK_TIMEOUT: Duration = Duration::from_secs(60);
+    /// The longest a pooled connection is kept when nothing else is given, the Python library's.
+    pub const DEFAULT_CONN_MAX_AGE: Duration = Duration::from_secs(3600);
 
     /// A configuration for `user` on database `dbname` at `host`, with the
     /// defaults for everything else and no password.
@@ -130,19 +237,31 @@ impl PostgresConfig {
             lock_timeout: Duration::ZERO,
             schema: Self::DEFAULT_SCHEMA.to_owned(),
             table_prefix: None,
-            originator_id_type: OriginatorIdType::Uuid,
+            originator_id_type: None,
+            ssl_mode: SslMode::default(),
+            ssl_root_cert: None,
+            statement_timeout: Duration::ZERO,
+            idle_in_transaction_session_timeout: Self::DEFAULT_IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+            network_timeout: Self::DEFAULT_NETWORK_TIMEOUT,
+            pre_ping: false,
+            conn_max_age: Some(Self::DEFAULT_CONN_MAX_AGE),
         }
     }
 
-    /// A configuration from a URL such as `postgres://user:password@host:5432/dbname`
-    /// (as `POSTGRES_URL`). It gives the host, port, database, user and password;
-    /// the rest keeps its defaults. A bad URL is an [`Error::Config`] that does
-    /// not repeat the password.
+    /// A configuration from a connection string, as `POSTGRES_URL`: a URL such
+    /// as `postgres://user:password@host:5432/dbname?sslmode=require`, or
+    /// libpq's `key=value` pairs (`host=db user=app dbname=events`). It gives
+    /// the host, port, database, user, password, connect timeout, `sslmode` and
+    /// `sslrootcert`; the rest keeps its defaults. A string that cannot be read
+    /// is an [`Error::Config`] that shows neither the password nor anything
+    /// that could be one.
     ///
     /// ```
-    /// use es_core::persistence::PostgresConfig;
-    /// let config = PostgresConfig::from_url("postgresql://root@localhost/test")?;
-    /// assert_eq!((config.user.as_str(), config.port), ("root", 5432));
+    /// use es_core::persistence::{PostgresConfig, SslMode};
+    /// let config = PostgresConfig::from_url("postgresql://root@localhost/test?sslmode=verify-full")?;
+    /// assert_eq!((config.user.as_str(), config.port, config.ssl_mode), ("root", 5432, SslMode::VerifyFull));
+    /// let config = PostgresConfig::from_url("host=db user=app dbname=events password='s3 cret'")?;
+    /// assert!(config.has_password());
     /// let error = PostgresConfig::from_url("postgres://me:hunter2@/nodb").unwrap_err();
     /// assert!(error.to_string().contains("POSTGRES_URL") && !error.to_string().contains("hunter2"));
     /// # Ok::<(), es_core::Error>(())
@@ -150,47 +269,58 @@ impl PostgresConfig {
     pub fn from_url(url: &str) -> Result<Self> {
         Self::parse_url(url).map_err(|why| Error::Config {
             variable: "POSTGRES_URL".into(),
-            value: redact_url(url),
-            expected: format!("a URL such as postgres://user@127.0.0.1:5432/dbname ({why})"),
+            value: connection_string::redact(url),
+            expected: format!(
+                "a URL such as postgres://user@127.0.0.1:5432/dbname, or key=value pairs such \
+                 as 'host=127.0.0.1 user=app dbname=events' ({why})"
+            ),
         })
     }
 
     fn parse_url(url: &str) -> std::result::Result<Self, String> {
-        let trimmed = url.trim();
-        if !(trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://")) {
-            return Err("it must start with postgres:// or postgresql://".into());
-        }
-        let parsed: postgres::Config = trimmed
-            .parse()
-            .map_err(|e: postgres::Error| e.to_string())?;
-        let host = match parsed.get_hosts() {
+        let parsed = connection_string::parse(url)?;
+        let driver = &parsed.driver;
+        let host = match driver.get_hosts() {
             [postgres::config::Host::Tcp(host)] => host.clone(),
             #[cfg(unix)]
             [postgres::config::Host::Unix(path)] => path.to_string_lossy().into_owned(),
             [] => return Err("it names no host".into()),
             _ => return Err("it must name exactly one host".into()),
         };
-        let port = match parsed.get_ports() {
+        let port = match driver.get_ports() {
             [] => Self::DEFAULT_PORT,
+            [0] => return Err("its port is 0: give one from 1 to 65535".into()),
             [port] => *port,
             _ => return Err("it must name at most one port".into()),
         };
-        let dbname = parsed
+        let dbname = driver
             .get_dbname()
             .ok_or("it names no database")?
             .to_owned();
-        let user = parsed.get_user().ok_or("it names no user")?.to_owned();
-        let password = match parsed.get_password() {
+        let user = driver.get_user().ok_or("it names no user")?.to_owned();
+        if user.is_empty() {
+            return Err("its user is empty".into());
+        }
+        let password = match driver.get_password() {
             Some(bytes) => {
                 Some(String::from_utf8(bytes.to_vec()).map_err(|_| "its password is not UTF-8")?)
             }
             None => None,
         };
-        Ok(PostgresConfig {
-            password,
-            port,
-            ..Self::new(host, dbname, user)
-        })
+        let mut config = Self::new(host, dbname, user);
+        config.port = port;
+        config.password = password.filter(|password| !password.is_empty());
+        if let Some(timeout) = driver.get_connect_timeout() {
+            if timeout.is_zero() {
+                return Err("its connect_timeout is 0: give a positive number of seconds".into());
+            }
+            config.connect_timeout = *timeout;
+        }
+        if let Some(ssl_mode) = parsed.ssl_mode {
+            config.ssl_mode = ssl_mode;
+        }
+        config.ssl_root_cert = parsed.ssl_root_cert;
+        Ok(config)
     }
 
     /// The same configuration, logging in with `password`.
@@ -226,23 +356,48 @@ impl PostgresConfig {
         if let Some(password) = &self.password {
             config.password(password);
         }
-        // The session's lock timeout, as a startup option rather than SQL. Only
+        // The driver knows whether to try TLS; which certificates pass is
+        // the connector's business (see `tls`).
+        config.ssl_mode(match self.ssl_mode {
+            SslMode::Disable => postgres::config::SslMode::Disable,
+            SslMode::Prefer => postgres::config::SslMode::Prefer,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+                postgres::config::SslMode::Require
+            }
+        });
+        // The session's timeouts, as startup options rather than SQL. Only
         // writers and DDL ever wait for a lock on these tables (plain reads are
-        // not blocked by the writers' EXCLUSIVE lock), so this bounds exactly
-        // the waits the Python library bounds with `SET LOCAL lock_timeout`,
-        // without a statement per save. The value is a number we format.
+        // not blocked by the writers' EXCLUSIVE lock), so the lock timeout
+        // bounds exactly the waits the Python library bounds with `SET LOCAL
+        // lock_timeout`, without a statement per save. The values are numbers
+        // we format.
         config.options(&format!(
-            "-c lock_timeout={}",
-            lock_timeout_millis(self.lock_timeout)
+            "-c lock_timeout={} -c statement_timeout={} -c idle_in_transaction_session_timeout={}",
+            timeout_millis(self.lock_timeout),
+            timeout_millis(self.statement_timeout),
+            timeout_millis(self.idle_in_transaction_session_timeout),
         ));
+        if !self.network_timeout.is_zero() {
+            // A peer gone without a word is noticed by the kernel: data left
+            // unacknowledged for the whole timeout, or an idle connection whose
+            // keepalive probes go unanswered for about as long.
+            // The kernel counts keepalive times in whole seconds, from 1.
+            let second = Duration::from_secs(1);
+            config
+                .tcp_user_timeout(self.network_timeout)
+                .keepalives(true)
+                .keepalives_idle((self.network_timeout / 2).max(second))
+                .keepalives_interval((self.network_timeout / 6).max(second))
+                .keepalives_retries(3);
+        }
         config
     }
 }
 
-/// PostgreSQL's `lock_timeout` in milliseconds: 0 is "wait forever"; a
-/// non-zero timeout below a millisecond stays non-zero; the server's maximum
-/// is `i32::MAX` milliseconds.
-fn lock_timeout_millis(timeout: Duration) -> u128 {
+/// A PostgreSQL timeout setting in milliseconds: 0 is "no limit"; a non-zero
+/// timeout below a millisecond stays non-zero; the server's maximum is
+/// `i32::MAX` milliseconds.
+fn timeout_millis(timeout: Duration) -> u128 {
     if timeout.is_zero() {
         0
     } else {
@@ -264,6 +419,16 @@ impl std::fmt::Debug for PostgresConfig {
             .field("schema", &self.schema)
             .field("table_prefix", &self.table_prefix)
             .field("originator_id_type", &self.originator_id_type)
+            .field("ssl_mode", &self.ssl_mode)
+            .field("ssl_root_cert", &self.ssl_root_cert)
+            .field("statement_timeout", &self.statement_timeout)
+            .field(
+                "idle_in_transaction_session_timeout",
+                &self.idle_in_transaction_session_timeout,
+            )
+            .field("network_timeout", &self.network_timeout)
+            .field("pre_ping", &self.pre_ping)
+            .field("conn_max_age", &self.conn_max_age)
             .finish()
     }
 }
@@ -279,27 +444,6 @@ impl std::fmt::Display for PostgresConfig {
     }
 }
 
-/// `url` with any password in it replaced by `***`, for error messages.
-fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_owned();
-    };
-    match rest[..at].find(':') {
-        Some(colon) => format!(
-            "{}{}:***{}",
-            &url[..scheme_end],
-            &rest[..colon],
-            &rest[at..]
-        ),
-        None => url.to_owned(),
-    }
-}
-
 /// The longest name PostgreSQL keeps whole; longer ones it silently truncates.
 pub(super) const MAX_IDENTIFIER_BYTES: usize = 63;
 
@@ -308,30 +452,77 @@ pub(super) const MAX_IDENTIFIER_BYTES: usize = 63;
 /// `variable`. Only names that pass this are ever written into SQL, and then
 /// always quoted.
 pub(crate) fn checked_identifier(variable: &str, value: &str, max_bytes: usize) -> Result<String> {
-    let mut chars = value.chars();
-    let plain = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && value.len() <= max_bytes;
-    if plain {
+    if is_plain_identifier(value) && value.len() <= max_bytes {
         Ok(value.to_ascii_lowercase())
     } else {
-        Err(Error::Config {
-            variable: variable.to_owned(),
-            value: value.to_owned(),
-            expected: format!(
-                "a plain name: ASCII letters, digits and underscores, not starting with a digit, \
-                 at most {max_bytes} bytes"
-            ),
-        })
+        Err(not_plain(variable, value, max_bytes))
     }
 }
 
-/// The table prefix an application's name gives: lower case, with every
-/// character that is not a letter or digit as `_` (`"dog-school"` gives `dog_school`).
+fn not_plain(variable: &str, value: &str, max_bytes: usize) -> Error {
+    Error::Config {
+        variable: variable.to_owned(),
+        value: value.to_owned(),
+        expected: format!(
+            "a plain name: ASCII letters, digits and underscores, not starting with a digit, \
+             at most {max_bytes} bytes"
+        ),
+    }
+}
+
+fn is_plain_identifier(value: &str) -> bool {
+    is_identifier(value, '_')
+}
+
+/// Whether `value` is an ASCII letter or `_` followed by letters, digits,
+/// `_` and `also`.
+fn is_identifier(value: &str, also: char) -> bool {
+    let mut chars = value.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == also)
+}
+
+/// `value` as the schema of the tables: a plain name that is not one of
+/// PostgreSQL's own schemas, where tables of ours would mix with the catalog.
+pub(crate) fn checked_schema(variable: &str, value: &str) -> Result<String> {
+    let schema = checked_identifier(variable, value, MAX_IDENTIFIER_BYTES)?;
+    if schema == "information_schema" || schema.starts_with("pg_") {
+        return Err(Error::Config {
+            variable: variable.to_owned(),
+            value: value.to_owned(),
+            expected: "a schema of the application's own: information_schema and the names \
+                       starting with pg_ belong to PostgreSQL"
+                .into(),
+        });
+    }
+    Ok(schema)
+}
+
+/// The namespace of the name-based UUIDs whose first digits tell apart
+/// application names that read alike. Any fixed value would do; changing it
+/// would rename tables.
+const TABLE_NAME_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x6573_2d63_6f72_652d_7461_626c_6573_0001);
+
+/// Hex digits of the name's hash in a table prefix: 32 bits, so that two
+/// names clash only among tens of thousands of odd names in one database.
+const NAME_HASH_DIGITS: usize = 8;
+
+/// The table prefix an application's name gives, never the same for two
+/// names that differ other than in case. A plain name (ASCII letters, digits,
+/// `_`) is itself in lower case (`Bank` gives `bank`). Any other name, or a
+/// longer one than table names allow, gives its readable part (lower case,
+/// other characters as `_`), a `$` and a hash of the exact name
+/// (`dog-school` gives `dog_school$` and eight hex digits): no plain name
+/// contains `$`, so the two kinds never meet.
 pub(crate) fn table_prefix_from_name(name: &str) -> String {
-    name.chars()
+    if is_plain_identifier(name) && name.len() <= MAX_PREFIX_BYTES {
+        return name.to_ascii_lowercase();
+    }
+    let mut readable: String = name
+        .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {
                 c.to_ascii_lowercase()
@@ -339,16 +530,27 @@ pub(crate) fn table_prefix_from_name(name: &str) -> String {
                 '_'
             }
         })
-        .collect()
+        .collect();
+    if !readable.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        readable.insert(0, '_');
+    }
+    readable.truncate(MAX_PREFIX_BYTES - 1 - NAME_HASH_DIGITS);
+    let hash = uuid::Uuid::new_v5(&TABLE_NAME_NAMESPACE, name.as_bytes()).simple();
+    format!("{readable}${}", &hash.to_string()[..NAME_HASH_DIGITS])
 }
 
 /// The longest table suffix, `_snapshots`: a prefix may take the rest of 63 bytes.
 const MAX_PREFIX_BYTES: usize = MAX_IDENTIFIER_BYTES - "_snapshots".len();
 
-/// `prefix` if it can start table names: a plain name short enough for the
-/// longest suffix.
+/// `prefix` if it can start table names: a plain name, or one that an
+/// application's name gave (with a `$` after its first character), short
+/// enough for the longest suffix.
 pub(super) fn checked_prefix(prefix: &str) -> Result<String> {
-    checked_identifier("table prefix", prefix, MAX_PREFIX_BYTES)
+    if is_identifier(prefix, '$') && prefix.len() <= MAX_PREFIX_BYTES {
+        Ok(prefix.to_ascii_lowercase())
+    } else {
+        Err(not_plain("table prefix", prefix, MAX_PREFIX_BYTES))
+    }
 }
 
 #[cfg(test)]
@@ -396,23 +598,36 @@ mod tests {
 
     #[test]
     fn application_names_become_prefixes() {
-        assert_eq!(table_prefix_from_name("dog-school"), "dog_school");
         assert_eq!(table_prefix_from_name("Bank"), "bank");
-        assert_eq!(table_prefix_from_name("my app.v2"), "my_app_v2");
-    }
-
-    #[test]
-    fn passwords_are_redacted_from_urls() {
-        assert_eq!(
-            redact_url("postgres://me:pw@host/db"),
-            "postgres://me:***@host/db"
+        assert_eq!(table_prefix_from_name("dog_school"), "dog_school");
+        let hashed = table_prefix_from_name("dog-school");
+        assert!(
+            hashed.starts_with("dog_school$") && hashed.len() == 19,
+            "{hashed}"
         );
-        assert_eq!(
-            redact_url("postgres://me:p@ss@host:1/db?x=y"),
-            "postgres://me:***@host:1/db?x=y"
+        assert_eq!(hashed, table_prefix_from_name("dog-school"), "stable");
+        assert!(checked_prefix(&hashed).is_ok());
+        for name in [
+            "",
+            "2nd",
+            "é",
+            "dog school",
+            &"x".repeat(54),
+            &"é".repeat(100),
+        ] {
+            let prefix = table_prefix_from_name(name);
+            assert!(
+                prefix.contains('$') && prefix.len() <= 53,
+                "{name}: {prefix}"
+            );
+            assert!(checked_prefix(&prefix).is_ok(), "{name}: {prefix}");
+        }
+        assert_ne!(
+            table_prefix_from_name(&"x".repeat(54)),
+            table_prefix_from_name(&"x".repeat(55))
         );
-        assert_eq!(redact_url("postgres://me@host/db"), "postgres://me@host/db");
-        assert_eq!(redact_url("not a url"), "not a url");
+        assert!(checked_prefix("$x").is_err());
+        assert!(checked_prefix("a b$1").is_err());
     }
 
     #[test]
@@ -459,10 +674,10 @@ mod tests {
     }
 
     #[test]
-    fn lock_timeouts_are_whole_milliseconds_with_zero_for_none() {
-        assert_eq!(lock_timeout_millis(Duration::ZERO), 0);
-        assert_eq!(lock_timeout_millis(Duration::from_micros(10)), 1);
-        assert_eq!(lock_timeout_millis(Duration::from_millis(1500)), 1500);
-        assert_eq!(lock_timeout_millis(Duration::MAX), i32::MAX as u128);
+    fn timeouts_are_whole_milliseconds_with_zero_for_none() {
+        assert_eq!(timeout_millis(Duration::ZERO), 0);
+        assert_eq!(timeout_millis(Duration::from_micros(10)), 1);
+        assert_eq!(timeout_millis(Duration::from_millis(1500)), 1500);
+        assert_eq!(timeout_millis(Duration::MAX), i32::MAX as u128);
     }
 }

@@ -2,13 +2,14 @@
 //! run again on another connection when the server closed the first.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use postgres::{Client, NoTls, Statement};
+use postgres::{Client, Statement};
 use r2d2::{ManageConnection, PooledConnection};
-use r2d2_postgres::PostgresConnectionManager;
 
-use super::config::{MAX_IDENTIFIER_BYTES, OriginatorIdType, PostgresConfig, checked_identifier};
+use super::config::{OriginatorIdType, PostgresConfig, checked_schema};
+use super::tls::Connector;
 use crate::error::{BoxError, Error, Result};
 
 /// A pooled connection with the statements prepared on it, so that each SQL
@@ -62,31 +63,57 @@ impl Drop for Transaction<'_> {
     }
 }
 
-/// r2d2_postgres's manager, giving connections with a statement cache.
+/// Opens connections for r2d2, each with a statement cache.
 #[derive(Debug)]
-pub(super) struct Manager(PostgresConnectionManager<NoTls>);
+pub(super) struct Manager {
+    config: postgres::Config,
+    tls: Connector,
+    /// How long opening a connection may take, from the first packet to the
+    /// session being ready.
+    connect_timeout: Duration,
+    /// The server, as errors name it: `postgres://user@host:port/dbname`.
+    server: String,
+}
 
-/// A connection error whose message includes its cause: r2d2 keeps only the
-/// message of the last failed attempt, and the driver's own message alone says
-/// no more than "error connecting to server".
+/// A connection error whose message names the server and includes its cause:
+/// r2d2 keeps only the message of the last failed attempt, and the driver's
+/// own message alone says no more than "error connecting to server".
 #[derive(Debug)]
-pub(super) struct ConnectError(postgres::Error);
+pub(super) struct ConnectError {
+    server: String,
+    error: BoxError,
+}
 
 impl std::fmt::Display for ConnectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut cause = std::error::Error::source(&self.0);
+        let mut message = format!("cannot connect to {}: {}", self.server, self.error);
+        let mut cause = self.error.source();
         while let Some(error) = cause {
-            write!(f, ": {error}")?;
+            message.push_str(&format!(": {error}"));
             cause = error.source();
         }
-        Ok(())
+        if message.contains("certificate") {
+            message.push_str(
+                " (the server's certificate was refused: give its authority with \
+                 POSTGRES_SSLROOTCERT, or choose another POSTGRES_SSLMODE)",
+            );
+        }
+        f.write_str(&message)
     }
 }
 
 impl std::error::Error for ConnectError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
+        Some(&*self.error)
+    }
+}
+
+impl Manager {
+    fn failed(&self, error: impl Into<BoxError>) -> ConnectError {
+        ConnectError {
+            server: self.server.clone(),
+            error: error.into(),
+        }
     }
 }
 
@@ -94,26 +121,85 @@ impl ManageConnection for Manager {
     type Connection = CachingConnection;
     type Error = ConnectError;
 
+    /// Connects on a thread of its own, waited for at most the connect
+    /// timeout. The driver bounds only the TCP connect by it: a server (or
+    /// anything between) that accepts and then says nothing would hold the
+    /// pool's slot for good. Such a thread is left to end with its socket,
+    /// which the network timeout bounds where the peer is really gone.
     fn connect(&self) -> std::result::Result<CachingConnection, ConnectError> {
-        Ok(CachingConnection {
-            client: self.0.connect().map_err(ConnectError)?,
-            statements: HashMap::new(),
-        })
+        let (config, tls) = (self.config.clone(), self.tls.clone());
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("es-core-postgres-connect".into())
+            .spawn(move || {
+                let _ = sender.send(config.connect(tls));
+            })
+            .map_err(|e| self.failed(e))?;
+        match receiver.recv_timeout(self.connect_timeout) {
+            Ok(Ok(client)) => Ok(CachingConnection {
+                client,
+                statements: HashMap::new(),
+            }),
+            Ok(Err(error)) => Err(self.failed(error)),
+            Err(_) => Err(self.failed(format!(
+                "the session was not ready within the connect timeout ({:?}): the server \
+                 accepted the connection but did not answer",
+                self.connect_timeout
+            ))),
+        }
     }
 
     fn is_valid(
         &self,
         connection: &mut CachingConnection,
     ) -> std::result::Result<(), ConnectError> {
-        self.0
-            .is_valid(&mut connection.client)
-            .map_err(ConnectError)
+        connection
+            .client
+            .simple_query("")
+            .map(|_| ())
+            .map_err(|e| self.failed(e))
     }
 
     fn has_broken(&self, connection: &mut CachingConnection) -> bool {
-        self.0.has_broken(&mut connection.client)
+        connection.client.is_closed()
     }
 }
+
+/// The last failed attempt to open a connection, when it failed. The pool
+/// retries in the background until its timeout; a caller waiting for a
+/// connection looks here to fail at once instead, with the reason.
+#[derive(Debug, Default)]
+struct ConnectFailures(Mutex<Option<(Instant, String)>>);
+
+impl ConnectFailures {
+    fn record(&self, error: &ConnectError) {
+        if let Ok(mut last) = self.0.lock() {
+            *last = Some((Instant::now(), error.to_string()));
+        }
+    }
+
+    /// The reason of an attempt that failed at or after `since`.
+    fn since(&self, since: Instant) -> Option<String> {
+        let last = self.0.lock().ok()?;
+        last.as_ref()
+            .filter(|(at, _)| *at >= since)
+            .map(|(_, why)| why.clone())
+    }
+}
+
+/// Hands r2d2's connection errors to a [`ConnectFailures`] (instead of r2d2's
+/// default, a log line).
+#[derive(Debug)]
+struct RecordFailures(Arc<ConnectFailures>);
+
+impl r2d2::HandleError<ConnectError> for RecordFailures {
+    fn handle_error(&self, error: ConnectError) {
+        self.0.record(&error);
+    }
+}
+
+/// How often a caller waiting for a connection looks for a failed attempt.
+const FAILURE_POLL: Duration = Duration::from_millis(20);
 
 /// One PostgreSQL database, shared by the recorders of an application: a pool
 /// of connections and the schema of their tables.
@@ -130,8 +216,10 @@ impl ManageConnection for Manager {
 /// ```
 pub struct PostgresDatabase {
     pool: r2d2::Pool<Manager>,
+    failures: Arc<ConnectFailures>,
     pub(super) schema: String,
-    pub(super) id_type: OriginatorIdType,
+    /// The type set in the configuration; `None` takes each table's own.
+    pub(super) configured_id_type: Option<OriginatorIdType>,
 }
 
 impl std::fmt::Debug for PostgresDatabase {
@@ -139,16 +227,18 @@ impl std::fmt::Debug for PostgresDatabase {
         f.debug_struct("PostgresDatabase")
             .field("schema", &self.schema)
             .field("pool_size", &self.pool.max_size())
+            .field("pre_ping", &self.pool.test_on_check_out())
+            .field("conn_max_age", &self.pool.max_lifetime())
             .finish_non_exhaustive()
     }
 }
 
 impl PostgresDatabase {
     /// A pool of connections to the database `config` names. A pool size of 0,
-    /// a zero connect timeout or a schema that is not a plain name is an
-    /// [`Error::Config`].
+    /// a zero connect timeout or connection age, or a schema that is not a
+    /// plain name of the application's own is an [`Error::Config`].
     pub fn open(config: &PostgresConfig) -> Result<Arc<Self>> {
-        let schema = checked_identifier("POSTGRES_SCHEMA", &config.schema, MAX_IDENTIFIER_BYTES)?;
+        let schema = checked_schema("POSTGRES_SCHEMA", &config.schema)?;
         if config.pool_size == 0 {
             return Err(Error::Config {
                 variable: "POSTGRES_POOL_SIZE".into(),
@@ -163,24 +253,36 @@ impl PostgresDatabase {
                 expected: "a positive number of seconds".into(),
             });
         }
-        let manager = Manager(PostgresConnectionManager::new(
-            config.client_config(),
-            NoTls,
-        ));
-        // No connection is opened up front (min_idle 0), and none is pinged on
-        // checkout (as the Python library's POSTGRES_PRE_PING defaults to off):
-        // a connection found broken is dropped when it is given back.
+        if config.conn_max_age.is_some_and(|age| age.is_zero()) {
+            return Err(Error::Config {
+                variable: "POSTGRES_CONN_MAX_AGE".into(),
+                value: "0".into(),
+                expected: "a positive number of seconds (or no limit)".into(),
+            });
+        }
+        let manager = Manager {
+            config: config.client_config(),
+            tls: Connector::new(config)?,
+            connect_timeout: config.connect_timeout,
+            server: config.to_string(),
+        };
+        let failures = Arc::new(ConnectFailures::default());
+        // No connection is opened up front (min_idle 0). Without pre-ping (as
+        // the Python library's POSTGRES_PRE_PING defaults to off) a connection
+        // found broken is dropped when it is given back, and the work retried.
         let pool = r2d2::Pool::builder()
             .max_size(config.pool_size)
             .min_idle(Some(0))
-            .test_on_check_out(false)
+            .test_on_check_out(config.pre_ping)
+            .max_lifetime(config.conn_max_age)
             .connection_timeout(config.connect_timeout)
-            .build(manager)
-            .map_err(|e| Error::database("opening the PostgreSQL connection pool", e))?;
+            .error_handler(Box::new(RecordFailures(failures.clone())))
+            .build_unchecked(manager);
         Ok(Arc::new(PostgresDatabase {
             pool,
+            failures,
             schema,
-            id_type: config.originator_id_type,
+            configured_id_type: config.originator_id_type,
         }))
     }
 
@@ -189,22 +291,68 @@ impl PostgresDatabase {
         &self.schema
     }
 
-    /// The type of the tables' `originator_id` column.
-    pub fn originator_id_type(&self) -> OriginatorIdType {
-        self.id_type
+    /// The type of the tables' `originator_id` column, if the configuration
+    /// sets one; `None` takes each table's own (`uuid` for a new table).
+    pub fn originator_id_type(&self) -> Option<OriginatorIdType> {
+        self.configured_id_type
     }
 
+    /// The `originator_id` type for `table`: the configured one, else the
+    /// type of the table already there, else `uuid`.
+    pub(super) fn originator_id_type_of(&self, table: &str) -> Result<OriginatorIdType> {
+        if let Some(configured) = self.configured_id_type {
+            return Ok(configured);
+        }
+        let found = self.read("checking the PostgreSQL tables", |connection| {
+            connection
+                .client
+                .query_opt(
+                    "SELECT data_type FROM information_schema.columns \
+                     WHERE table_schema = $1 AND table_name = $2 AND column_name = 'originator_id'",
+                    &[&self.schema, &table],
+                )?
+                .map(|row| row.try_get::<_, String>(0))
+                .transpose()
+        })?;
+        Ok(found
+            .as_deref()
+            .and_then(OriginatorIdType::parse)
+            .unwrap_or_default())
+    }
+
+    /// A pooled connection. Waiting for one ends early, with the reason, as
+    /// soon as an attempt to open one fails: a server that refuses, or a
+    /// password it rejects, is an error at once rather than after the
+    /// connect timeout.
     pub(super) fn connection(&self) -> Result<PooledConnection<Manager>> {
-        self.pool
-            .get()
-            .map_err(|e| Error::database("getting a PostgreSQL connection", e))
+        let started = Instant::now();
+        let timeout = self.pool.connection_timeout();
+        loop {
+            let left = timeout.saturating_sub(started.elapsed());
+            match self.pool.get_timeout(left.min(FAILURE_POLL)) {
+                Ok(connection) => return Ok(connection),
+                Err(error) => {
+                    if let Some(why) = self.failures.since(started) {
+                        return Err(Error::database("opening a PostgreSQL connection", why));
+                    }
+                    if started.elapsed() >= timeout {
+                        // An attempt that failed as the wait ran out is the better reason.
+                        let why = self.failures.since(started);
+                        return Err(match why {
+                            Some(why) => Error::database("opening a PostgreSQL connection", why),
+                            None => Error::database("getting a PostgreSQL connection", error),
+                        });
+                    }
+                }
+            }
+        }
     }
 
     /// Runs `work` on a pooled connection, again on another one if the first
     /// was found closed and `retry` says the failed attempt changed nothing.
     ///
-    /// Connections are not pinged when taken from the pool, so one the server
-    /// has closed since (a restart, a terminated session) is found only by
+    /// Unless pre-ping is on, connections are not checked when taken from the
+    /// pool, so one the server has closed since (a restart, a terminated session) is found only by
     /// using it, and fails at once. The pool drops it when it comes back, and
     /// the work goes on, up to once per connection the pool can hold, before
     /// the error is returned. The outer `Result` is the pool's own failure.
@@ -256,6 +404,7 @@ pub(super) fn pg_error(operation: &'static str, error: postgres::Error) -> Error
 mod tests {
     use std::time::Duration;
 
+    use super::super::test_server;
     use super::*;
 
     #[test]
@@ -273,10 +422,132 @@ mod tests {
             Err(Error::Config { .. })
         ));
         config.connect_timeout = Duration::from_secs(1);
+        config.conn_max_age = Some(Duration::ZERO);
+        assert!(matches!(
+            PostgresDatabase::open(&config),
+            Err(Error::Config { variable, .. }) if variable == "POSTGRES_CONN_MAX_AGE"
+        ));
+        config.conn_max_age = None;
         config.schema = "x; drop table y".into();
         assert!(matches!(
             PostgresDatabase::open(&config),
             Err(Error::Config { .. })
         ));
+    }
+
+    #[test]
+    fn pre_ping_and_connection_age_reach_the_pool() {
+        let mut config = PostgresConfig::new("h", "d", "u");
+        let db = PostgresDatabase::open(&config).expect("pool");
+        assert!(!db.pool.test_on_check_out(), "off by default");
+        assert_eq!(db.pool.max_lifetime(), Some(Duration::from_secs(3600)));
+        config.pre_ping = true;
+        config.conn_max_age = None;
+        let db = PostgresDatabase::open(&config).expect("pool");
+        assert!(db.pool.test_on_check_out());
+        assert_eq!(db.pool.max_lifetime(), None);
+        let shown = format!("{db:?}");
+        assert!(shown.contains("pre_ping: true"), "{shown}");
+    }
+
+    pub(in super::super) fn show(db: &PostgresDatabase, setting: &str) -> String {
+        let mut connection = db.connection().expect("connection");
+        let rows = connection
+            .client
+            .simple_query(&format!("SHOW {setting}"))
+            .expect("show");
+        rows.iter()
+            .find_map(|message| match message {
+                postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .expect("a value")
+    }
+
+    #[test]
+    fn the_session_timeouts_reach_the_server() {
+        let Some(mut config) = test_server() else {
+            return;
+        };
+        let db = PostgresDatabase::open(&config).expect("pool");
+        assert_eq!(show(&db, "statement_timeout"), "0");
+        assert_eq!(show(&db, "idle_in_transaction_session_timeout"), "5s");
+        config.statement_timeout = Duration::from_millis(1500);
+        config.idle_in_transaction_session_timeout = Duration::ZERO;
+        config.lock_timeout = Duration::from_secs(2);
+        let db = PostgresDatabase::open(&config).expect("pool");
+        assert_eq!(show(&db, "statement_timeout"), "1500ms");
+        assert_eq!(show(&db, "idle_in_transaction_session_timeout"), "0");
+        assert_eq!(show(&db, "lock_timeout"), "2s");
+    }
+
+    #[test]
+    fn a_statement_past_its_timeout_is_cancelled_by_the_server() {
+        let Some(mut config) = test_server() else {
+            return;
+        };
+        config.statement_timeout = Duration::from_millis(200);
+        let db = PostgresDatabase::open(&config).expect("pool");
+        let started = std::time::Instant::now();
+        let error = db
+            .read("sleeping", |connection| {
+                connection.client.batch_execute("SELECT pg_sleep(5)")
+            })
+            .expect_err("cancelled");
+        assert!(started.elapsed() < Duration::from_secs(3), "{error}");
+        assert!(error.to_string().contains("statement timeout"), "{error}");
+    }
+
+    #[test]
+    fn pre_ping_replaces_a_connection_the_server_closed_before_the_work_sees_it() {
+        let Some(mut config) = test_server() else {
+            return;
+        };
+        config.pool_size = 1;
+        let pid_of = |db: &PostgresDatabase| -> i32 {
+            let mut connection = db.connection().expect("connection");
+            let row = connection
+                .client
+                .query_one("SELECT pg_backend_pid()", &[])
+                .expect("pid");
+            row.get(0)
+        };
+        let killer = PostgresDatabase::open(&config).expect("pool");
+        let terminate = |pid: i32| {
+            let mut connection = killer.connection().expect("connection");
+            connection
+                .client
+                .execute("SELECT pg_terminate_backend($1)", &[&pid])
+                .expect("terminate");
+        };
+        for pre_ping in [false, true] {
+            config.pre_ping = pre_ping;
+            let db = PostgresDatabase::open(&config).expect("pool");
+            terminate(pid_of(&db));
+            std::thread::sleep(Duration::from_millis(100));
+            let mut connection = db.connection().expect("connection");
+            let first_use = connection.client.simple_query("SELECT 1");
+            assert_eq!(first_use.is_ok(), pre_ping, "pre_ping {pre_ping}");
+        }
+    }
+
+    #[test]
+    fn the_network_timeout_paces_keepalives_and_bounds_unacknowledged_data() {
+        let mut config = PostgresConfig::new("h", "d", "u");
+        config.network_timeout = Duration::from_secs(12);
+        let client = config.client_config();
+        assert_eq!(
+            client.get_tcp_user_timeout(),
+            Some(&Duration::from_secs(12))
+        );
+        assert!(client.get_keepalives());
+        assert_eq!(client.get_keepalives_idle(), Duration::from_secs(6));
+        assert_eq!(
+            client.get_keepalives_interval(),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(client.get_keepalives_retries(), Some(3));
+        config.network_timeout = Duration::ZERO;
+        assert_eq!(config.client_config().get_tcp_user_timeout(), None);
     }
 }

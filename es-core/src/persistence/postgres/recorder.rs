@@ -117,7 +117,7 @@ impl PostgresRecorder {
         // Both names passed `checked_identifier`, so quoting is all they need.
         let quoted = format!("\"{}\".\"{}\"", db.schema, table);
         let name = format!("{}.{}", db.schema, table);
-        let id_type = db.id_type.as_str();
+        let id_type = db.originator_id_type_of(table)?;
         let insert_sql = if with_log {
             // Ordinality keeps the batch's order through the insert, so the
             // sequence hands out ids in batch order.
@@ -156,7 +156,7 @@ impl PostgresRecorder {
             begin_sql: begin_sql.clone(),
             begin_group_sql: format!("{begin_sql}; SAVEPOINT es_group"),
             commits: GroupCommit::default(),
-            id_type: db.id_type,
+            id_type,
             db,
             name,
             quoted,

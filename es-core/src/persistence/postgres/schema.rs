@@ -49,8 +49,9 @@ impl PostgresRecorder {
             .and_then(|_| transaction.batch_execute(&ddl))
             .map_err(|e| pg_error("creating the PostgreSQL tables", e))?;
         // A table made earlier keeps its column type whatever the setting says
-        // now: catch a mismatch here, by name, rather than as a driver error
-        // on the first write.
+        // now: catch a mismatch with an explicit setting (an unset one took
+        // the table's type) here, by name, rather than as a driver error on
+        // the first write.
         let (schema, table) = self.name.split_once('.').unwrap_or(("", &self.name));
         let found: Option<String> = transaction
             .query_opt(
@@ -68,7 +69,8 @@ impl PostgresRecorder {
                 value: id_type.into(),
                 expected: format!(
                     "{found}, the type of originator_id in the existing table {} \
-                     (the setting chooses the type of new tables only)",
+                     (the setting chooses the type of new tables only; leave it unset to \
+                     use each table's own)",
                     self.name
                 ),
             });
