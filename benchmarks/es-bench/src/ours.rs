@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use es_core::persistence::{PostgresConfig, Synchronous};
+use es_core::persistence::{PostgresConfig, SslMode, Synchronous};
 use es_core::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -71,6 +71,10 @@ fn fresh_app_with(
         Backend::Postgres(url) => {
             crate::raw::reset_schema(url, SCHEMA)?;
             let mut config = PostgresConfig::from_url(url)?;
+            // Every system here talks to the server over loopback in plain
+            // text (the raw baseline has no TLS; `run` sets PGSSLMODE=disable
+            // for the others), so encryption is no part of any ratio.
+            config.ssl_mode = SslMode::Disable;
             config.schema = SCHEMA.into();
             config.table_prefix = Some("bench".into());
             builder.postgres(config)
