@@ -87,7 +87,9 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::application::{Save, Unsaved};
-    pub use crate::domain::aggregate::{AggregateStruct, IntoOriginatorId, created, triggered};
+    pub use crate::domain::aggregate::{
+        AggregateStruct, IdParam, IntoOriginatorId, created, triggered,
+    };
     pub use crate::domain::event::{deserialize_tagged, serialize_tagged};
     pub use crate::domain::topic::RegisteredTopic;
     pub use crate::{Aggregate, AggregateEvent, AggregateMeta, OriginatorId};
@@ -99,6 +101,22 @@ pub mod __private {
     pub use serde;
     pub use serde_json::Value as JsonValue;
     pub use uuid::Uuid;
+
+    /// What a creation event's hidden applier returns: the new aggregate, in a
+    /// type that rustc does not suggest as a constructor.
+    pub struct Built<A>(pub A);
+
+    /// Marks a struct whose `#[aggregate]` reported an error, so that a generic
+    /// impl block, which reports nothing itself, can check that it did.
+    #[diagnostic::on_unimplemented(
+        message = "an aggregate cannot be generic, and `{Self}` is",
+        label = "its events are stored under fixed topics and decoded without knowing type parameters",
+        note = "give the struct concrete field types, and write its impl block as `#[aggregate] impl Name {{ .. }}`"
+    )]
+    pub trait RejectedAggregate {}
+
+    /// Asserts that the struct of a generic `#[aggregate]` impl block was refused.
+    pub const fn assert_rejected_aggregate<T: ?Sized + RejectedAggregate>() {}
 
     /// The metadata field's type for aggregate `A`.
     pub type MetaOf<A> = AggregateMeta<<A as Aggregate>::Event>;

@@ -34,7 +34,10 @@ pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
             let model = AggregateStruct::from_item(&cx, item);
             match cx.check() {
                 Ok(()) => expand::aggregate_struct::expand(model),
-                Err(error) => with_errors(&model.item, &error),
+                Err(error) if model.can_expand() => {
+                    with_errors(&expand::aggregate_struct::expand(model), &error)
+                }
+                Err(error) => with_errors(&expand::aggregate_struct::rejected(&model.item), &error),
             }
         }
         syn::Item::Impl(item) => {
@@ -49,10 +52,9 @@ pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
                     with_errors(&expand::aggregate_impl::expand(model), &error)
                 }
                 (Err(error), None) => with_errors(&strip_event_attrs(fallback), &error),
-                (Ok(()), None) => with_errors(
-                    &fallback,
-                    &syn::Error::new_spanned(&fallback.self_ty, "invalid #[aggregate] impl"),
-                ),
+                (Ok(()), None) => {
+                    expand::aggregate_impl::generic_fallback(strip_event_attrs(fallback))
+                }
             }
         }
         other => {

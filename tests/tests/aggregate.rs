@@ -256,3 +256,69 @@ fn event_enums_are_serde_values_tagged_by_topic() {
         "another aggregate's topic"
     );
 }
+
+/// An aggregate with a plain constructor that skips its creation event, as
+/// `#[derive(Default)]` would if it were allowed.
+#[aggregate]
+pub struct Account {
+    balance: u64,
+}
+
+#[aggregate]
+impl Account {
+    #[event("Opened")]
+    pub fn open() -> Self {
+        Account { balance: 0 }
+    }
+
+    #[event("Deposited")]
+    pub fn deposit(&mut self, amount: u64) {
+        self.balance += amount;
+    }
+
+    /// The mistake: an account that no creation event made.
+    pub fn blank() -> Self {
+        Account { balance: 0 }
+    }
+}
+
+#[test]
+fn an_aggregate_that_was_never_created_is_refused_before_anything_is_written() {
+    let app = Application::builder()
+        .in_memory()
+        .build()
+        .expect("application");
+    let mut opened = Account::open();
+    opened.deposit(1);
+    let mut blank = Account::blank();
+    blank.deposit(5);
+
+    let error = app
+        .save(&mut [&mut opened, &mut blank])
+        .expect_err("a history without a creation event is refused");
+    match &error {
+        Error::NotCreated {
+            aggregate, topic, ..
+        } => assert_eq!(
+            (*aggregate, topic.as_str()),
+            ("Account", "Account.Deposited")
+        ),
+        other => panic!("expected NotCreated, got {other:?}"),
+    }
+    assert!(
+        error
+            .to_string()
+            .contains("create it with its creation event"),
+        "{error}"
+    );
+    assert_eq!(
+        app.notification_log().max_id().expect("max id"),
+        None,
+        "nothing of the save was written"
+    );
+    assert_eq!(blank.pending_events().len(), 1, "the events stay pending");
+
+    app.save(&mut opened).expect("a created aggregate saves");
+    let copy: Account = app.repository().get(opened.id()).expect("get");
+    assert_eq!(copy.balance, 1);
+}

@@ -9,6 +9,24 @@ use syn::{FnArg, Ident, ImplItem, ImplItemFn, Pat, parse_quote};
 
 use crate::internals::ast::{AggregateImpl, EventMethod, Payload, Role, Schema};
 
+/// `#[aggregate] impl<T> Dog<T>`: the generic struct's own `#[aggregate]`
+/// reports the mistake, so this one only checks that it did, and keeps the
+/// methods so that their callers compile.
+pub(crate) fn generic_fallback(item: syn::ItemImpl) -> TokenStream {
+    let (impl_generics, _, where_clause) = item.generics.split_for_impl();
+    let self_ty = &item.self_ty;
+    quote_spanned! {self_ty.span()=>
+        #item
+        impl #impl_generics #self_ty #where_clause {
+            #[doc(hidden)]
+            #[allow(dead_code)]
+            fn __es_struct_is_rejected() {
+                ::es_core::__private::assert_rejected_aggregate::<Self>();
+            }
+        }
+    }
+}
+
 pub(crate) fn expand(model: AggregateImpl) -> TokenStream {
     let AggregateImpl {
         self_ident,
@@ -30,6 +48,11 @@ pub(crate) fn expand(model: AggregateImpl) -> TokenStream {
         let EventMethod { variant, topic, .. } = event;
         quote!(Self::#variant { .. } => #topic)
     });
+    let creation_flag_arms = events.iter().map(|event| {
+        let variant = &event.variant;
+        let is_creation = matches!(event.role, Role::Creation { .. });
+        quote!(Self::#variant { .. } => #is_creation)
+    });
     let topics: Vec<&String> = events
         .iter()
         .flat_map(|event| std::iter::once(&event.topic).chain(&event.aliases))
@@ -44,11 +67,7 @@ pub(crate) fn expand(model: AggregateImpl) -> TokenStream {
     let creation_arms = events
         .iter()
         .filter(|event| matches!(event.role, Role::Creation { .. }))
-        .map(|event| {
-            let (pattern, args) = destructure(event, &enum_ident);
-            let apply = apply_ident(event);
-            quote!(#pattern => ::es_core::__private::Result::Ok(Self::#apply(#args)))
-        });
+        .map(|event| creation_arm(event, &enum_ident));
     let mutation_arms = events
         .iter()
         .filter(|event| matches!(event.role, Role::Mutation))
@@ -90,6 +109,9 @@ pub(crate) fn expand(model: AggregateImpl) -> TokenStream {
         // An event keeps fields for its history that its effect on state may not need.
         applier.attrs.push(parse_quote!(#[allow(unused_variables)]));
         injector.visit_block_mut(&mut applier.block);
+        if matches!(event.role, Role::Creation { .. }) {
+            wrap_creation_applier(&mut applier);
+        }
         applier
     });
     // An impl whose every event method was rejected still expands beside its
@@ -127,6 +149,12 @@ pub(crate) fn expand(model: AggregateImpl) -> TokenStream {
                 fn topic(&self) -> &'static str {
                     match #scrutinee {
                         #(#topic_arms,)*
+                    }
+                }
+
+                fn is_creation(&self) -> bool {
+                    match #scrutinee {
+                        #(#creation_flag_arms,)*
                     }
                 }
 
@@ -193,7 +221,11 @@ pub(crate) fn expand(model: AggregateImpl) -> TokenStream {
                 #snapshot_hooks
 
                 #[allow(unreachable_patterns)]
-                fn replay_creation(payload: #enum_ident) -> ::es_core::__private::Result<Self, #enum_ident> {
+                fn replay_creation(
+                    __es_originator_id: &::es_core::__private::OriginatorId,
+                    payload: #enum_ident,
+                ) -> ::es_core::__private::Result<Self, #enum_ident> {
+                    let _ = __es_originator_id;
                     match payload {
                         #(#creation_arms,)*
                         other => ::es_core::__private::Result::Err(other),
@@ -212,6 +244,21 @@ pub(crate) fn expand(model: AggregateImpl) -> TokenStream {
 
         #(#registrations)*
     }
+}
+
+/// Makes a creation applier return `Built<Self>`, not `Self`: rustc suggests
+/// every associated function returning `Self` to whoever writes a struct literal
+/// of the aggregate, and this one is hidden. The user's body runs in a closure
+/// so that its own `return`s still give a `Self`.
+fn wrap_creation_applier(applier: &mut ImplItemFn) {
+    let body = &applier.block;
+    applier.sig.output = parse_quote!(-> ::es_core::__private::Built<Self>);
+    applier.block = parse_quote!({
+        ::es_core::__private::Built((move || -> Self #body)())
+    });
+    applier
+        .attrs
+        .push(parse_quote!(#[allow(clippy::redundant_closure_call)]));
 }
 
 fn apply_ident(event: &EventMethod) -> Ident {
@@ -370,6 +417,59 @@ fn deserialize_arm(event: &EventMethod, enum_ident: &Ident) -> TokenStream {
     }
 }
 
+/// The arm of `replay_creation` that rebuilds the aggregate from this event,
+/// giving its id parameter, if it has one, the stored event's id.
+fn creation_arm(event: &EventMethod, enum_ident: &Ident) -> TokenStream {
+    let (pattern, _) = destructure(event, enum_ident);
+    let apply = apply_ident(event);
+    let Role::Creation {
+        id_param: Some((_, id_type)),
+        ..
+    } = &event.role
+    else {
+        let args = applier_args(event, None);
+        return quote!(#pattern => ::es_core::__private::Result::Ok(Self::#apply(#args).0));
+    };
+    let id_value = quote!(__es_id_param);
+    let args = applier_args(event, Some(&id_value));
+    quote! {
+        #pattern => match <#id_type as ::es_core::__private::IdParam>::from_originator_id(
+            __es_originator_id,
+        ) {
+            ::es_core::__private::Option::Some(#id_value) => {
+                ::es_core::__private::Result::Ok(Self::#apply(#args).0)
+            }
+            ::es_core::__private::Option::None => ::es_core::__private::Result::Err(#pattern),
+        }
+    }
+}
+
+/// The arguments of the user's method, in order: its parameters, or for the
+/// id parameter of a creation event, `id_value` if given.
+fn applier_args(event: &EventMethod, id_value: Option<&TokenStream>) -> TokenStream {
+    let id_param = match &event.role {
+        Role::Creation {
+            id_param: Some((ident, _)),
+            ..
+        } => Some(ident),
+        _ => None,
+    };
+    let args = event.method.sig.inputs.iter().filter_map(|input| {
+        let FnArg::Typed(typed) = input else {
+            return None;
+        };
+        let Pat::Ident(pat) = &*typed.pat else {
+            return None;
+        };
+        let ident = &pat.ident;
+        match id_value {
+            Some(value) if id_param == Some(ident) => Some(value.clone()),
+            _ => Some(quote!(#ident)),
+        }
+    });
+    quote!(#(#args),*)
+}
+
 /// A pattern binding a variant's fields, and the arguments that pass them on.
 fn destructure(event: &EventMethod, enum_ident: &Ident) -> (TokenStream, TokenStream) {
     let variant = &event.variant;
@@ -398,21 +498,18 @@ fn command(event: &EventMethod, enum_ident: &Ident) -> ImplItemFn {
     }
     let variant = &event.variant;
     let apply = apply_ident(event);
-    let (build, args) = match &event.payload {
+    let build = match &event.payload {
         Payload::Fields(fields) => {
             let idents: Vec<&Ident> = fields.iter().map(|(ident, _)| ident).collect();
-            (
-                quote!(#enum_ident::#variant { #(#idents: ::es_core::__private::Clone::clone(&#idents)),* }),
-                quote!(#(#idents),*),
-            )
+            quote!(#enum_ident::#variant { #(#idents: ::es_core::__private::Clone::clone(&#idents)),* })
         }
-        Payload::Struct(ident, _) => (
-            quote!(#enum_ident::#variant(::es_core::__private::Clone::clone(&#ident))),
-            quote!(#ident),
-        ),
+        Payload::Struct(ident, _) => {
+            quote!(#enum_ident::#variant(::es_core::__private::Clone::clone(&#ident)))
+        }
     };
+    let args = applier_args(event, None);
     let body = match &event.role {
-        Role::Creation { id } => {
+        Role::Creation { id, .. } => {
             // Any id that converts into an `OriginatorId` without failing (a
             // `Uuid`, an `OriginatorId`): the command cannot fail, so a text id
             // is checked by whoever builds it, before the command is called.
@@ -424,7 +521,7 @@ fn command(event: &EventMethod, enum_ident: &Ident) -> ImplItemFn {
                 let __es_id: ::es_core::__private::OriginatorId =
                     ::es_core::__private::IntoOriginatorId::into_originator_id(#id);
                 let __es_event = #build;
-                ::es_core::__private::created(Self::#apply(#args), __es_id, __es_event)
+                ::es_core::__private::created(Self::#apply(#args).0, __es_id, __es_event)
             })
         }
         Role::Mutation => quote!({
@@ -458,8 +555,9 @@ impl VisitMut for MetaInjector<'_> {
             if !expr.fields.empty_or_trailing() {
                 expr.fields.push_punct(Default::default());
             }
+            let meta = super::meta_field();
             expr.fields
-                .push(parse_quote!(__es_meta: ::core::default::Default::default()));
+                .push(parse_quote!(#meta: ::core::default::Default::default()));
         }
     }
 

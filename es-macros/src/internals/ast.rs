@@ -12,7 +12,14 @@ use syn::{
 };
 
 use super::attr::{AggregateArgs, EventArgs, EventKind, SchemaArgs, upper_camel};
+use super::check;
 use super::ctxt::Ctxt;
+
+/// The hidden field that `#[aggregate]` adds to a struct for the aggregate's id,
+/// version and pending events. Named as advice: a struct literal of the
+/// aggregate outside its impl block lacks it, and rustc's "missing field" error
+/// then reads as what to do instead.
+pub(crate) const META_FIELD: &str = "create_it_with_its_creation_event";
 
 /// Traits the user may already derive, which the macros would otherwise add.
 #[derive(Default)]
@@ -21,6 +28,8 @@ pub(crate) struct Derived {
     pub(crate) debug: bool,
     pub(crate) serialize: bool,
     pub(crate) deserialize: bool,
+    /// `Default` as written, which an aggregate must not derive.
+    pub(crate) default: Option<syn::Path>,
 }
 
 impl Derived {
@@ -34,6 +43,7 @@ impl Derived {
                         "Debug" => derived.debug = true,
                         "Serialize" => derived.serialize = true,
                         "Deserialize" => derived.deserialize = true,
+                        "Default" => derived.default = Some(meta.path.clone()),
                         _ => {}
                     }
                 }
@@ -61,8 +71,15 @@ impl AggregateStruct {
         }
         match &item.fields {
             syn::Fields::Named(fields) => {
-                if let Some(field) = fields.named.iter().find(|f| f.ident.as_ref().is_some_and(|i| i == "__es_meta")) {
-                    cx.error_spanned_by(field, "the field name `__es_meta` is reserved for the aggregate's metadata");
+                let reserved = fields
+                    .named
+                    .iter()
+                    .find(|f| f.ident.as_ref().is_some_and(|i| i == META_FIELD));
+                if let Some(field) = reserved {
+                    cx.error_spanned_by(
+                        field,
+                        format!("the field name `{META_FIELD}` is reserved for the aggregate's metadata"),
+                    );
                 }
             }
             _ => cx.error_spanned_by(
@@ -71,14 +88,40 @@ impl AggregateStruct {
             ),
         }
         let derived = Derived::of(&item.attrs);
+        // The derive stays beside the error, so that callers of `default()`
+        // raise no errors of their own.
+        if let Some(default) = &derived.default {
+            check::no_default_aggregate(cx, default);
+        }
         AggregateStruct { item, derived }
+    }
+
+    /// Whether the struct can still get its metadata field despite errors, so
+    /// that its impl block and callers compile and only the error shows.
+    pub(crate) fn can_expand(&self) -> bool {
+        let syn::Fields::Named(fields) = &self.item.fields else {
+            return false;
+        };
+        let reserved = fields
+            .named
+            .iter()
+            .any(|f| f.ident.as_ref().is_some_and(|i| i == META_FIELD));
+        !reserved && self.item.generics.params.is_empty()
     }
 }
 
 /// Whether an event creates the aggregate or changes an existing one.
+// One per event method, read once: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Role {
-    /// `fn register(..) -> Self`, with the expression that makes the new id, if given.
-    Creation { id: Option<Expr> },
+    /// `fn register(..) -> Self`, with the expression that makes the new id, if
+    /// given, and the parameter that expression names, if it is only that
+    /// (`id = &id`): that parameter is the aggregate's id, so it is not stored
+    /// among the event's fields but given back from the stored event's id.
+    Creation {
+        id: Option<Expr>,
+        id_param: Option<(Ident, Type)>,
+    },
     /// `fn add_trick(&mut self, ..)`.
     Mutation,
 }
@@ -180,20 +223,21 @@ pub(crate) struct AggregateImpl {
 }
 
 impl AggregateImpl {
-    /// The model of an impl block; `None` only if the block is not an aggregate's at all.
-    /// Invalid event methods are reported and kept as plain methods.
+    /// The model of an impl block; `None` if the block cannot be an aggregate's:
+    /// then either an error is recorded, or (for a generic struct) the struct's
+    /// own `#[aggregate]` reports it. Invalid event methods are reported and kept
+    /// as plain methods.
     pub(crate) fn from_item(cx: &Ctxt, args: AggregateArgs, item: ItemImpl) -> Option<Self> {
         if let Some((_, path, _)) = &item.trait_ {
             cx.error_spanned_by(path, "#[aggregate] goes on the inherent impl block (`impl Dog { .. }`), not on a trait impl");
             return None;
         }
-        if item.generics.lt_token.is_some() || item.generics.where_clause.is_some() {
-            cx.error_spanned_by(
-                &item.generics,
-                "an aggregate cannot be generic: its events are stored under fixed topics and \
-                 decoded without knowing type parameters",
-            );
+        if check::has_type_arguments(&item.self_ty) {
+            // `impl<T> Dog<T>`: the struct is generic, and its own #[aggregate] says
+            // so; the expansion asserts that it did (see `generic_fallback`).
+            return None;
         }
+        check::impl_not_generic(cx, &item.generics);
         let self_ident = match &*item.self_ty {
             Type::Path(path) if path.qself.is_none() && path.path.get_ident().is_some() => {
                 path.path.get_ident().cloned()
@@ -246,7 +290,8 @@ impl AggregateImpl {
                     // callers still compile and the user sees only the error about it.
                     let errors_before = cx.error_count();
                     let plain = method.clone();
-                    let takes_self = plain.sig.receiver().is_some();
+                    let meant_creation = plain.sig.receiver().is_none()
+                        || returns_self(&plain.sig.output, &self_ident);
                     match EventMethod::from_method(
                         cx,
                         &attr,
@@ -257,7 +302,7 @@ impl AggregateImpl {
                     ) {
                         Some(event) if cx.error_count() == errors_before => events.push(event),
                         _ => {
-                            rejected_creation |= !takes_self;
+                            rejected_creation |= meant_creation;
                             other_items.push(ImplItem::Fn(plain));
                         }
                     }
@@ -392,44 +437,17 @@ impl EventMethod {
         }
         let role = match receiver {
             None => {
-                if !returns_self(&sig.output, self_ident) {
-                    bad_shape(
-                        &sig.output_or_ident(),
-                        "a creation event method must return `Self`: its body builds the aggregate from the event's fields",
-                    );
-                }
-                Role::Creation {
-                    id: args.id.clone(),
-                }
+                check::creation_returns_self(cx, sig, self_ident);
+                creation_role(args.id.as_ref(), &mut params)
+            }
+            Some(r) if is_reference(r) && returns_self(&sig.output, self_ident) => {
+                check::creation_takes_no_self(cx, r);
+                creation_role(args.id.as_ref(), &mut params)
             }
             Some(r) => {
-                let by_mut_ref =
-                    r.reference.is_some() && r.mutability.is_some() && r.colon_token.is_none();
-                if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() {
-                    cx.error_spanned_by(
-                        r,
-                        "an #[event] method changes the aggregate, so it takes `&mut self`; \
-                         a method that only reads the aggregate is a plain method: remove its #[event]",
-                    );
-                } else if !by_mut_ref {
-                    // One error for the whole shape: `fn f(self) -> Self` is one mistake,
-                    // not a wrong receiver and a wrong return type.
-                    bad_shape(
-                        r,
-                        "an #[event] method that changes the aggregate takes `&mut self` and returns nothing",
-                    );
-                } else if let ReturnType::Type(_, ty) = &sig.output
-                    && !matches!(&**ty, Type::Tuple(t) if t.elems.is_empty())
-                {
-                    cx.error_spanned_by(
-                        ty,
-                        "an #[event] method that changes the aggregate returns nothing: its body applies \
-                         the event, also when it is replayed, so it cannot fail or answer; validate and \
-                         return values in a plain method that then calls this one",
-                    );
-                }
+                check::mutation_shape(cx, r, &sig.output);
                 if let Some(id) = &args.id {
-                    cx.error_spanned_by(id, "`id = ...` is for creation events only: the id is fixed once the aggregate exists");
+                    check::no_id_on_mutation(cx, id);
                 }
                 Role::Mutation
             }
@@ -487,20 +505,41 @@ impl EventMethod {
     }
 }
 
-trait OutputOrIdent {
-    fn output_or_ident(&self) -> proc_macro2::TokenStream;
-}
-
-impl OutputOrIdent for syn::Signature {
-    fn output_or_ident(&self) -> proc_macro2::TokenStream {
-        match &self.output {
-            ReturnType::Default => quote::quote!(#self),
-            ReturnType::Type(_, ty) => quote::quote!(#ty),
-        }
+/// A creation event's role; the parameter its `id = ..` names, if it is only a
+/// parameter, is taken out of the stored fields.
+fn creation_role(id: Option<&Expr>, params: &mut Vec<(Ident, Type)>) -> Role {
+    let id_param = id
+        .and_then(named_parameter)
+        .and_then(|name| params.iter().position(|(ident, _)| *ident == name))
+        .map(|index| params.remove(index));
+    Role::Creation {
+        id: id.cloned(),
+        id_param,
     }
 }
 
-fn returns_self(output: &ReturnType, self_ident: &Ident) -> bool {
+/// The parameter that `id`, `&id` or `id.clone()` names.
+fn named_parameter(expr: &Expr) -> Option<Ident> {
+    match expr {
+        Expr::Path(path) if path.qself.is_none() => path.path.get_ident().cloned(),
+        Expr::Reference(reference) if reference.mutability.is_none() => {
+            named_parameter(&reference.expr)
+        }
+        Expr::MethodCall(call) if call.method == "clone" && call.args.is_empty() => {
+            named_parameter(&call.receiver)
+        }
+        Expr::Paren(paren) => named_parameter(&paren.expr),
+        _ => None,
+    }
+}
+
+/// `&self` or `&mut self`, as opposed to `self` or `self: Type`.
+fn is_reference(receiver: &syn::Receiver) -> bool {
+    receiver.reference.is_some() && receiver.colon_token.is_none()
+}
+
+/// Whether an #[event] method returns the aggregate, as a creation event does.
+pub(crate) fn returns_self(output: &ReturnType, self_ident: &Ident) -> bool {
     match output {
         ReturnType::Type(_, ty) => matches!(
             &**ty,

@@ -2,4 +2,5 @@
 
 pub(crate) mod ast;
 pub(crate) mod attr;
+pub(crate) mod check;
 pub(crate) mod ctxt;
