@@ -29,7 +29,11 @@ pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
     let output = match item {
         syn::Item::Struct(item) => {
             if !args.is_empty() {
-                cx.error_spanned_by(&args, "#[aggregate] on a struct takes no arguments; put `name = \"...\"` on its impl block");
+                cx.error_spanned_by(
+                    &args,
+                    "#[aggregate] on a struct takes no arguments; put `name = \"...\"` on its \
+                     impl block",
+                );
             }
             let model = AggregateStruct::from_item(&cx, item);
             match cx.check() {
@@ -90,8 +94,8 @@ pub fn event(args: TokenStream, input: TokenStream) -> TokenStream {
             if !args.is_empty() {
                 cx.error_spanned_by(
                     &args,
-                    "#[event] on a struct takes no arguments; its topic is set where an aggregate uses it: \
-                     `#[event(Renamed, topic = \"...\")]`",
+                    "#[event] on a struct takes no arguments; its topic is set where an \
+                     aggregate uses it: `#[event(Renamed, topic = \"...\")]`",
                 );
             }
             let model = EventStruct::from_item(&cx, item);

@@ -49,13 +49,20 @@ impl SchemaArgs {
                     .filter_map(|elem| match elem {
                         Expr::Path(path) if path.qself.is_none() => Some(path.path.clone()),
                         other => {
-                            cx.error_spanned_by(other, "an upcast step is the path of a function `fn(&mut es_core::serde_json::Value)`");
+                            cx.error_spanned_by(
+                                other,
+                                "an upcast step is the path of a function \
+                                 `fn(&mut es_core::serde_json::Value)`",
+                            );
                             None
                         }
                     })
                     .collect(),
                 other => {
-                    cx.error_spanned_by(other, "`upcast` takes a list of functions: `upcast = [v1_to_v2, v2_to_v3]`");
+                    cx.error_spanned_by(
+                        other,
+                        "`upcast` takes a list of functions: `upcast = [v1_to_v2, v2_to_v3]`",
+                    );
                     Vec::new()
                 }
             };
@@ -316,7 +323,8 @@ pub(crate) fn event_ident(name: &LitStr) -> syn::Result<Ident> {
             name.span(),
             format!(
                 "event name {:?} must be an UpperCamelCase identifier, such as \"TrickAdded\": \
-                     it becomes a variant of the event enum (use `topic = \"...\"` for any other stored name)",
+                 it becomes a variant of the event enum (use `topic = \"...\"` for any other \
+                 stored name)",
                 name.value()
             ),
         )),
