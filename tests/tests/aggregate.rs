@@ -322,3 +322,50 @@ fn an_aggregate_that_was_never_created_is_refused_before_anything_is_written() {
     let copy: Account = app.repository().get(opened.id()).expect("get");
     assert_eq!(copy.balance, 1);
 }
+
+/// A creation event whose id parameter is a `Uuid`: replay gives it back from
+/// the stored event's id.
+#[aggregate]
+pub struct Badge {
+    serial: Uuid,
+}
+
+#[aggregate]
+impl Badge {
+    #[event("Issued", id = serial)]
+    pub fn issue(serial: Uuid) -> Self {
+        Badge { serial }
+    }
+}
+
+#[test]
+fn an_id_parameter_is_given_back_on_replay_and_a_stored_id_that_does_not_fit_it_is_an_error() {
+    let app = Application::builder()
+        .in_memory()
+        .build()
+        .expect("application");
+    let serial = Uuid::new_v4();
+    app.save(&mut Badge::issue(serial)).expect("save");
+    let badge: Badge = app.repository().get(serial).expect("get");
+    assert_eq!((badge.serial, badge.id()), (serial, serial.into()));
+
+    // A text id cannot be the `Uuid` parameter: an error that says so, not a guess.
+    let text = OriginatorId::text("badge-1").expect("id");
+    app.recorder()
+        .insert_events(&[es_core::persistence::StoredEvent {
+            originator_id: text.clone(),
+            originator_version: 1,
+            topic: "Badge.Issued".into(),
+            state: br#"{"timestamp":"2025-01-01T00:00:00Z","data":{}}"#.to_vec(),
+        }])
+        .expect("insert");
+    match app.repository().get::<Badge>(&text) {
+        Err(Error::UnexpectedEvent { reason, .. }) => {
+            assert!(reason.contains("does not fit the id parameter"), "{reason}");
+        }
+        other => panic!(
+            "expected UnexpectedEvent, got {:?}",
+            other.map(|b| b.serial)
+        ),
+    }
+}
