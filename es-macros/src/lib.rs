@@ -56,6 +56,7 @@ pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
                     with_errors(&expand::aggregate_impl::expand(model), &error)
                 }
                 (Err(error), None) => with_errors(&strip_event_attrs(fallback), &error),
+                // `impl<T> Dog<T>`: the generic struct's own #[aggregate] reports it.
                 (Ok(()), None) => {
                     expand::aggregate_impl::generic_fallback(strip_event_attrs(fallback))
                 }

@@ -1,5 +1,6 @@
-//! Checks of the model that are about what the user meant rather than how the
-//! input parses: each reports one error that says what to do instead.
+//! Every check on the macros' input, kept apart from parsing as serde_derive
+//! keeps its own: each reports one error, on the user's code, that says what to
+//! do instead.
 
 use std::collections::HashMap;
 
