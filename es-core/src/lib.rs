@@ -118,6 +118,34 @@ pub mod __private {
     /// Asserts that the struct of a generic `#[aggregate]` impl block was refused.
     pub const fn assert_rejected_aggregate<T: ?Sized + RejectedAggregate>() {}
 
+    /// The events of a stub aggregate, whose `impl` block lacks `#[aggregate]`
+    /// and was reported: there are none.
+    #[derive(Clone, Debug)]
+    pub enum NoEvents {}
+
+    impl AggregateEvent for NoEvents {
+        fn topic(&self) -> &'static str {
+            match *self {}
+        }
+        fn has_topic(_: &str) -> bool {
+            false
+        }
+        fn is_creation(&self) -> bool {
+            match *self {}
+        }
+        fn serialize_fields<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+            match *self {}
+        }
+        fn deserialize_fields<'de, D: serde::Deserializer<'de>>(
+            topic: &str,
+            _: D,
+        ) -> Result<Self, D::Error> {
+            Err(<D::Error as serde::de::Error>::custom(format_args!(
+                "topic {topic:?} is not an event of an aggregate whose impl block lacks #[aggregate]"
+            )))
+        }
+    }
+
     /// The metadata field's type for aggregate `A`.
     pub type MetaOf<A> = AggregateMeta<<A as Aggregate>::Event>;
 

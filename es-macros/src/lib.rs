@@ -106,12 +106,10 @@ pub fn event(args: TokenStream, input: TokenStream) -> TokenStream {
             }
         }
         syn::Item::Fn(item) => {
-            let model = EventFn::from_item(&cx, item);
+            let model = EventFn::from_item(&cx, item, enclosing_impl());
             match cx.check() {
-                Ok(()) => with_errors(
-                    &model.item,
-                    &syn::Error::new_spanned(&model.item.sig, "invalid #[event] function"),
-                ),
+                // Another #[event] method of the same impl block reports the mistake.
+                Ok(()) => expand::event_fn::expand(model),
                 Err(error) => with_errors(&expand::event_fn::expand(model), &error),
             }
         }
@@ -128,6 +126,14 @@ pub fn event(args: TokenStream, input: TokenStream) -> TokenStream {
         }
     };
     output.into()
+}
+
+/// The impl block around the `#[event]` attribute being expanded, read from its
+/// source file; `None` where there is no such file or it cannot be read.
+fn enclosing_impl() -> Option<internals::source::EnclosingImpl> {
+    let span = proc_macro::Span::call_site();
+    let text = std::fs::read_to_string(span.local_file()?).ok()?;
+    internals::source::enclosing_impl(&text, span.line())
 }
 
 /// The item as written, with the errors beside it, so the compiler reports

@@ -11,6 +11,7 @@ use syn::{
 use super::attr::{AggregateArgs, EventArgs, EventKind, SchemaArgs, upper_camel};
 use super::check;
 use super::ctxt::Ctxt;
+use super::source::EnclosingImpl;
 
 /// The hidden field that `#[aggregate]` adds to a struct for the aggregate's id,
 /// version and pending events. Named as advice: a struct literal of the
@@ -545,21 +546,40 @@ impl EventStruct {
 /// mistake, reported here.
 pub(crate) struct EventFn {
     pub(crate) item: syn::ItemFn,
+    /// The aggregate to give stub impls, so that its other uses compile: set on
+    /// the first `#[event]` method of an impl block, which reports for them all.
+    pub(crate) stub_for: Option<Ident>,
 }
 
 impl EventFn {
-    pub(crate) fn from_item(cx: &Ctxt, item: syn::ItemFn) -> Self {
+    /// `enclosing` is the impl block around the method, if its source shows it.
+    pub(crate) fn from_item(
+        cx: &Ctxt,
+        item: syn::ItemFn,
+        enclosing: Option<EnclosingImpl>,
+    ) -> Self {
         // `#[aggregate]` on an impl block removes the #[event]s of its methods before
         // they expand, so a method that gets here is in an impl block without it.
         let in_impl = item.sig.receiver().is_some() || names_self(&item.sig);
-        let message = if in_impl {
-            "#[event] on a method needs `#[aggregate]` on its impl block: write \
-             `#[aggregate] impl Name { .. }`"
-        } else {
-            "#[event] on a function only works on a method inside an `#[aggregate] impl` block"
+        let Some(enclosing) = enclosing.filter(|_| in_impl) else {
+            check::event_outside_aggregate(cx, &item.sig.ident, in_impl);
+            return EventFn {
+                item,
+                stub_for: None,
+            };
         };
-        cx.error_spanned_by(&item.sig.ident, message);
-        EventFn { item }
+        if enclosing.earlier_event {
+            // The block's first #[event] method reports the mistake.
+            return EventFn {
+                item,
+                stub_for: None,
+            };
+        }
+        check::impl_without_aggregate(cx, &item.sig.ident, &enclosing.self_ident);
+        EventFn {
+            item,
+            stub_for: Some(enclosing.self_ident),
+        }
     }
 }
 

@@ -333,3 +333,26 @@ fn first_lifetime(ty: &Type) -> Option<Span> {
     finder.visit_type(ty);
     finder.0
 }
+
+/// `#[event]` on a function that no `#[aggregate]` impl block took in.
+pub(crate) fn event_outside_aggregate(cx: &Ctxt, function: &Ident, in_impl: bool) {
+    let message = if in_impl {
+        "#[event] on a method needs `#[aggregate]` on its impl block: write \
+         `#[aggregate] impl Name { .. }`"
+    } else {
+        "#[event] on a function only works on a method inside an `#[aggregate] impl` block"
+    };
+    cx.error_spanned_by(function, message);
+}
+
+/// The `#[event]` methods of an impl block without `#[aggregate]`, reported
+/// once, at the first of them.
+pub(crate) fn impl_without_aggregate(cx: &Ctxt, method: &Ident, self_ident: &Ident) {
+    cx.error_spanned_by(
+        method,
+        format!(
+            "#[event] on a method needs `#[aggregate]` on its impl block: write \
+             `#[aggregate] impl {self_ident} {{ .. }}`"
+        ),
+    );
+}
