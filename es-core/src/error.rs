@@ -235,6 +235,26 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+
+    /// A save was refused, before anything was written, because the aggregate
+    /// was never created: its first event is not a creation event. Such an
+    /// aggregate was made by `Default` or a plain constructor rather than by a
+    /// method marked `#[event]` that returns `Self`, and no `get` could ever
+    /// rebuild it.
+    #[error(
+        "aggregate {originator_id} of type {aggregate} was never created: its first event \
+         {topic:?} is not a creation event, so nothing was saved; create it with its \
+         creation event, the `#[event]` method that returns `Self` (not `Default` or a \
+         plain constructor)"
+    )]
+    NotCreated {
+        /// The aggregate's type, by its name in topics.
+        aggregate: &'static str,
+        /// The aggregate's id.
+        originator_id: OriginatorId,
+        /// The topic of the event that would have been its first.
+        topic: String,
+    },
 }
 
 impl Error {

@@ -92,7 +92,9 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::application::{Save, Unsaved};
-    pub use crate::domain::aggregate::{AggregateStruct, IntoOriginatorId, created, triggered};
+    pub use crate::domain::aggregate::{
+        AggregateStruct, IdParam, IntoOriginatorId, created, triggered,
+    };
     pub use crate::domain::event::{deserialize_tagged, serialize_tagged};
     pub use crate::domain::topic::RegisteredTopic;
     pub use crate::{Aggregate, AggregateEvent, AggregateMeta, OriginatorId};
@@ -104,6 +106,50 @@ pub mod __private {
     pub use serde;
     pub use serde_json::Value as JsonValue;
     pub use uuid::Uuid;
+
+    /// What a creation event's hidden applier returns: the new aggregate, in a
+    /// type that rustc does not suggest as a constructor.
+    pub struct Built<A>(pub A);
+
+    /// Marks a struct whose `#[aggregate]` reported an error, so that a generic
+    /// impl block, which reports nothing itself, can check that it did.
+    #[diagnostic::on_unimplemented(
+        message = "an aggregate cannot be generic, and `{Self}` is",
+        label = "its events are stored under fixed topics and decoded without knowing type parameters",
+        note = "give the struct concrete field types, and write its impl block as `#[aggregate] impl Name {{ .. }}`"
+    )]
+    pub trait RejectedAggregate {}
+
+    /// Asserts that the struct of a generic `#[aggregate]` impl block was refused.
+    pub const fn assert_rejected_aggregate<T: ?Sized + RejectedAggregate>() {}
+
+    /// The events of a stub aggregate, whose `impl` block lacks `#[aggregate]`
+    /// and was reported: there are none.
+    #[derive(Clone, Debug)]
+    pub enum NoEvents {}
+
+    impl AggregateEvent for NoEvents {
+        fn topic(&self) -> &'static str {
+            match *self {}
+        }
+        fn has_topic(_: &str) -> bool {
+            false
+        }
+        fn is_creation(&self) -> bool {
+            match *self {}
+        }
+        fn serialize_fields<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+            match *self {}
+        }
+        fn deserialize_fields<'de, D: serde::Deserializer<'de>>(
+            topic: &str,
+            _: D,
+        ) -> Result<Self, D::Error> {
+            Err(<D::Error as serde::de::Error>::custom(format_args!(
+                "topic {topic:?} is not an event of an aggregate whose impl block lacks #[aggregate]"
+            )))
+        }
+    }
 
     /// The metadata field's type for aggregate `A`.
     pub type MetaOf<A> = AggregateMeta<<A as Aggregate>::Event>;

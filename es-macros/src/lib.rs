@@ -29,12 +29,19 @@ pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
     let output = match item {
         syn::Item::Struct(item) => {
             if !args.is_empty() {
-                cx.error_spanned_by(&args, "#[aggregate] on a struct takes no arguments; put `name = \"...\"` on its impl block");
+                cx.error_spanned_by(
+                    &args,
+                    "#[aggregate] on a struct takes no arguments; put `name = \"...\"` on its \
+                     impl block",
+                );
             }
             let model = AggregateStruct::from_item(&cx, item);
             match cx.check() {
                 Ok(()) => expand::aggregate_struct::expand(model),
-                Err(error) => with_errors(&model.item, &error),
+                Err(error) if model.can_expand() => {
+                    with_errors(&expand::aggregate_struct::expand(model), &error)
+                }
+                Err(error) => with_errors(&expand::aggregate_struct::rejected(&model.item), &error),
             }
         }
         syn::Item::Impl(item) => {
@@ -49,10 +56,10 @@ pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
                     with_errors(&expand::aggregate_impl::expand(model), &error)
                 }
                 (Err(error), None) => with_errors(&strip_event_attrs(fallback), &error),
-                (Ok(()), None) => with_errors(
-                    &fallback,
-                    &syn::Error::new_spanned(&fallback.self_ty, "invalid #[aggregate] impl"),
-                ),
+                // `impl<T> Dog<T>`: the generic struct's own #[aggregate] reports it.
+                (Ok(()), None) => {
+                    expand::aggregate_impl::generic_fallback(strip_event_attrs(fallback))
+                }
             }
         }
         other => {
@@ -88,8 +95,8 @@ pub fn event(args: TokenStream, input: TokenStream) -> TokenStream {
             if !args.is_empty() {
                 cx.error_spanned_by(
                     &args,
-                    "#[event] on a struct takes no arguments; its topic is set where an aggregate uses it: \
-                     `#[event(Renamed, topic = \"...\")]`",
+                    "#[event] on a struct takes no arguments; its topic is set where an \
+                     aggregate uses it: `#[event(Renamed, topic = \"...\")]`",
                 );
             }
             let model = EventStruct::from_item(&cx, item);
@@ -99,12 +106,10 @@ pub fn event(args: TokenStream, input: TokenStream) -> TokenStream {
             }
         }
         syn::Item::Fn(item) => {
-            let model = EventFn::from_item(&cx, item);
+            let model = EventFn::from_item(&cx, item, enclosing_impl());
             match cx.check() {
-                Ok(()) => with_errors(
-                    &model.item,
-                    &syn::Error::new_spanned(&model.item.sig, "invalid #[event] function"),
-                ),
+                // Another #[event] method of the same impl block reports the mistake.
+                Ok(()) => expand::event_fn::expand(model),
                 Err(error) => with_errors(&expand::event_fn::expand(model), &error),
             }
         }
@@ -121,6 +126,14 @@ pub fn event(args: TokenStream, input: TokenStream) -> TokenStream {
         }
     };
     output.into()
+}
+
+/// The impl block around the `#[event]` attribute being expanded, read from its
+/// source file; `None` where there is no such file or it cannot be read.
+fn enclosing_impl() -> Option<internals::source::EnclosingImpl> {
+    let span = proc_macro::Span::call_site();
+    let text = std::fs::read_to_string(span.local_file()?).ok()?;
+    internals::source::enclosing_impl(&text, span.line())
 }
 
 /// The item as written, with the errors beside it, so the compiler reports

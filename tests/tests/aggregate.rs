@@ -256,3 +256,116 @@ fn event_enums_are_serde_values_tagged_by_topic() {
         "another aggregate's topic"
     );
 }
+
+/// An aggregate with a plain constructor that skips its creation event, as
+/// `#[derive(Default)]` would if it were allowed.
+#[aggregate]
+pub struct Account {
+    balance: u64,
+}
+
+#[aggregate]
+impl Account {
+    #[event("Opened")]
+    pub fn open() -> Self {
+        Account { balance: 0 }
+    }
+
+    #[event("Deposited")]
+    pub fn deposit(&mut self, amount: u64) {
+        self.balance += amount;
+    }
+
+    /// The mistake: an account that no creation event made.
+    pub fn blank() -> Self {
+        Account { balance: 0 }
+    }
+}
+
+#[test]
+fn an_aggregate_that_was_never_created_is_refused_before_anything_is_written() {
+    let app = Application::builder()
+        .in_memory()
+        .build()
+        .expect("application");
+    let mut opened = Account::open();
+    opened.deposit(1);
+    let mut blank = Account::blank();
+    blank.deposit(5);
+
+    let error = app
+        .save(&mut [&mut opened, &mut blank])
+        .expect_err("a history without a creation event is refused");
+    match &error {
+        Error::NotCreated {
+            aggregate, topic, ..
+        } => assert_eq!(
+            (*aggregate, topic.as_str()),
+            ("Account", "Account.Deposited")
+        ),
+        other => panic!("expected NotCreated, got {other:?}"),
+    }
+    assert!(
+        error
+            .to_string()
+            .contains("create it with its creation event"),
+        "{error}"
+    );
+    assert_eq!(
+        app.notification_log().max_id().expect("max id"),
+        None,
+        "nothing of the save was written"
+    );
+    assert_eq!(blank.pending_events().len(), 1, "the events stay pending");
+
+    app.save(&mut opened).expect("a created aggregate saves");
+    let copy: Account = app.repository().get(opened.id()).expect("get");
+    assert_eq!(copy.balance, 1);
+}
+
+/// A creation event whose id parameter is a `Uuid`: replay gives it back from
+/// the stored event's id.
+#[aggregate]
+pub struct Badge {
+    serial: Uuid,
+}
+
+#[aggregate]
+impl Badge {
+    #[event("Issued", id = serial)]
+    pub fn issue(serial: Uuid) -> Self {
+        Badge { serial }
+    }
+}
+
+#[test]
+fn an_id_parameter_is_given_back_on_replay_and_a_stored_id_that_does_not_fit_it_is_an_error() {
+    let app = Application::builder()
+        .in_memory()
+        .build()
+        .expect("application");
+    let serial = Uuid::new_v4();
+    app.save(&mut Badge::issue(serial)).expect("save");
+    let badge: Badge = app.repository().get(serial).expect("get");
+    assert_eq!((badge.serial, badge.id()), (serial, serial.into()));
+
+    // A text id cannot be the `Uuid` parameter: an error that says so, not a guess.
+    let text = OriginatorId::text("badge-1").expect("id");
+    app.recorder()
+        .insert_events(&[es_core::persistence::StoredEvent {
+            originator_id: text.clone(),
+            originator_version: 1,
+            topic: "Badge.Issued".into(),
+            state: br#"{"timestamp":"2025-01-01T00:00:00Z","data":{}}"#.to_vec(),
+        }])
+        .expect("insert");
+    match app.repository().get::<Badge>(&text) {
+        Err(Error::UnexpectedEvent { reason, .. }) => {
+            assert!(reason.contains("does not fit the id parameter"), "{reason}");
+        }
+        other => panic!(
+            "expected UnexpectedEvent, got {:?}",
+            other.map(|b| b.serial)
+        ),
+    }
+}

@@ -296,3 +296,76 @@ fn renamed_aggregates_and_events_still_read_their_old_topics() {
     let at_two: renamed::Puppy = app.repository().get_at(id, 2).expect("at the snapshot");
     assert_eq!(at_two.name, "Snappy", "the snapshot was used");
 }
+
+/// Members with a text id given by a parameter (`id = &id`), as the program is
+/// now: a level was added to the creation event.
+mod members {
+    use es_core::prelude::*;
+    use es_core::serde_json::{Value, json};
+
+    #[aggregate]
+    pub struct Member {
+        pub name: String,
+        pub level: u8,
+    }
+
+    #[aggregate]
+    impl Member {
+        #[event("Joined", id = &id, version = 2, upcast = [joined_v1_to_v2])]
+        pub fn join(id: OriginatorId, name: String, level: u8) -> Self {
+            let _ = id;
+            Member { name, level }
+        }
+    }
+
+    /// The documented pattern: the stored fields replaced as a whole.
+    fn joined_v1_to_v2(fields: &mut Value) {
+        *fields = json!({ "name": fields["name"].clone(), "level": 1 });
+    }
+}
+
+#[test]
+fn a_creation_event_upcast_as_a_whole_keeps_the_id_given_by_a_parameter() {
+    let app = app();
+    let id = OriginatorId::text("member-ada").expect("id");
+    // As version 1 stored it, with the id among the fields too.
+    app.recorder()
+        .insert_events(&[StoredEvent {
+            originator_id: id.clone(),
+            originator_version: 1,
+            topic: "Member.Joined".into(),
+            state: serde_json::to_vec(&json!({
+                "timestamp": "2025-01-01T00:00:00Z",
+                "data": {"id": "member-ada", "name": "ada"},
+            }))
+            .expect("json"),
+        }])
+        .expect("insert");
+
+    let member: members::Member = app.repository().get(&id).expect("read the old event");
+    assert_eq!(
+        (member.id(), member.name.as_str(), member.level),
+        (id, "ada", 1)
+    );
+}
+
+#[test]
+fn the_id_parameter_of_a_creation_event_is_stored_once_as_the_aggregates_id() {
+    let app = app();
+    let id = OriginatorId::text("member-bo").expect("id");
+    let mut member = members::Member::join(id.clone(), "bo".into(), 3);
+    assert!(matches!(
+        &member.pending_events()[0].payload,
+        members::MemberEvent::Joined { name, level: 3 } if name == "bo"
+    ));
+    app.save(&mut member).expect("save");
+
+    let stored = app
+        .recorder()
+        .select_events(&id, EventQuery::new())
+        .expect("select");
+    let state: Value = serde_json::from_slice(&stored[0].state).expect("json");
+    assert_eq!(state["data"], json!({"name": "bo", "level": 3}));
+    let copy: members::Member = app.repository().get(&id).expect("get");
+    assert_eq!((copy.id(), copy.name.as_str(), copy.level), (id, "bo", 3));
+}

@@ -1,9 +1,9 @@
 //! What `Application::save` accepts: one aggregate, or several saved atomically.
 
-use crate::domain::aggregate::Aggregate;
-use crate::domain::event::{AnyEvent, DomainEvent};
+use crate::domain::aggregate::{Aggregate, INITIAL_VERSION};
+use crate::domain::event::{AggregateEvent, AnyEvent, DomainEvent};
 use crate::domain::id::OriginatorId;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::persistence::{Mapper, StoredEvent};
 
 /// One or more aggregates whose pending events are saved together, all or nothing.
@@ -70,6 +70,7 @@ impl<A: Aggregate> Unsaved for A {
     }
     fn encode_pending(&self, mapper: &Mapper, out: &mut Vec<StoredEvent>) -> Result<()> {
         for event in self.pending_events() {
+            check_created::<A>(event)?;
             out.push(mapper.to_stored_event(event)?);
         }
         Ok(())
@@ -90,6 +91,19 @@ impl<A: Aggregate> Unsaved for A {
     fn encode_snapshot(&self, mapper: &Mapper) -> Result<StoredEvent> {
         mapper.snapshot_to_stored(self)
     }
+}
+
+/// Refuses a history that does not start with a creation event: replay could
+/// never rebuild it, so every later `get` of the aggregate would fail.
+fn check_created<A: Aggregate>(event: &DomainEvent<A::Event>) -> Result<()> {
+    if event.originator_version == INITIAL_VERSION && !event.payload.is_creation() {
+        return Err(Error::NotCreated {
+            aggregate: A::NAME,
+            originator_id: event.originator_id.clone(),
+            topic: event.topic().to_owned(),
+        });
+    }
+    Ok(())
 }
 
 impl<T: Save + ?Sized> Save for &mut T {

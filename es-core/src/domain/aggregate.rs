@@ -98,9 +98,10 @@ pub trait Aggregate: AggregateStruct + Send + Sync + 'static {
         &self.meta().pending
     }
 
-    /// Applies a stored creation event, or gives the event back if it is not one.
+    /// Applies a stored creation event of the aggregate `id`, or gives the event
+    /// back if it is not one (or if `id` does not fit its id parameter).
     #[doc(hidden)]
-    fn replay_creation(payload: Self::Event) -> Result<Self, Self::Event>;
+    fn replay_creation(id: &OriginatorId, payload: Self::Event) -> Result<Self, Self::Event>;
 
     /// Applies a stored later event, or gives the event back if it is a creation event.
     #[doc(hidden)]
@@ -233,6 +234,33 @@ macro_rules! into_originator_id {
 }
 into_originator_id!(OriginatorId, &OriginatorId, uuid::Uuid, &uuid::Uuid);
 
+/// The type of a creation event's id parameter (`#[event("Joined", id = &id)]
+/// fn join(id: OriginatorId, ..)`): that parameter is not stored among the
+/// event's fields, since it is the aggregate's id, and replay gives it back from
+/// the stored event's id.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the parameter that gives the aggregate its id",
+    label = "the id parameter of a creation event is an `OriginatorId` or a `Uuid`",
+    note = "take the id as an `OriginatorId` (or a `Uuid`), or compute the id from other parameters"
+)]
+pub trait IdParam: Sized {
+    /// The parameter's value for the aggregate `id`, if it has that form.
+    fn from_originator_id(id: &OriginatorId) -> Option<Self>;
+}
+
+impl IdParam for OriginatorId {
+    fn from_originator_id(id: &OriginatorId) -> Option<Self> {
+        Some(id.clone())
+    }
+}
+
+impl IdParam for uuid::Uuid {
+    fn from_originator_id(id: &OriginatorId) -> Option<Self> {
+        id.as_uuid()
+    }
+}
+
 /// Finishes a generated creation command: the user's body has built the state
 /// from the event's fields; this gives it its id and records the event.
 #[doc(hidden)]
@@ -289,12 +317,15 @@ pub(crate) fn replay<A: Aggregate>(
                         found: event.originator_version,
                     });
                 }
-                let mut aggregate = A::replay_creation(event.payload).map_err(|payload| {
-                    unexpected(
-                        "the first event of an aggregate must be a creation event",
-                        &payload,
-                    )
-                })?;
+                let mut aggregate = A::replay_creation(&event.originator_id, event.payload)
+                    .map_err(|payload| {
+                        let reason = if payload.is_creation() {
+                            "the aggregate's id does not fit the id parameter of its creation event"
+                        } else {
+                            "the first event of an aggregate must be a creation event"
+                        };
+                        unexpected(reason, &payload)
+                    })?;
                 *aggregate.meta_mut() = AggregateMeta::new(
                     event.originator_id.clone(),
                     INITIAL_VERSION,

@@ -93,6 +93,10 @@ pub trait AggregateEvent: Clone + fmt::Debug + Send + Sync + 'static {
     /// Whether `topic` names one of this enum's variants.
     fn has_topic(topic: &str) -> bool;
 
+    /// Whether this variant creates its aggregate (its method returns `Self`):
+    /// only such an event can be an aggregate's first.
+    fn is_creation(&self) -> bool;
+
     /// Serializes this variant's fields (without the topic, which is stored beside them).
     fn serialize_fields<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error>;
 
@@ -425,6 +429,9 @@ mod tests {
         }
         fn has_topic(topic: &str) -> bool {
             matches!(topic, "Light.On" | "Light.Off")
+        }
+        fn is_creation(&self) -> bool {
+            matches!(self, Light::On { .. })
         }
         fn serialize_fields<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
             match self {

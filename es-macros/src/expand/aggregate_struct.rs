@@ -5,17 +5,18 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::parse_quote;
 
-use super::missing_derives;
+use super::{meta_field, missing_derives};
 use crate::internals::ast::AggregateStruct;
 
 pub(crate) fn expand(model: AggregateStruct) -> TokenStream {
     let AggregateStruct { mut item, derived } = model;
     let ident = item.ident.clone();
+    let meta = meta_field();
     if let syn::Fields::Named(fields) = &mut item.fields {
         fields.named.push(parse_quote! {
             #[doc(hidden)]
             #[serde(skip)]
-            __es_meta: ::es_core::__private::MetaOf<#ident>
+            #meta: ::es_core::__private::MetaOf<#ident>
         });
     }
     let derives = missing_derives(&derived, false);
@@ -28,14 +29,26 @@ pub(crate) fn expand(model: AggregateStruct) -> TokenStream {
             where
                 Self: ::es_core::__private::Aggregate,
             {
-                &self.__es_meta
+                &self.#meta
             }
             fn meta_mut(&mut self) -> &mut ::es_core::__private::MetaOf<Self>
             where
                 Self: ::es_core::__private::Aggregate,
             {
-                &mut self.__es_meta
+                &mut self.#meta
             }
         }
+    }
+}
+
+/// A struct whose `#[aggregate]` was refused, as written, marked so that its
+/// generic impl block (which reports nothing of its own) can tell it was.
+pub(crate) fn rejected(item: &syn::ItemStruct) -> TokenStream {
+    let ident = &item.ident;
+    let (impl_generics, ty_generics, where_clause) = item.generics.split_for_impl();
+    quote! {
+        #item
+        impl #impl_generics ::es_core::__private::RejectedAggregate
+            for #ident #ty_generics #where_clause {}
     }
 }

@@ -10,7 +10,12 @@ pub(crate) mod event_struct;
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use crate::internals::ast::Derived;
+use crate::internals::ast::{Derived, META_FIELD};
+
+/// The hidden metadata field of an aggregate struct.
+pub(crate) fn meta_field() -> syn::Ident {
+    syn::Ident::new(META_FIELD, proc_macro2::Span::call_site())
+}
 
 /// The derives to add to a struct, skipping those the user already wrote.
 pub(crate) fn missing_derives(derived: &Derived, clone_and_debug: bool) -> TokenStream {

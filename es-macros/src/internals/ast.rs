@@ -1,18 +1,23 @@
 //! The validated model of what the user wrote: aggregate structs, aggregate impl
-//! blocks with their event methods, and event structs. Every check on the input
-//! happens here; the expanders only generate code from a model that passed.
+//! blocks with their event methods, and event structs. The model is built here
+//! and checked through `check.rs`; the expanders only generate code from a model
+//! that passed.
 
-use std::collections::HashMap;
-
-use proc_macro2::Span;
-use syn::spanned::Spanned;
 use syn::{
     Attribute, Expr, FnArg, Ident, ImplItem, ImplItemFn, ItemImpl, ItemStruct, Pat, ReturnType,
     Type,
 };
 
 use super::attr::{AggregateArgs, EventArgs, EventKind, SchemaArgs, upper_camel};
+use super::check;
 use super::ctxt::Ctxt;
+use super::source::EnclosingImpl;
+
+/// The hidden field that `#[aggregate]` adds to a struct for the aggregate's id,
+/// version and pending events. Named as advice: a struct literal of the
+/// aggregate outside its impl block lacks it, and rustc's "missing field" error
+/// then reads as what to do instead.
+pub(crate) const META_FIELD: &str = "create_it_with_its_creation_event";
 
 /// Traits the user may already derive, which the macros would otherwise add.
 #[derive(Default)]
@@ -21,6 +26,8 @@ pub(crate) struct Derived {
     pub(crate) debug: bool,
     pub(crate) serialize: bool,
     pub(crate) deserialize: bool,
+    /// `Default` as written, which an aggregate must not derive.
+    pub(crate) default: Option<syn::Path>,
 }
 
 impl Derived {
@@ -34,6 +41,7 @@ impl Derived {
                         "Debug" => derived.debug = true,
                         "Serialize" => derived.serialize = true,
                         "Deserialize" => derived.deserialize = true,
+                        "Default" => derived.default = Some(meta.path.clone()),
                         _ => {}
                     }
                 }
@@ -52,33 +60,49 @@ pub(crate) struct AggregateStruct {
 
 impl AggregateStruct {
     pub(crate) fn from_item(cx: &Ctxt, item: ItemStruct) -> Self {
-        if item.generics.lt_token.is_some() || item.generics.where_clause.is_some() {
-            cx.error_spanned_by(
-                &item.generics,
-                "an aggregate cannot be generic: its events are stored under fixed topics and \
-                 decoded without knowing type parameters; use concrete field types",
-            );
-        }
-        match &item.fields {
-            syn::Fields::Named(fields) => {
-                if let Some(field) = fields.named.iter().find(|f| f.ident.as_ref().is_some_and(|i| i == "__es_meta")) {
-                    cx.error_spanned_by(field, "the field name `__es_meta` is reserved for the aggregate's metadata");
-                }
-            }
-            _ => cx.error_spanned_by(
-                &item.ident,
-                "#[aggregate] needs a struct with named fields, such as `struct Dog { name: String }`",
-            ),
-        }
+        check::struct_not_generic(cx, &item.generics);
+        check::named_fields(cx, &item);
         let derived = Derived::of(&item.attrs);
+        // The derive stays beside the error, so that callers of `default()`
+        // raise no errors of their own.
+        if let Some(default) = &derived.default {
+            check::no_default_aggregate(cx, default);
+        }
         AggregateStruct { item, derived }
+    }
+
+    /// Whether the struct can still get its metadata field despite errors, so
+    /// that its impl block and callers compile and only the error shows.
+    pub(crate) fn can_expand(&self) -> bool {
+        let syn::Fields::Named(fields) = &self.item.fields else {
+            return false;
+        };
+        reserved_field(fields).is_none() && self.item.generics.params.is_empty()
     }
 }
 
+/// The user's field that has the hidden field's name, if any.
+pub(crate) fn reserved_field(fields: &syn::FieldsNamed) -> Option<&syn::Field> {
+    fields.named.iter().find(|field| {
+        field
+            .ident
+            .as_ref()
+            .is_some_and(|ident| ident == META_FIELD)
+    })
+}
+
 /// Whether an event creates the aggregate or changes an existing one.
+// One per event method, read once: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Role {
-    /// `fn register(..) -> Self`, with the expression that makes the new id, if given.
-    Creation { id: Option<Expr> },
+    /// `fn register(..) -> Self`, with the expression that makes the new id, if
+    /// given, and the parameter that expression names, if it is only that
+    /// (`id = &id`): that parameter is the aggregate's id, so it is not stored
+    /// among the event's fields but given back from the stored event's id.
+    Creation {
+        id: Option<Expr>,
+        id_param: Option<(Ident, Type)>,
+    },
     /// `fn add_trick(&mut self, ..)`.
     Mutation,
 }
@@ -120,8 +144,9 @@ impl Schema {
                     cx.error_spanned_by(
                         lit,
                         format!(
-                            "version {version} needs {} upcast step(s) for data stored at older versions: \
-                             add `upcast = [..]` with one `fn(&mut es_core::serde_json::Value)` per step",
+                            "version {version} needs {} upcast step(s) for data stored at older \
+                             versions: add `upcast = [..]` with one \
+                             `fn(&mut es_core::serde_json::Value)` per step",
                             version - 1
                         ),
                     );
@@ -134,7 +159,8 @@ impl Schema {
                     cx.error_spanned_by(
                         written,
                         format!(
-                            "version {version} needs {} upcast step(s), one from each older version to the next, but {} {} given",
+                            "version {version} needs {} upcast step(s), one from each older \
+                             version to the next, but {} {} given",
                             version - 1,
                             steps.len(),
                             if steps.len() == 1 { "is" } else { "are" }
@@ -179,140 +205,42 @@ pub(crate) struct AggregateImpl {
     pub(crate) attrs: Vec<Attribute>,
 }
 
+/// What an event method needs to know of its aggregate.
+pub(crate) struct AggregateNames<'a> {
+    pub(crate) self_ident: &'a Ident,
+    /// The aggregate's name in topics.
+    pub(crate) name: &'a str,
+    /// Its former names.
+    pub(crate) aliases: &'a [String],
+}
+
 impl AggregateImpl {
-    /// The model of an impl block; `None` only if the block is not an aggregate's at all.
-    /// Invalid event methods are reported and kept as plain methods.
+    /// The model of an impl block; `None` if the block cannot be an aggregate's:
+    /// then either an error is recorded, or (for a generic struct) the struct's
+    /// own `#[aggregate]` reports it. Invalid event methods are reported and kept
+    /// as plain methods.
     pub(crate) fn from_item(cx: &Ctxt, args: AggregateArgs, item: ItemImpl) -> Option<Self> {
-        if let Some((_, path, _)) = &item.trait_ {
-            cx.error_spanned_by(path, "#[aggregate] goes on the inherent impl block (`impl Dog { .. }`), not on a trait impl");
-            return None;
-        }
-        if item.generics.lt_token.is_some() || item.generics.where_clause.is_some() {
-            cx.error_spanned_by(
-                &item.generics,
-                "an aggregate cannot be generic: its events are stored under fixed topics and \
-                 decoded without knowing type parameters",
-            );
-        }
-        let self_ident = match &*item.self_ty {
-            Type::Path(path) if path.qself.is_none() && path.path.get_ident().is_some() => {
-                path.path.get_ident().cloned()
-            }
-            other => {
-                cx.error_spanned_by(
-                    other,
-                    "#[aggregate] expects `impl Name { .. }` with the struct's plain name",
-                );
-                None
-            }
-        }?;
+        let self_ident = aggregate_ident(cx, &item)?;
         let name = args
             .name
             .map_or_else(|| self_ident.to_string(), |lit| lit.value());
         let name_aliases: Vec<String> = args.aliases.iter().map(syn::LitStr::value).collect();
         let snapshot_schema = Schema::from_args(cx, args.schema);
-
-        let mut events: Vec<EventMethod> = Vec::new();
-        let mut other_items = Vec::new();
-        // Whether an invalid #[event] method was meant to create the aggregate: then
-        // that method's error already says what to fix, and "no creation event" would not.
-        let mut rejected_creation = false;
-        for impl_item in item.items {
-            match impl_item {
-                ImplItem::Fn(mut method) => {
-                    let Some(index) = method
-                        .attrs
-                        .iter()
-                        .position(|attr| attr.path().is_ident("event"))
-                    else {
-                        other_items.push(ImplItem::Fn(method));
-                        continue;
-                    };
-                    let attr = method.attrs.remove(index);
-                    if let Some(again) = method
-                        .attrs
-                        .iter()
-                        .find(|attr| attr.path().is_ident("event"))
-                    {
-                        cx.error_spanned_by(
-                            again,
-                            "a method can trigger only one event: remove this second #[event]",
-                        );
-                    }
-                    // Left on the method, the others would expand as #[event] on a
-                    // function, each with an error of its own.
-                    method.attrs.retain(|attr| !attr.path().is_ident("event"));
-                    // A method whose event is invalid stays as a plain method, so that its
-                    // callers still compile and the user sees only the error about it.
-                    let errors_before = cx.error_count();
-                    let plain = method.clone();
-                    let takes_self = plain.sig.receiver().is_some();
-                    match EventMethod::from_method(
-                        cx,
-                        &attr,
-                        &self_ident,
-                        &name,
-                        &name_aliases,
-                        method,
-                    ) {
-                        Some(event) if cx.error_count() == errors_before => events.push(event),
-                        _ => {
-                            rejected_creation |= !takes_self;
-                            other_items.push(ImplItem::Fn(plain));
-                        }
-                    }
-                }
-                other => other_items.push(other),
-            }
-        }
-
-        let mut by_variant: HashMap<String, Ident> = HashMap::new();
-        let mut by_topic: HashMap<String, Ident> = HashMap::new();
-        let mut unique = Vec::with_capacity(events.len());
-        for event in events {
-            let method = event.method.sig.ident.clone();
-            if let Some(first) = by_variant.get(&event.variant.to_string()) {
-                cx.error_spanned_by(
-                    &event.variant,
-                    format!(
-                        "duplicate event name `{}`: method `{first}` already triggers it; give each event its own name",
-                        event.variant
-                    ),
-                );
-                other_items.push(ImplItem::Fn(event.method));
-            } else if let Some((topic, first)) = std::iter::once(&event.topic)
-                .chain(&event.aliases)
-                .find_map(|topic| by_topic.get(topic).map(|first| (topic, first)))
-            {
-                cx.error_spanned_by(
-                    &event.variant,
-                    format!(
-                        "duplicate topic {topic:?}: method `{first}` is already stored or read under it; \
-                         give each event its own topic"
-                    ),
-                );
-                other_items.push(ImplItem::Fn(event.method));
-            } else {
-                by_variant.insert(event.variant.to_string(), method.clone());
-                for topic in std::iter::once(&event.topic).chain(&event.aliases) {
-                    by_topic.insert(topic.clone(), method.clone());
-                }
-                unique.push(event);
-            }
-        }
-        let events = unique;
-        if !rejected_creation
-            && !events
-                .iter()
-                .any(|event| matches!(event.role, Role::Creation { .. }))
-        {
-            cx.error_spanned_by(
-                &item.self_ty,
-                format!(
-                    "`{self_ident}` has no creation event: add an #[event] method that takes no `self` \
-                     and returns `Self`, such as `#[event(\"Created\")] pub fn create(..) -> Self {{ .. }}`"
-                ),
-            );
+        let names = AggregateNames {
+            self_ident: &self_ident,
+            name: &name,
+            aliases: &name_aliases,
+        };
+        let SplitItems {
+            events,
+            mut other_items,
+            rejected_creation,
+        } = split_items(cx, &names, item.items);
+        let events = check::unique_events(cx, events, &mut other_items);
+        // An invalid method meant to create the aggregate has an error that says
+        // what to fix; "no creation event" would not.
+        if !rejected_creation {
+            check::has_creation_event(cx, &item.self_ty, &self_ident, &events);
         }
         Some(AggregateImpl {
             self_ident,
@@ -326,154 +254,110 @@ impl AggregateImpl {
     }
 }
 
+/// The aggregate's type name, if the impl block can be an aggregate's.
+fn aggregate_ident(cx: &Ctxt, item: &ItemImpl) -> Option<Ident> {
+    if let Some((_, path, _)) = &item.trait_ {
+        check::not_trait_impl(cx, path);
+        return None;
+    }
+    if check::has_type_arguments(&item.self_ty) {
+        // `impl<T> Dog<T>`: the struct is generic, and its own #[aggregate] says
+        // so; the expansion asserts that it did (see `generic_fallback`).
+        return None;
+    }
+    check::impl_not_generic(cx, &item.generics);
+    let ident = match &*item.self_ty {
+        Type::Path(path) if path.qself.is_none() => path.path.get_ident().cloned(),
+        _ => None,
+    };
+    if ident.is_none() {
+        check::plain_self_type(cx, &item.self_ty);
+    }
+    ident
+}
+
+/// An impl block's items: its valid event methods, and everything else.
+struct SplitItems {
+    events: Vec<EventMethod>,
+    other_items: Vec<ImplItem>,
+    /// Whether an invalid #[event] method was meant to create the aggregate.
+    rejected_creation: bool,
+}
+
+fn split_items(cx: &Ctxt, names: &AggregateNames<'_>, items: Vec<ImplItem>) -> SplitItems {
+    let mut split = SplitItems {
+        events: Vec::new(),
+        other_items: Vec::new(),
+        rejected_creation: false,
+    };
+    for impl_item in items {
+        let ImplItem::Fn(mut method) = impl_item else {
+            split.other_items.push(impl_item);
+            continue;
+        };
+        let Some(attr) = take_event_attr(cx, &mut method) else {
+            split.other_items.push(ImplItem::Fn(method));
+            continue;
+        };
+        // A method whose event is invalid stays as a plain method, so that its
+        // callers still compile and the user sees only the error about it.
+        let errors_before = cx.error_count();
+        let plain = method.clone();
+        match EventMethod::from_method(cx, &attr, names, method) {
+            Some(event) if cx.error_count() == errors_before => split.events.push(event),
+            _ => {
+                split.rejected_creation |= meant_creation(&plain.sig, names.self_ident);
+                split.other_items.push(ImplItem::Fn(plain));
+            }
+        }
+    }
+    split
+}
+
+fn is_event_attr(attr: &Attribute) -> bool {
+    attr.path().is_ident("event")
+}
+
+/// Removes a method's #[event] attributes, giving back the first, if any.
+fn take_event_attr(cx: &Ctxt, method: &mut ImplItemFn) -> Option<Attribute> {
+    let index = method.attrs.iter().position(is_event_attr)?;
+    let attr = method.attrs.remove(index);
+    if let Some(again) = method.attrs.iter().find(|attr| is_event_attr(attr)) {
+        check::one_event_attr(cx, again);
+    }
+    // Left on the method, the others would expand as #[event] on a function,
+    // each with an error of its own.
+    method.attrs.retain(|attr| !is_event_attr(attr));
+    Some(attr)
+}
+
+/// Whether an #[event] method looks meant to create the aggregate: it takes no
+/// `self`, or it returns `Self`.
+fn meant_creation(sig: &syn::Signature, self_ident: &Ident) -> bool {
+    sig.receiver().is_none() || returns_self(&sig.output, self_ident)
+}
+
 impl EventMethod {
     fn from_method(
         cx: &Ctxt,
         attr: &Attribute,
-        self_ident: &Ident,
-        aggregate: &str,
-        aggregate_aliases: &[String],
+        names: &AggregateNames<'_>,
         method: ImplItemFn,
     ) -> Option<Self> {
         let sig = &method.sig;
         let args = EventArgs::parse(cx, attr, upper_camel(&sig.ident));
-        let bad_shape = |tokens: &dyn quote::ToTokens, what: &str| {
-            cx.error_spanned_by(
-                tokens.to_token_stream(),
-                format!("{what}; an #[event] method is either `fn name(fields..) -> Self` (creates the aggregate) or `fn name(&mut self, fields..)` (changes it)"),
-            );
-        };
-        if let Some(token) = &sig.asyncness {
-            bad_shape(
-                token,
-                "an #[event] method cannot be async: its body is replayed from stored events",
-            );
-        }
-        if let Some(token) = &sig.constness {
-            bad_shape(token, "an #[event] method cannot be const");
-        }
-        if let Some(token) = &sig.unsafety {
-            bad_shape(token, "an #[event] method cannot be unsafe");
-        }
-        if let Some(abi) = &sig.abi {
-            bad_shape(abi, "an #[event] method cannot have an ABI");
-        }
-        if sig.generics.lt_token.is_some() || sig.generics.where_clause.is_some() {
-            bad_shape(
-                &sig.generics,
-                "an #[event] method cannot be generic: its fields are stored with fixed types",
-            );
-        }
-        if let Some(variadic) = &sig.variadic {
-            bad_shape(variadic, "an #[event] method cannot be variadic");
-        }
-
-        let mut receiver = None;
-        let mut params = Vec::new();
-        for input in &sig.inputs {
-            match input {
-                FnArg::Receiver(r) => receiver = Some(r),
-                FnArg::Typed(typed) => {
-                    let ident = match &*typed.pat {
-                        Pat::Ident(pat) if pat.subpat.is_none() && pat.by_ref.is_none() => {
-                            Some(pat.ident.clone())
-                        }
-                        other => {
-                            cx.error_spanned_by(other, "an event field needs a plain name, such as `amount: u64`: it is stored under that name");
-                            None
-                        }
-                    };
-                    check_field_type(cx, &typed.ty);
-                    if let Some(ident) = ident {
-                        params.push((ident, (*typed.ty).clone()));
-                    }
-                }
-            }
-        }
-        let role = match receiver {
-            None => {
-                if !returns_self(&sig.output, self_ident) {
-                    bad_shape(
-                        &sig.output_or_ident(),
-                        "a creation event method must return `Self`: its body builds the aggregate from the event's fields",
-                    );
-                }
-                Role::Creation {
-                    id: args.id.clone(),
-                }
-            }
-            Some(r) => {
-                let by_mut_ref =
-                    r.reference.is_some() && r.mutability.is_some() && r.colon_token.is_none();
-                if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() {
-                    cx.error_spanned_by(
-                        r,
-                        "an #[event] method changes the aggregate, so it takes `&mut self`; \
-                         a method that only reads the aggregate is a plain method: remove its #[event]",
-                    );
-                } else if !by_mut_ref {
-                    // One error for the whole shape: `fn f(self) -> Self` is one mistake,
-                    // not a wrong receiver and a wrong return type.
-                    bad_shape(
-                        r,
-                        "an #[event] method that changes the aggregate takes `&mut self` and returns nothing",
-                    );
-                } else if let ReturnType::Type(_, ty) = &sig.output
-                    && !matches!(&**ty, Type::Tuple(t) if t.elems.is_empty())
-                {
-                    cx.error_spanned_by(
-                        ty,
-                        "an #[event] method that changes the aggregate returns nothing: its body applies \
-                         the event, also when it is replayed, so it cannot fail or answer; validate and \
-                         return values in a plain method that then calls this one",
-                    );
-                }
-                if let Some(id) = &args.id {
-                    cx.error_spanned_by(id, "`id = ...` is for creation events only: the id is fixed once the aggregate exists");
-                }
-                Role::Mutation
-            }
-        };
-        let kind = args.kind?;
-        let (variant, payload) = match kind {
-            EventKind::Fields(variant) => (variant, Payload::Fields(params)),
-            EventKind::Struct(path) => {
-                let variant = match &args.name {
-                    Some(name) => match super::attr::event_ident(name) {
-                        Ok(ident) => ident,
-                        Err(error) => {
-                            cx.syn_error(error);
-                            return None;
-                        }
-                    },
-                    None => path.segments.last()?.ident.clone(),
-                };
-                if params.len() != 1 {
-                    cx.error_spanned_by(
-                        &sig.inputs,
-                        format!("a method for the event struct `{variant}` takes exactly one parameter of that type, such as `event: {variant}`"),
-                    );
-                    return None;
-                }
-                let (ident, ty) = params.pop()?;
-                (variant, Payload::Struct(ident, Box::new(ty)))
-            }
-        };
-        let mut aliases: Vec<String> = args.aliases.iter().map(syn::LitStr::value).collect();
-        // A renamed aggregate still reads its events' old default topics; a topic
-        // given explicitly was never derived from the name.
-        if args.topic.is_none() {
-            aliases.extend(
-                aggregate_aliases
-                    .iter()
-                    .map(|alias| format!("{alias}.{variant}")),
-            );
-        }
-        let topic = args
-            .topic
-            .map_or_else(|| format!("{aggregate}.{variant}"), |lit| lit.value());
-        // Every literal part of these topics was checked where it was parsed
-        // (attr.rs); the rest are Rust identifiers.
+        check::plain_signature(cx, sig);
+        let (receiver, mut params) = parameters(cx, sig);
+        let role = role(
+            cx,
+            sig,
+            receiver,
+            args.id.as_ref(),
+            names.self_ident,
+            &mut params,
+        );
+        let (variant, payload) = payload(cx, sig, args.kind?, args.name.as_ref(), params)?;
+        let (topic, aliases) = topics(names, &variant, args.topic.as_ref(), &args.aliases);
         let schema = Schema::from_args(cx, args.schema);
         Some(EventMethod {
             variant,
@@ -487,20 +371,147 @@ impl EventMethod {
     }
 }
 
-trait OutputOrIdent {
-    fn output_or_ident(&self) -> proc_macro2::TokenStream;
+/// The method's receiver, and its other parameters: the event's fields.
+fn parameters<'a>(
+    cx: &Ctxt,
+    sig: &'a syn::Signature,
+) -> (Option<&'a syn::Receiver>, Vec<(Ident, Type)>) {
+    let mut receiver = None;
+    let mut params = Vec::new();
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(r) => receiver = Some(r),
+            FnArg::Typed(typed) => {
+                check::field_type(cx, &typed.ty);
+                match &*typed.pat {
+                    Pat::Ident(pat) if pat.subpat.is_none() && pat.by_ref.is_none() => {
+                        params.push((pat.ident.clone(), (*typed.ty).clone()));
+                    }
+                    other => check::plain_field_name(cx, other),
+                }
+            }
+        }
+    }
+    (receiver, params)
 }
 
-impl OutputOrIdent for syn::Signature {
-    fn output_or_ident(&self) -> proc_macro2::TokenStream {
-        match &self.output {
-            ReturnType::Default => quote::quote!(#self),
-            ReturnType::Type(_, ty) => quote::quote!(#ty),
+/// Whether the method creates the aggregate or changes it, by its receiver.
+fn role(
+    cx: &Ctxt,
+    sig: &syn::Signature,
+    receiver: Option<&syn::Receiver>,
+    id: Option<&Expr>,
+    self_ident: &Ident,
+    params: &mut Vec<(Ident, Type)>,
+) -> Role {
+    match receiver {
+        None => {
+            check::creation_returns_self(cx, sig, self_ident);
+            creation_role(id, params)
+        }
+        Some(r) if is_reference(r) && returns_self(&sig.output, self_ident) => {
+            check::creation_takes_no_self(cx, r);
+            creation_role(id, params)
+        }
+        Some(r) => {
+            check::mutation_shape(cx, r, &sig.output);
+            if let Some(id) = id {
+                check::no_id_on_mutation(cx, id);
+            }
+            Role::Mutation
         }
     }
 }
 
-fn returns_self(output: &ReturnType, self_ident: &Ident) -> bool {
+/// The variant's name and what it carries: the parameters, or one event struct.
+fn payload(
+    cx: &Ctxt,
+    sig: &syn::Signature,
+    kind: EventKind,
+    name: Option<&syn::LitStr>,
+    mut params: Vec<(Ident, Type)>,
+) -> Option<(Ident, Payload)> {
+    let path = match kind {
+        EventKind::Fields(variant) => return Some((variant, Payload::Fields(params))),
+        EventKind::Struct(path) => path,
+    };
+    let variant = match name {
+        Some(name) => match super::attr::event_ident(name) {
+            Ok(ident) => ident,
+            Err(error) => {
+                cx.syn_error(error);
+                return None;
+            }
+        },
+        None => path.segments.last()?.ident.clone(),
+    };
+    if params.len() != 1 {
+        check::one_struct_parameter(cx, &sig.inputs, &variant);
+        return None;
+    }
+    let (ident, ty) = params.pop()?;
+    Some((variant, Payload::Struct(ident, Box::new(ty))))
+}
+
+/// The event's topic, and the former topics it is still read under. Every
+/// literal part was checked where it was parsed (attr.rs); the rest are Rust
+/// identifiers.
+fn topics(
+    names: &AggregateNames<'_>,
+    variant: &Ident,
+    topic: Option<&syn::LitStr>,
+    aliases: &[syn::LitStr],
+) -> (String, Vec<String>) {
+    let mut read_as: Vec<String> = aliases.iter().map(syn::LitStr::value).collect();
+    // A renamed aggregate still reads its events' old default topics; a topic
+    // given explicitly was never derived from the name.
+    if topic.is_none() {
+        read_as.extend(
+            names
+                .aliases
+                .iter()
+                .map(|alias| format!("{alias}.{variant}")),
+        );
+    }
+    let topic = topic.map_or_else(|| format!("{}.{variant}", names.name), syn::LitStr::value);
+    (topic, read_as)
+}
+
+/// A creation event's role; the parameter its `id = ..` names, if it is only a
+/// parameter, is taken out of the stored fields.
+fn creation_role(id: Option<&Expr>, params: &mut Vec<(Ident, Type)>) -> Role {
+    let id_param = id
+        .and_then(named_parameter)
+        .and_then(|name| params.iter().position(|(ident, _)| *ident == name))
+        .map(|index| params.remove(index));
+    Role::Creation {
+        id: id.cloned(),
+        id_param,
+    }
+}
+
+/// The parameter that `id`, `&id` or `id.clone()` names.
+fn named_parameter(expr: &Expr) -> Option<Ident> {
+    match expr {
+        Expr::Path(path) if path.qself.is_none() => path.path.get_ident().cloned(),
+        Expr::Reference(reference) if reference.mutability.is_none() => {
+            named_parameter(&reference.expr)
+        }
+        Expr::MethodCall(call) if call.method == "clone" && call.args.is_empty() => {
+            named_parameter(&call.receiver)
+        }
+        Expr::Paren(paren) => named_parameter(&paren.expr),
+        _ => None,
+    }
+}
+
+/// `&self` or `&mut self`, as opposed to `self` or `self: Type`.
+fn is_reference(receiver: &syn::Receiver) -> bool {
+    receiver.reference.is_some() && receiver.colon_token.is_none()
+}
+
+/// Whether an #[event] method returns the aggregate, as a creation event does.
+pub(crate) fn returns_self(output: &ReturnType, self_ident: &Ident) -> bool {
     match output {
         ReturnType::Type(_, ty) => matches!(
             &**ty,
@@ -509,40 +520,6 @@ fn returns_self(output: &ReturnType, self_ident: &Ident) -> bool {
         ),
         ReturnType::Default => false,
     }
-}
-
-/// Rejects field types that cannot be stored as they are: borrowed, `impl Trait`,
-/// `dyn Trait` without a box, or with lifetimes.
-fn check_field_type(cx: &Ctxt, ty: &Type) {
-    match ty {
-        Type::Reference(reference) => cx.error_spanned_by(
-            reference,
-            "event fields are stored, so they must be owned: take `String` instead of `&str`, `Vec<T>` instead of `&[T]`",
-        ),
-        Type::ImplTrait(it) => cx.error_spanned_by(it, "event fields need a concrete type, not `impl Trait`"),
-        Type::TraitObject(it) => cx.error_spanned_by(it, "event fields need a concrete type, not `dyn Trait`"),
-        _ => {
-            let mut found = None;
-            find_lifetime(ty, &mut found);
-            if let Some(span) = found {
-                cx.syn_error(syn::Error::new(span, "event fields are stored, so they must be owned: remove the lifetime"));
-            }
-        }
-    }
-}
-
-fn find_lifetime(ty: &Type, found: &mut Option<Span>) {
-    use syn::visit::Visit;
-    struct Finder<'a>(&'a mut Option<Span>);
-    impl<'ast> Visit<'ast> for Finder<'_> {
-        fn visit_lifetime(&mut self, lifetime: &'ast syn::Lifetime) {
-            self.0.get_or_insert(lifetime.span());
-        }
-        fn visit_type_reference(&mut self, reference: &'ast syn::TypeReference) {
-            self.0.get_or_insert(reference.span());
-        }
-    }
-    Finder(found).visit_type(ty);
 }
 
 /// `#[event] struct Renamed { .. }`.
@@ -556,7 +533,8 @@ impl EventStruct {
         if item.generics.lt_token.is_some() || item.generics.where_clause.is_some() {
             cx.error_spanned_by(
                 &item.generics,
-                "an event struct cannot be generic: it is stored under a fixed topic and decoded without type parameters",
+                "an event struct cannot be generic: it is stored under a fixed topic and decoded \
+                 without type parameters",
             );
         }
         let derived = Derived::of(&item.attrs);
@@ -568,20 +546,40 @@ impl EventStruct {
 /// mistake, reported here.
 pub(crate) struct EventFn {
     pub(crate) item: syn::ItemFn,
+    /// The aggregate to give stub impls, so that its other uses compile: set on
+    /// the first `#[event]` method of an impl block, which reports for them all.
+    pub(crate) stub_for: Option<Ident>,
 }
 
 impl EventFn {
-    pub(crate) fn from_item(cx: &Ctxt, item: syn::ItemFn) -> Self {
+    /// `enclosing` is the impl block around the method, if its source shows it.
+    pub(crate) fn from_item(
+        cx: &Ctxt,
+        item: syn::ItemFn,
+        enclosing: Option<EnclosingImpl>,
+    ) -> Self {
         // `#[aggregate]` on an impl block removes the #[event]s of its methods before
         // they expand, so a method that gets here is in an impl block without it.
         let in_impl = item.sig.receiver().is_some() || names_self(&item.sig);
-        let message = if in_impl {
-            "#[event] on a method needs `#[aggregate]` on its impl block: write `#[aggregate] impl Name { .. }`"
-        } else {
-            "#[event] on a function only works on a method inside an `#[aggregate] impl` block"
+        let Some(enclosing) = enclosing.filter(|_| in_impl) else {
+            check::event_outside_aggregate(cx, &item.sig.ident, in_impl);
+            return EventFn {
+                item,
+                stub_for: None,
+            };
         };
-        cx.error_spanned_by(&item.sig.ident, message);
-        EventFn { item }
+        if enclosing.earlier_event {
+            // The block's first #[event] method reports the mistake.
+            return EventFn {
+                item,
+                stub_for: None,
+            };
+        }
+        check::impl_without_aggregate(cx, &item.sig.ident, &enclosing.self_ident);
+        EventFn {
+            item,
+            stub_for: Some(enclosing.self_ident),
+        }
     }
 }
 

@@ -49,13 +49,20 @@ impl SchemaArgs {
                     .filter_map(|elem| match elem {
                         Expr::Path(path) if path.qself.is_none() => Some(path.path.clone()),
                         other => {
-                            cx.error_spanned_by(other, "an upcast step is the path of a function `fn(&mut es_core::serde_json::Value)`");
+                            cx.error_spanned_by(
+                                other,
+                                "an upcast step is the path of a function \
+                                 `fn(&mut es_core::serde_json::Value)`",
+                            );
                             None
                         }
                     })
                     .collect(),
                 other => {
-                    cx.error_spanned_by(other, "`upcast` takes a list of functions: `upcast = [v1_to_v2, v2_to_v3]`");
+                    cx.error_spanned_by(
+                        other,
+                        "`upcast` takes a list of functions: `upcast = [v1_to_v2, v2_to_v3]`",
+                    );
                     Vec::new()
                 }
             };
@@ -159,13 +166,12 @@ impl AggregateArgs {
             } else if pair.key == "aliases" {
                 args.aliases = string_list(cx, &pair.value);
             } else if !args.schema.accept(cx, &pair) {
-                cx.error_spanned_by(
+                unknown_key(
+                    cx,
                     &pair.key,
-                    format!(
-                        "unknown argument `{}`; #[aggregate] on an impl block accepts `name = \"...\"`, \
-                         `aliases = [\"...\"]`, `version = N` and `upcast = [..]`",
-                        pair.key
-                    ),
+                    &["name", "aliases", "version", "upcast"],
+                    "#[aggregate] on an impl block accepts `name = \"...\"`, \
+                     `aliases = [\"...\"]`, `version = N` and `upcast = [..]`",
                 );
             }
         }
@@ -253,20 +259,57 @@ impl EventArgs {
             } else if pair.key == "aliases" {
                 args.aliases = string_list(cx, &pair.value);
             } else if !args.schema.accept(cx, &pair) {
-                cx.error_spanned_by(
+                unknown_key(
+                    cx,
                     &pair.key,
-                    format!(
-                        "unknown argument `{}`; #[event] accepts a name (\"Name\") or an event struct \
-                         (then `name = \"...\"` to name its variant), then `topic = \"...\"`, \
-                         `aliases = [\"...\"]`, `version = N`, `upcast = [..]` and, on a creation \
-                         event, `id = <expression>`",
-                        pair.key
-                    ),
+                    &["topic", "id", "aliases", "version", "upcast", "name"],
+                    "#[event] accepts a name (\"Name\") or an event struct (then \
+                     `name = \"...\"` to name its variant), then `topic = \"...\"`, \
+                     `aliases = [\"...\"]`, `version = N`, `upcast = [..]` and, on a creation \
+                     event, `id = <expression>`",
                 );
             }
         }
         args
     }
+}
+
+/// An unknown key: the known key it is closest to, if it looks like a typo of
+/// one, else the list of what is accepted.
+fn unknown_key(cx: &Ctxt, key: &Ident, known: &[&str], accepted: &str) {
+    let written = key.to_string();
+    let message = match closest(&written, known) {
+        Some(meant) => format!("unknown key `{written}`; did you mean `{meant}`?"),
+        None => format!("unknown key `{written}`; {accepted}"),
+    };
+    cx.error_spanned_by(key, message);
+}
+
+/// The known word within two edits of `written` (one for short words), if any.
+fn closest<'a>(written: &str, known: &[&'a str]) -> Option<&'a str> {
+    let limit = if written.chars().count() <= 3 { 1 } else { 2 };
+    known
+        .iter()
+        .map(|candidate| (edit_distance(written, candidate), *candidate))
+        .filter(|(distance, _)| *distance <= limit)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// Levenshtein distance: insertions, deletions and substitutions of one character.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = Vec::with_capacity(b.len() + 1);
+        current.push(i + 1);
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
 }
 
 /// The event name as an identifier: it becomes a variant of the event enum.
@@ -280,7 +323,8 @@ pub(crate) fn event_ident(name: &LitStr) -> syn::Result<Ident> {
             name.span(),
             format!(
                 "event name {:?} must be an UpperCamelCase identifier, such as \"TrickAdded\": \
-                     it becomes a variant of the event enum (use `topic = \"...\"` for any other stored name)",
+                 it becomes a variant of the event enum (use `topic = \"...\"` for any other \
+                 stored name)",
                 name.value()
             ),
         )),
@@ -318,6 +362,19 @@ mod tests {
         assert_eq!(name("register"), "Register");
         assert_eq!(name("set_2_values"), "Set2Values");
         assert_eq!(name("_private"), "Private");
+    }
+
+    #[test]
+    fn a_misspelled_key_is_matched_to_the_key_it_is_closest_to() {
+        let keys = ["topic", "id", "aliases", "version", "upcast", "name"];
+        assert_eq!(closest("topc", &keys), Some("topic"));
+        assert_eq!(closest("verison", &keys), Some("version"));
+        assert_eq!(closest("alias", &keys), Some("aliases"));
+        assert_eq!(closest("ids", &keys), Some("id"));
+        assert_eq!(closest("retries", &keys), None);
+        assert_eq!(closest("x", &keys), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
     }
 
     #[test]

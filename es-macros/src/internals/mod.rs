@@ -2,4 +2,6 @@
 
 pub(crate) mod ast;
 pub(crate) mod attr;
+pub(crate) mod check;
 pub(crate) mod ctxt;
+pub(crate) mod source;

@@ -208,6 +208,9 @@ fn registered_modules() -> String {
 }
 
 /// Where an application keeps its events.
+// Made once per application: boxing the PostgreSQL settings would save
+// nothing worth the clumsier matching.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Persistence {
