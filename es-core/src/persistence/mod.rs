@@ -5,6 +5,8 @@ mod cipher;
 mod compressor;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod group_commit;
 mod mapper;
 mod memory;
 #[cfg(feature = "postgres")]

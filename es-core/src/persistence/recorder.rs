@@ -231,3 +231,17 @@ pub trait ApplicationRecorder: AggregateRecorder {
     /// The highest notification id recorded, or `None` for an empty log.
     fn max_notification_id(&self) -> Result<Option<u64>>;
 }
+
+/// Every event a visit visits, in order: `select_events` for a recorder whose
+/// `visit_events` streams rows, so that the two can never disagree.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn collect_visited(
+    visit_all: impl FnOnce(&mut dyn FnMut(StoredEvent) -> Result<()>) -> Result<()>,
+) -> Result<Vec<StoredEvent>> {
+    let mut events = Vec::new();
+    visit_all(&mut |event| {
+        events.push(event);
+        Ok(())
+    })?;
+    Ok(events)
+}

@@ -10,7 +10,6 @@
 
 mod config;
 mod connection_string;
-mod group_commit;
 mod pool;
 mod recorder;
 mod schema;

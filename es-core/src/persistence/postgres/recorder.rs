@@ -12,12 +12,12 @@ use postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::config::{OriginatorIdType, checked_prefix};
-use super::group_commit::GroupCommit;
 use super::pool::{CachingConnection, PostgresDatabase, Transaction, pg_error};
 use crate::domain::id::OriginatorId;
 use crate::error::{Error, Result};
+use crate::persistence::group_commit::GroupCommit;
 use crate::persistence::recorder::{
-    AggregateRecorder, ApplicationRecorder, EventQuery, SnapshotOrEvent,
+    AggregateRecorder, ApplicationRecorder, EventQuery, SnapshotOrEvent, collect_visited,
     visit_from_snapshot_in_two_reads,
 };
 use crate::persistence::sql::{
@@ -821,12 +821,7 @@ impl AggregateRecorder for PostgresRecorder {
         originator_id: &OriginatorId,
         query: EventQuery,
     ) -> Result<Vec<StoredEvent>> {
-        let mut events = Vec::new();
-        self.visit_events(originator_id, query, &mut |event| {
-            events.push(event);
-            Ok(())
-        })?;
-        Ok(events)
+        collect_visited(|visit| self.visit_events(originator_id, query, visit))
     }
 
     /// Reads the rows as the server sends them (the driver's row iterator),

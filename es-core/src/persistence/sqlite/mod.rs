@@ -9,13 +9,12 @@ use rusqlite::{
     Connection, ErrorCode, OpenFlags, TransactionBehavior, params_from_iter, types::Value,
 };
 
-mod group_commit;
 mod open;
 
-use group_commit::{Batch, GroupCommit};
+use super::group_commit::GroupCommit;
 pub use open::SqliteOpenError;
 
-use super::recorder::{AggregateRecorder, ApplicationRecorder, EventQuery};
+use super::recorder::{AggregateRecorder, ApplicationRecorder, EventQuery, collect_visited};
 use super::sql::{
     clamp, notification_from_sql, notification_id_from_sql, undecodable, version_from_sql,
     version_to_sql,
@@ -85,7 +84,7 @@ pub struct SqliteDatabase {
     path: Option<PathBuf>,
     lock_timeout: Duration,
     writer: Mutex<Connection>,
-    commits: GroupCommit,
+    commits: GroupCommit<Batch, Vec<u64>>,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -264,7 +263,7 @@ fn configure(connection: &Connection, lock_timeout: Duration) -> Result<()> {
 pub struct SqliteRecorder {
     db: Arc<SqliteDatabase>,
     table: &'static str,
-    insert_sql: String,
+    insert_sql: Arc<str>,
     with_log: bool,
 }
 
@@ -320,7 +319,7 @@ impl SqliteRecorder {
         Ok(SqliteRecorder {
             db,
             table,
-            insert_sql,
+            insert_sql: insert_sql.into(),
             with_log,
         })
     }
@@ -334,7 +333,7 @@ fn is_constraint_violation(error: &rusqlite::Error) -> bool {
 /// own when there are several: a batch that conflicts is rolled back alone and
 /// gets its [`Error::Conflict`]; the others commit. Any other failure fails the
 /// whole group, since SQLite may already have rolled the transaction back.
-fn write_group(connection: &mut Connection, batches: &[Batch<'_>]) -> Vec<Result<Vec<u64>>> {
+fn write_group(connection: &mut Connection, batches: &[Batch]) -> Vec<Result<Vec<u64>>> {
     let fail_all = |operation: &'static str, error: rusqlite::Error| {
         let error = Arc::new(error);
         batches
@@ -381,6 +380,15 @@ fn write_group(connection: &mut Connection, batches: &[Batch<'_>]) -> Vec<Result
     }
 }
 
+/// Events to insert into one table in one save, as queued for the group commit.
+struct Batch {
+    /// The table's insert statement.
+    insert_sql: Arc<str>,
+    /// Whether the table keeps the notification log (ids are returned).
+    with_log: bool,
+    events: Vec<StoredEvent>,
+}
+
 enum BatchError {
     /// This batch alone cannot be written (a conflict, or a version out of range).
     Refused(Error),
@@ -388,16 +396,16 @@ enum BatchError {
     Database(&'static str, rusqlite::Error),
 }
 
-fn insert_batch(connection: &Connection, batch: &Batch<'_>) -> Result<Vec<u64>, BatchError> {
+fn insert_batch(connection: &Connection, batch: &Batch) -> Result<Vec<u64>, BatchError> {
     let mut insert = connection
-        .prepare_cached(batch.insert_sql)
+        .prepare_cached(&batch.insert_sql)
         .map_err(|e| BatchError::Database("preparing the insert", e))?;
     let mut ids = Vec::with_capacity(if batch.with_log {
         batch.events.len()
     } else {
         0
     });
-    for event in batch.events {
+    for event in &batch.events {
         // The column is TEXT: the id's canonical text, which reads back as the
         // same id (a UUID as the UUID).
         let version = version_to_sql(&event.originator_id, event.originator_version)
@@ -429,9 +437,9 @@ impl AggregateRecorder for SqliteRecorder {
             return Ok(Vec::new());
         }
         let batch = Batch {
-            insert_sql: &self.insert_sql,
+            insert_sql: Arc::clone(&self.insert_sql),
             with_log: self.with_log,
-            events,
+            events: events.to_vec(),
         };
         self.db
             .commits
@@ -443,12 +451,7 @@ impl AggregateRecorder for SqliteRecorder {
         originator_id: &OriginatorId,
         query: EventQuery,
     ) -> Result<Vec<StoredEvent>> {
-        let mut events = Vec::new();
-        self.visit_events(originator_id, query, &mut |event| {
-            events.push(event);
-            Ok(())
-        })?;
-        Ok(events)
+        collect_visited(|visit| self.visit_events(originator_id, query, visit))
     }
 
     /// Steps through the rows, each decoded and visited before the next is

@@ -1,22 +1,23 @@
-//! Group commit: saves to one events table that arrive while another is being
-//! written share the next transaction, and so the table lock and the commit.
+//! Group commit: saves that arrive while another is being written share the
+//! next transaction, and so its commit (and, on PostgreSQL, its turn with the
+//! table lock). Both SQL stores use this one queue.
 //!
-//! The table lock (see `PostgresRecorder::new`) makes writers take ids and
-//! commit one at a time. Taken by each save alone, it lets sixteen writers go
-//! no faster than one: each waits its turn for three round trips and a sync to
-//! disk. Taken by a group, it costs those once for every save that queued
-//! meanwhile. No save is acknowledged before the transaction holding it has
+//! SQLite has one writer at a time, and with `synchronous=FULL` each commit
+//! waits for the disk; PostgreSQL's table lock (see `PostgresRecorder::new`)
+//! makes writers take ids and commit one at a time. Without grouping, sixteen
+//! threads saving at once queue for sixteen commits; with it, they wait for
+//! about two. No save is acknowledged before the transaction holding it has
 //! committed, and ids still follow commit order, since one transaction at a
-//! time holds the lock.
+//! time is written.
 //!
-//! The protocol, as the SQLite store's: every saver puts its save in the queue.
-//! The one that finds no write in progress becomes the leader: it takes the
-//! whole queue, writes it in one transaction, and then wakes exactly the savers
-//! whose saves it wrote, with their results, and hands the writer role to the
-//! saver at the head of the queue, which takes the queue as the next group.
-//! Waking only those threads matters on a small machine, where a crowd woken at
-//! once delays the next commit more than the server does. A `Drop` guard posts
-//! the results, so that no waiting saver hangs even if the leader panics.
+//! The protocol: every saver puts its save in the queue. The one that finds no
+//! write in progress becomes the leader: it takes the whole queue, writes it in
+//! one transaction, then wakes exactly the savers whose saves it wrote, with
+//! their results, and hands the writer role to the saver at the head of the
+//! queue, which takes the queue as the next group. Waking only those threads
+//! matters on a small machine, where a crowd woken at once delays the next
+//! commit more than the disk or the server does. A `Drop` guard posts the
+//! results, so that no waiting saver hangs even if the leader panics.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
@@ -70,9 +71,9 @@ struct Queue<J, R> {
     queued: Vec<Queued<J, R>>,
 }
 
-/// The meeting point of concurrent savers to one table: each gives a job
-/// `J` and gets back its result `R`.
-pub(super) struct GroupCommit<J, R> {
+/// The meeting point of concurrent savers to one database or table: each
+/// gives a job `J` and gets back its result `R`.
+pub(crate) struct GroupCommit<J, R> {
     queue: Mutex<Queue<J, R>>,
 }
 
@@ -96,7 +97,7 @@ impl<J, R> std::fmt::Debug for GroupCommit<J, R> {
 impl<J, R> GroupCommit<J, R> {
     /// Saves `job`, alone or with others: `write` is given the jobs of one
     /// transaction and returns one result per job, in order.
-    pub(super) fn submit(&self, job: J, write: impl FnOnce(&[J]) -> Vec<Result<R>>) -> Result<R> {
+    pub(crate) fn submit(&self, job: J, write: impl FnOnce(&[J]) -> Vec<Result<R>>) -> Result<R> {
         let waiter = Arc::new(Waiter::new());
         let mut queue = self.lock();
         queue.queued.push(Queued {
