@@ -371,8 +371,15 @@ impl PostgresConfig {
         // bounds exactly the waits the Python library bounds with `SET LOCAL
         // lock_timeout`, without a statement per save. The values are numbers
         // we format.
+        //
+        // Every statement of a recorder is prepared once per connection and
+        // looks rows up by key, so one generic plan serves every call. Left to
+        // itself the server plans each of the first five calls anew, and for
+        // the snapshot-and-events statement that planning takes longer than
+        // running it.
         config.options(&format!(
-            "-c lock_timeout={} -c statement_timeout={} -c idle_in_transaction_session_timeout={}",
+            "-c lock_timeout={} -c statement_timeout={} -c idle_in_transaction_session_timeout={} \
+             -c plan_cache_mode=force_generic_plan",
             timeout_millis(self.lock_timeout),
             timeout_millis(self.statement_timeout),
             timeout_millis(self.idle_in_transaction_session_timeout),

@@ -472,6 +472,7 @@ mod tests {
         let db = PostgresDatabase::open(&config).expect("pool");
         assert_eq!(show(&db, "statement_timeout"), "0");
         assert_eq!(show(&db, "idle_in_transaction_session_timeout"), "5s");
+        assert_eq!(show(&db, "plan_cache_mode"), "force_generic_plan");
         config.statement_timeout = Duration::from_millis(1500);
         config.idle_in_transaction_session_timeout = Duration::ZERO;
         config.lock_timeout = Duration::from_secs(2);
