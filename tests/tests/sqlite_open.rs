@@ -31,6 +31,23 @@ fn an_empty_sqlite_dbname_is_a_config_error_naming_it() {
 }
 
 #[test]
+fn an_empty_prefixed_sqlite_dbname_is_named_as_the_user_set_it() {
+    let env = Environment::from_vars([
+        ("PERSISTENCE_MODULE", "sqlite"),
+        ("DOGS_SQLITE_DBNAME", " "),
+    ]);
+    let error = Application::builder()
+        .name("dogs")
+        .environment(env)
+        .build()
+        .expect_err("no database there");
+    assert!(
+        matches!(&error, Error::Config { variable, .. } if variable == "DOGS_SQLITE_DBNAME"),
+        "{error:?}"
+    );
+}
+
+#[test]
 fn a_directory_or_a_file_of_other_content_is_named_with_its_path() {
     let dir = tempfile::tempdir().expect("directory");
     let error = build(&dir.path().display().to_string());

@@ -31,6 +31,8 @@ pub use mapper::{DEFAULT_MAX_EVENT_SIZE, Mapper, TooLarge};
 pub use memory::MemoryRecorder;
 pub use recorder::{AggregateRecorder, ApplicationRecorder, EventQuery, SnapshotOrEvent};
 #[cfg(feature = "sqlite")]
+pub(crate) use sqlite::empty_path as empty_sqlite_path;
+#[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteDatabase, SqliteOpenError, SqliteRecorder, Synchronous};
 pub use stored_event::{Notification, StoredEvent};
 pub use transcoder::{Transcoder, TranscoderError};

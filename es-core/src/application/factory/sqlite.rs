@@ -10,7 +10,9 @@ use super::{
 };
 use crate::application::environment::Environment;
 use crate::error::{Error, Result};
-use crate::persistence::{AggregateRecorder, SqliteDatabase, SqliteRecorder, Synchronous};
+use crate::persistence::{
+    AggregateRecorder, SqliteDatabase, SqliteRecorder, Synchronous, empty_sqlite_path,
+};
 
 /// Opens a SQLite database: the file given in code, or `SQLITE_DBNAME`.
 #[derive(Debug, Clone, Default)]
@@ -30,10 +32,15 @@ impl PersistenceFactory for SqliteFactory {
         let env = settings.environment;
         let path = match &self.path {
             Some(path) => path.clone(),
-            None => env.get("SQLITE_DBNAME").map_or_else(
-                || PathBuf::from(DEFAULT_SQLITE_DBNAME),
-                |(_, path)| path.into(),
-            ),
+            None => match env.get("SQLITE_DBNAME") {
+                // Refused here rather than by the store, so the error names the
+                // variable as the user set it (with the application's prefix).
+                Some((variable, path)) if path.trim().is_empty() => {
+                    return Err(empty_sqlite_path(variable, path.to_owned()));
+                }
+                Some((_, path)) => path.into(),
+                None => PathBuf::from(DEFAULT_SQLITE_DBNAME),
+            },
         };
         let lock_timeout = env
             .get_seconds("SQLITE_LOCK_TIMEOUT")?

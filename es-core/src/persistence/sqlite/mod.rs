@@ -13,6 +13,7 @@ mod open;
 
 use super::group_commit::GroupCommit;
 pub use open::SqliteOpenError;
+pub(crate) use open::empty_path;
 
 use super::recorder::{AggregateRecorder, ApplicationRecorder, EventQuery, collect_visited};
 use super::sql::{

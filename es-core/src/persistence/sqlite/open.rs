@@ -91,15 +91,21 @@ pub enum SqliteOpenError {
     },
 }
 
+/// The error for a database path that is empty or blank, set in `variable`.
+pub(crate) fn empty_path(variable: String, value: String) -> Error {
+    Error::Config {
+        variable,
+        value,
+        expected: "the path of a database file, such as events.sqlite3, or :memory:".to_owned(),
+    }
+}
+
 /// Refuses an empty path before SQLite sees it: SQLite would open a private
 /// temporary database instead, and the events would vanish with the process.
 pub(super) fn check_path(path: &Path) -> Result<()> {
-    if path.as_os_str().to_string_lossy().trim().is_empty() {
-        return Err(Error::Config {
-            variable: VARIABLE.to_owned(),
-            value: path.to_string_lossy().into_owned(),
-            expected: "the path of a database file, such as events.sqlite3, or :memory:".to_owned(),
-        });
+    let shown = path.to_string_lossy();
+    if shown.trim().is_empty() {
+        return Err(empty_path(VARIABLE.to_owned(), shown.into_owned()));
     }
     if path.is_dir() {
         return Err(opening(SqliteOpenError::IsADirectory {
