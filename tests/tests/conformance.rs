@@ -4,17 +4,21 @@ mod memory {
     use es_core::persistence::MemoryRecorder;
     use es_core::persistence::conformance::Fixture;
 
-    es_core::recorder_conformance_tests!(|| Fixture::new(MemoryRecorder::new()));
+    es_core::recorder_conformance_tests!(|| Fixture::process(MemoryRecorder::new()));
+    es_core::process_recorder_conformance_tests!(|| Fixture::process(MemoryRecorder::new()));
 }
 
 mod sqlite_in_memory {
     use es_core::persistence::conformance::Fixture;
     use es_core::persistence::{SqliteDatabase, SqliteRecorder};
 
-    es_core::recorder_conformance_tests!(|| {
+    fn fixture() -> Fixture {
         let db = SqliteDatabase::open_in_memory().expect("open");
-        Fixture::new(SqliteRecorder::events(db, true).expect("recorder"))
-    });
+        Fixture::process(SqliteRecorder::events(db, true).expect("recorder"))
+    }
+
+    es_core::recorder_conformance_tests!(fixture);
+    es_core::process_recorder_conformance_tests!(fixture);
 }
 
 mod sqlite_file {
@@ -23,12 +27,15 @@ mod sqlite_file {
     use es_core::persistence::conformance::Fixture;
     use es_core::persistence::{SqliteDatabase, SqliteRecorder};
 
-    es_core::recorder_conformance_tests!(|| {
+    fn fixture() -> Fixture {
         let dir = tempfile::tempdir().expect("temporary directory");
         let db = SqliteDatabase::open(dir.path().join("events.sqlite3"), Duration::from_secs(5))
             .expect("open");
-        Fixture::new(SqliteRecorder::events(db, true).expect("recorder")).keeping(dir)
-    });
+        Fixture::process(SqliteRecorder::events(db, true).expect("recorder")).keeping(dir)
+    }
+
+    es_core::recorder_conformance_tests!(fixture);
+    es_core::process_recorder_conformance_tests!(fixture);
 }
 
 #[path = "pg_support/mod.rs"]
