@@ -52,6 +52,7 @@ mod postgres {
     }
 
     es_core::recorder_conformance_tests!(fixture);
+    es_core::process_recorder_conformance_tests!(fixture);
 }
 
 /// The PostgreSQL store with `ORIGINATOR_ID_TYPE=text`: every case, text ids included.
@@ -59,6 +60,9 @@ mod postgres_text_ids {
     use es_core::persistence::OriginatorIdType;
 
     es_core::recorder_conformance_tests!(|| super::postgres_fixture(OriginatorIdType::Text));
+    es_core::process_recorder_conformance_tests!(|| super::postgres_fixture(
+        OriginatorIdType::Text
+    ));
 }
 
 /// A fresh recorder on its own tables, dropped with the fixture; `None` (the
@@ -78,7 +82,7 @@ fn postgres_fixture(
     let guard = DropTables::new(&prefix);
     let db = PostgresDatabase::open(&config).expect("pool");
     let recorder = PostgresRecorder::events(db, Some(&prefix), true).expect("recorder");
-    Some(Fixture::new(recorder).keeping(guard))
+    Some(Fixture::process(recorder).keeping(guard))
 }
 
 /// The cases that need gaps in the notification ids, on every backend that
