@@ -37,6 +37,22 @@ pub enum Error {
         originator_version: u64,
     },
 
+    /// A follower recorded a notification it had already recorded, or one
+    /// below it: the notification was processed before (by this follower
+    /// before a restart, or by another process running it). Nothing of this
+    /// processing was written; resume after the recorded position
+    /// ([`max_tracking_id`](crate::persistence::TrackingRecorder::max_tracking_id)).
+    #[error(
+        "notification {notification_id} of {application_name:?} was already processed: \
+         a tracking record at or above it is recorded; nothing of this processing was written"
+    )]
+    TrackingConflict {
+        /// The upstream application.
+        application_name: String,
+        /// The notification id that was recorded again.
+        notification_id: u64,
+    },
+
     /// No events are stored for this aggregate (or none at or below the wanted version).
     #[error("aggregate {id} not found{}", version.map(|v| format!(" at version {v}")).unwrap_or_default())]
     AggregateNotFound {

@@ -4,17 +4,21 @@ mod memory {
     use es_core::persistence::MemoryRecorder;
     use es_core::persistence::conformance::Fixture;
 
-    es_core::recorder_conformance_tests!(|| Fixture::new(MemoryRecorder::new()));
+    es_core::recorder_conformance_tests!(|| Fixture::process(MemoryRecorder::new()));
+    es_core::process_recorder_conformance_tests!(|| Fixture::process(MemoryRecorder::new()));
 }
 
 mod sqlite_in_memory {
     use es_core::persistence::conformance::Fixture;
     use es_core::persistence::{SqliteDatabase, SqliteRecorder};
 
-    es_core::recorder_conformance_tests!(|| {
+    fn fixture() -> Fixture {
         let db = SqliteDatabase::open_in_memory().expect("open");
-        Fixture::new(SqliteRecorder::events(db, true).expect("recorder"))
-    });
+        Fixture::process(SqliteRecorder::events(db, true).expect("recorder"))
+    }
+
+    es_core::recorder_conformance_tests!(fixture);
+    es_core::process_recorder_conformance_tests!(fixture);
 }
 
 mod sqlite_file {
@@ -23,12 +27,15 @@ mod sqlite_file {
     use es_core::persistence::conformance::Fixture;
     use es_core::persistence::{SqliteDatabase, SqliteRecorder};
 
-    es_core::recorder_conformance_tests!(|| {
+    fn fixture() -> Fixture {
         let dir = tempfile::tempdir().expect("temporary directory");
         let db = SqliteDatabase::open(dir.path().join("events.sqlite3"), Duration::from_secs(5))
             .expect("open");
-        Fixture::new(SqliteRecorder::events(db, true).expect("recorder")).keeping(dir)
-    });
+        Fixture::process(SqliteRecorder::events(db, true).expect("recorder")).keeping(dir)
+    }
+
+    es_core::recorder_conformance_tests!(fixture);
+    es_core::process_recorder_conformance_tests!(fixture);
 }
 
 #[path = "pg_support/mod.rs"]
@@ -45,6 +52,7 @@ mod postgres {
     }
 
     es_core::recorder_conformance_tests!(fixture);
+    es_core::process_recorder_conformance_tests!(fixture);
 }
 
 /// The PostgreSQL store with `ORIGINATOR_ID_TYPE=text`: every case, text ids included.
@@ -52,6 +60,9 @@ mod postgres_text_ids {
     use es_core::persistence::OriginatorIdType;
 
     es_core::recorder_conformance_tests!(|| super::postgres_fixture(OriginatorIdType::Text));
+    es_core::process_recorder_conformance_tests!(|| super::postgres_fixture(
+        OriginatorIdType::Text
+    ));
 }
 
 /// A fresh recorder on its own tables, dropped with the fixture; `None` (the
@@ -71,7 +82,7 @@ fn postgres_fixture(
     let guard = DropTables::new(&prefix);
     let db = PostgresDatabase::open(&config).expect("pool");
     let recorder = PostgresRecorder::events(db, Some(&prefix), true).expect("recorder");
-    Some(Fixture::new(recorder).keeping(guard))
+    Some(Fixture::process(recorder).keeping(guard))
 }
 
 /// The cases that need gaps in the notification ids, on every backend that

@@ -3,7 +3,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{PoisonError, RwLock};
 
-use super::recorder::{AggregateRecorder, ApplicationRecorder, EventQuery};
+use super::recorder::{
+    AggregateRecorder, ApplicationRecorder, EventQuery, ProcessRecorder, Tracking, TrackingRecorder,
+};
 use super::stored_event::{Notification, StoredEvent};
 use crate::domain::id::OriginatorId;
 use crate::error::{Error, Result};
@@ -33,24 +35,17 @@ struct Inner {
     log: Vec<StoredEvent>,
     /// Per originator, version to index in `log`.
     by_originator: HashMap<OriginatorId, BTreeMap<u64, usize>>,
+    /// Per upstream application, the highest notification id processed.
+    tracking: HashMap<String, u64>,
 }
 
-impl MemoryRecorder {
-    /// An empty recorder.
-    pub fn new() -> Self {
-        Self::default()
-    }
-}
-
-impl AggregateRecorder for MemoryRecorder {
-    fn insert_events(&self, events: &[StoredEvent]) -> Result<Vec<u64>> {
-        // A poisoned lock only means another thread panicked; the data itself is
-        // only changed after every check has passed, so it is still whole.
-        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+impl Inner {
+    /// Records `events` and `tracking` if neither conflicts, else nothing.
+    fn insert(&mut self, events: &[StoredEvent], tracking: Option<&Tracking>) -> Result<Vec<u64>> {
         let mut in_batch = HashSet::with_capacity(events.len());
         for event in events {
             let key = (&event.originator_id, event.originator_version);
-            let taken = inner
+            let taken = self
                 .by_originator
                 .get(&event.originator_id)
                 .is_some_and(|versions| versions.contains_key(&event.originator_version));
@@ -61,18 +56,57 @@ impl AggregateRecorder for MemoryRecorder {
                 });
             }
         }
+        if let Some(tracking) = tracking {
+            self.check_tracking(tracking)?;
+        }
         let mut ids = Vec::with_capacity(events.len());
         for event in events {
-            let index = inner.log.len();
-            inner.log.push(event.clone());
-            inner
-                .by_originator
+            let index = self.log.len();
+            self.log.push(event.clone());
+            self.by_originator
                 .entry(event.originator_id.clone())
                 .or_default()
                 .insert(event.originator_version, index);
             ids.push(index as u64 + 1);
         }
+        if let Some(tracking) = tracking {
+            self.tracking
+                .insert(tracking.application_name.clone(), tracking.notification_id);
+        }
         Ok(ids)
+    }
+
+    fn check_tracking(&self, tracking: &Tracking) -> Result<()> {
+        match self.tracking.get(&tracking.application_name) {
+            Some(&max) if max >= tracking.notification_id => Err(Error::TrackingConflict {
+                application_name: tracking.application_name.clone(),
+                notification_id: tracking.notification_id,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl MemoryRecorder {
+    /// An empty recorder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        // A poisoned lock only means another thread panicked; the data itself is
+        // only changed after every check has passed, so it is still whole.
+        self.inner.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl AggregateRecorder for MemoryRecorder {
+    fn insert_events(&self, events: &[StoredEvent]) -> Result<Vec<u64>> {
+        self.write().insert(events, None)
     }
 
     fn select_events(
@@ -80,7 +114,7 @@ impl AggregateRecorder for MemoryRecorder {
         originator_id: &OriginatorId,
         query: EventQuery,
     ) -> Result<Vec<StoredEvent>> {
-        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        let inner = self.read();
         let Some(versions) = inner.by_originator.get(originator_id) else {
             return Ok(Vec::new());
         };
@@ -119,7 +153,7 @@ impl ApplicationRecorder for MemoryRecorder {
         stop: Option<u64>,
         topics: &[&str],
     ) -> Result<Vec<Notification>> {
-        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        let inner = self.read();
         let first = usize::try_from(start.max(1) - 1).unwrap_or(usize::MAX);
         let end = stop.map_or(inner.log.len(), |stop| {
             usize::try_from(stop)
@@ -142,7 +176,27 @@ impl ApplicationRecorder for MemoryRecorder {
     }
 
     fn max_notification_id(&self) -> Result<Option<u64>> {
-        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        let inner = self.read();
         Ok((!inner.log.is_empty()).then_some(inner.log.len() as u64))
+    }
+}
+
+impl TrackingRecorder for MemoryRecorder {
+    fn insert_tracking(&self, tracking: &Tracking) -> Result<()> {
+        self.write().insert(&[], Some(tracking)).map(drop)
+    }
+
+    fn max_tracking_id(&self, application_name: &str) -> Result<Option<u64>> {
+        Ok(self.read().tracking.get(application_name).copied())
+    }
+}
+
+impl ProcessRecorder for MemoryRecorder {
+    fn insert_events_with_tracking(
+        &self,
+        events: &[StoredEvent],
+        tracking: &Tracking,
+    ) -> Result<Vec<u64>> {
+        self.write().insert(events, Some(tracking))
     }
 }

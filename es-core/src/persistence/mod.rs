@@ -29,7 +29,10 @@ pub use cipher::{Cipher, CipherError};
 pub use compressor::{Compressor, CompressorError};
 pub use mapper::{DEFAULT_MAX_EVENT_SIZE, Mapper, TooLarge};
 pub use memory::MemoryRecorder;
-pub use recorder::{AggregateRecorder, ApplicationRecorder, EventQuery, SnapshotOrEvent};
+pub use recorder::{
+    AggregateRecorder, ApplicationRecorder, EventQuery, ProcessRecorder, SnapshotOrEvent, Tracking,
+    TrackingRecorder,
+};
 #[cfg(feature = "sqlite")]
 pub(crate) use sqlite::empty_path as empty_sqlite_path;
 #[cfg(feature = "sqlite")]

@@ -232,6 +232,109 @@ pub trait ApplicationRecorder: AggregateRecorder {
     fn max_notification_id(&self) -> Result<Option<u64>>;
 }
 
+/// How far a follower has processed an upstream application's notification
+/// log: every notification of `application_name` up to `notification_id`.
+///
+/// A follower records one with the events it derived from that notification
+/// ([`ProcessRecorder::insert_events_with_tracking`]), so that after a crash
+/// it resumes after the last notification whose outcome was committed, and
+/// a notification processed twice can never be recorded twice.
+///
+/// ```
+/// use es_core::persistence::Tracking;
+/// let tracking = Tracking::new("orders", 42);
+/// assert_eq!((tracking.application_name.as_str(), tracking.notification_id), ("orders", 42));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Tracking {
+    /// The upstream application whose log the notification is in.
+    pub application_name: String,
+    /// The notification's id in that log.
+    pub notification_id: u64,
+}
+
+impl Tracking {
+    /// Notification `notification_id` of `application_name`'s log.
+    pub fn new(application_name: impl Into<String>, notification_id: u64) -> Self {
+        Tracking {
+            application_name: application_name.into(),
+            notification_id,
+        }
+    }
+}
+
+/// Records each follower's position in the logs of the applications it follows.
+///
+/// Positions only rise: recording a notification id at or below the one
+/// already recorded for the same application is an
+/// [`Error::TrackingConflict`](crate::Error::TrackingConflict) and writes
+/// nothing. Ids may skip (a follower that filters by topic, or processes a
+/// batch, records only the last id it reached). As in the Python library,
+/// only the highest id of each application is kept.
+///
+/// ```
+/// use es_core::persistence::{MemoryRecorder, Tracking, TrackingRecorder};
+/// let recorder = MemoryRecorder::new();
+/// assert_eq!(recorder.max_tracking_id("orders")?, None);
+/// recorder.insert_tracking(&Tracking::new("orders", 3))?;
+/// recorder.insert_tracking(&Tracking::new("orders", 7))?;
+/// assert_eq!(recorder.max_tracking_id("orders")?, Some(7));
+/// assert!(recorder.has_tracking_id("orders", 5)?);
+/// assert!(!recorder.has_tracking_id("orders", 8)?);
+/// let again = recorder.insert_tracking(&Tracking::new("orders", 7)).unwrap_err();
+/// assert!(matches!(again, es_core::Error::TrackingConflict { notification_id: 7, .. }));
+/// # Ok::<(), es_core::Error>(())
+/// ```
+pub trait TrackingRecorder: Send + Sync + Any {
+    /// Records that `tracking`'s notification has been processed, with no
+    /// new events (a notification the follower's policy ignored).
+    fn insert_tracking(&self, tracking: &Tracking) -> Result<()>;
+
+    /// The highest notification id recorded for `application_name`, or
+    /// `None` if none is.
+    fn max_tracking_id(&self, application_name: &str) -> Result<Option<u64>>;
+
+    /// Whether notification `notification_id` of `application_name` has been
+    /// processed: whether the highest id recorded for it is at least that.
+    fn has_tracking_id(&self, application_name: &str, notification_id: u64) -> Result<bool> {
+        Ok(self
+            .max_tracking_id(application_name)?
+            .is_some_and(|max| max >= notification_id))
+    }
+}
+
+/// An application recorder that is also a tracking recorder: what a follower
+/// (a process application) stores in. Its new events and the tracking record
+/// of the notification they came from are written in one transaction, so
+/// processing is exactly once across crashes: either both are recorded, or
+/// neither is and the notification is processed again.
+///
+/// ```
+/// use es_core::persistence::{ApplicationRecorder, MemoryRecorder, ProcessRecorder, StoredEvent, Tracking, TrackingRecorder};
+/// let recorder = MemoryRecorder::new();
+/// let event = StoredEvent {
+///     originator_id: uuid::Uuid::new_v4().into(), originator_version: 1, topic: "Reserved".into(), state: vec![],
+/// };
+/// recorder.insert_events_with_tracking(&[event.clone()], &Tracking::new("orders", 1))?;
+/// // The same notification again: refused, and its events are not written twice.
+/// assert!(recorder.insert_events_with_tracking(&[], &Tracking::new("orders", 1)).is_err());
+/// assert_eq!(recorder.max_notification_id()?, Some(1));
+/// # Ok::<(), es_core::Error>(())
+/// ```
+pub trait ProcessRecorder: ApplicationRecorder + TrackingRecorder {
+    /// Records `events` and `tracking` atomically, returning the events'
+    /// notification ids. A taken version is an
+    /// [`Error::Conflict`](crate::Error::Conflict), a tracking id at or below
+    /// the recorded one an
+    /// [`Error::TrackingConflict`](crate::Error::TrackingConflict); either
+    /// way nothing is written. With no events, records the tracking alone.
+    fn insert_events_with_tracking(
+        &self,
+        events: &[StoredEvent],
+        tracking: &Tracking,
+    ) -> Result<Vec<u64>>;
+}
+
 /// Every event a visit visits, in order: `select_events` for a recorder whose
 /// `visit_events` streams rows, so that the two can never disagree.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]

@@ -85,7 +85,7 @@ impl Drop for DropTables {
     fn drop(&mut self) {
         // Names made by `unique_prefix`, so safe to write into the statement.
         let sql = format!(
-            "DROP TABLE IF EXISTS \"{schema}\".\"{prefix}_events\", \"{schema}\".\"{prefix}_snapshots\"",
+            "DROP TABLE IF EXISTS \"{schema}\".\"{prefix}_events\", \"{schema}\".\"{prefix}_snapshots\", \"{schema}\".\"{prefix}_tracking\"",
             schema = self.schema,
             prefix = self.prefix
         );

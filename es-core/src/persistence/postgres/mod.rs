@@ -1,12 +1,14 @@
-//! The PostgreSQL store: the sync `postgres` client, over an r2d2 pool.
+//! The PostgreSQL store: the sync `postgres` client, over a pool of its own.
 //!
-//! Tables are per application (`<prefix>_events`, `<prefix>_snapshots`) in a
+//! Tables are per application (`<prefix>_events`, `<prefix>_snapshots`,
+//! `<prefix>_tracking`) in a
 //! configurable schema, as in the Python library's PostgreSQL module. Laid out
 //! by concern: `config` (what to connect to and how names become tables),
 //! `connection_string` (reading a URL without ever repeating a secret),
 //! `pool` (connections, statement caching, retries on lost sessions), `schema`
 //! (creating and checking tables), `tls` (encryption, and the bound on a
-//! reply's wait) and `recorder` (the recorder traits).
+//! reply's wait), `recorder` (the recorder traits) and `tracking` (a
+//! follower's positions, written with its events).
 
 mod config;
 mod connection_string;
@@ -14,6 +16,7 @@ mod pool;
 mod recorder;
 mod schema;
 mod tls;
+mod tracking;
 
 pub use config::{OriginatorIdType, PostgresConfig, SslMode};
 pub(crate) use config::{checked_schema, table_prefix_from_name};

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::config::{OriginatorIdType, checked_prefix};
 use super::pool::{CachingConnection, PostgresDatabase, Transaction, pg_error};
+use super::tracking::{TrackingParam, TrackingTable};
 use crate::domain::id::OriginatorId;
 use crate::error::{Error, Result};
 use crate::persistence::group_commit::GroupCommit;
@@ -75,6 +76,8 @@ pub struct PostgresRecorder {
     /// Where concurrent saves meet to share a transaction.
     commits: GroupCommit<Save, Written>,
     pub(super) id_type: OriginatorIdType,
+    /// The follower positions' table, beside an events table.
+    pub(super) tracking: Option<TrackingTable>,
 }
 
 impl PostgresRecorder {
@@ -86,11 +89,17 @@ impl PostgresRecorder {
         table_prefix: Option<&str>,
         create_table: bool,
     ) -> Result<Self> {
-        let table = match table_prefix {
-            Some(prefix) => format!("{}_events", checked_prefix(prefix)?),
-            None => "stored_events".to_owned(),
+        let (table, tracking) = match table_prefix {
+            Some(prefix) => {
+                let prefix = checked_prefix(prefix)?;
+                (format!("{prefix}_events"), format!("{prefix}_tracking"))
+            }
+            None => (
+                "stored_events".to_owned(),
+                "notification_tracking".to_owned(),
+            ),
         };
-        Self::new(db, &table, true, create_table)
+        Self::new(db, &table, Some(&tracking), create_table)
     }
 
     /// The recorder of snapshots, in the table `<prefix>_snapshots`
@@ -105,7 +114,7 @@ impl PostgresRecorder {
             Some(prefix) => format!("{}_snapshots", checked_prefix(prefix)?),
             None => "snapshots".to_owned(),
         };
-        Self::new(db, &table, false, create_table)
+        Self::new(db, &table, None, create_table)
     }
 
     /// The table, as `schema.table`.
@@ -113,8 +122,16 @@ impl PostgresRecorder {
         &self.name
     }
 
-    fn new(db: Arc<PostgresDatabase>, table: &str, with_log: bool, create: bool) -> Result<Self> {
-        // Both names passed `checked_identifier`, so quoting is all they need.
+    /// A recorder of `table`; an events table (with the log) if it has a
+    /// `tracking` table beside it.
+    fn new(
+        db: Arc<PostgresDatabase>,
+        table: &str,
+        tracking: Option<&str>,
+        create: bool,
+    ) -> Result<Self> {
+        let with_log = tracking.is_some();
+        // The names passed `checked_identifier`, so quoting is all they need.
         let quoted = format!("\"{}\".\"{}\"", db.schema, table);
         let name = format!("{}.{}", db.schema, table);
         let id_type = db.originator_id_type_of(table)?;
@@ -157,6 +174,7 @@ impl PostgresRecorder {
             begin_group_sql: format!("{begin_sql}; SAVEPOINT es_group"),
             commits: GroupCommit::default(),
             id_type,
+            tracking: tracking.map(|table| TrackingTable::new(&db.schema, table)),
             db,
             name,
             quoted,
@@ -440,6 +458,7 @@ impl PostgresRecorder {
             .map(|outcome| match outcome {
                 Outcome::Inserted(ids) => notification_ids_from_sql(ids).map(Written::Ids),
                 Outcome::Taken(error) => Ok(Written::Taken(error)),
+                Outcome::Refused(error) => Err(error),
             })
             .collect()
     }
@@ -450,7 +469,8 @@ impl PostgresRecorder {
     /// of a single save. If that insert hits a key already taken, it is
     /// undone (to a savepoint taken with the lock) and the saves go one by
     /// one, each in a savepoint of its own, so that a conflict undoes only the
-    /// save that hit it.
+    /// save that hit it. A group with tracking records goes one by one from
+    /// the start, since each save's position is checked with its events.
     fn try_group(
         &self,
         connection: &mut CachingConnection,
@@ -460,6 +480,18 @@ impl PostgresRecorder {
         let insert = connection
             .prepare(&self.insert_sql)
             .map_err(Write::Before)?;
+        let upsert = match &self.tracking {
+            Some(table) if saves.iter().any(|save| save.tracking.is_some()) => Some(
+                connection
+                    .prepare(&table.upsert_sql)
+                    .map_err(Write::Before)?,
+            ),
+            _ => None,
+        };
+        let statements = Statements {
+            insert: &insert,
+            upsert: upsert.as_ref(),
+        };
         let alone = saves.len() == 1;
         // BEGIN, the lock and the savepoint go in one round trip: a group is
         // then as many round trips as a bare transaction of one insert.
@@ -470,22 +502,29 @@ impl PostgresRecorder {
         };
         let transaction =
             Transaction::begin(&mut connection.client, begin).map_err(Write::Before)?;
-        let outcomes = match transaction.client.query(&insert, &group.as_params()) {
-            Ok(rows) => split_ids(self.ids_of(&rows).map_err(Write::Before)?, saves),
-            Err(error) if is_unique_violation(&error) && alone => {
-                // Dropping the transaction rolls it back.
-                return Ok(vec![Outcome::Taken(error)]);
+        let outcomes = if alone {
+            // Dropping the transaction rolls a refused save back.
+            vec![self.insert_save(transaction.client, &statements, &saves[0])?]
+        } else if statements.upsert.is_some() {
+            transaction
+                .client
+                .batch_execute("SAVEPOINT es_save")
+                .map_err(Write::Before)?;
+            self.insert_one_by_one(transaction.client, &statements, saves)?
+        } else {
+            match transaction.client.query(&insert, &group.as_params()) {
+                Ok(rows) => split_ids(self.ids_of(&rows).map_err(Write::Before)?, saves),
+                Err(error) if is_unique_violation(&error) => {
+                    transaction
+                        .client
+                        .batch_execute("ROLLBACK TO SAVEPOINT es_group; SAVEPOINT es_save")
+                        .map_err(Write::Before)?;
+                    self.insert_one_by_one(transaction.client, &statements, saves)?
+                }
+                Err(error) => return Err(Write::Before(error)),
             }
-            Err(error) if is_unique_violation(&error) => {
-                transaction
-                    .client
-                    .batch_execute("ROLLBACK TO SAVEPOINT es_group; SAVEPOINT es_save")
-                    .map_err(Write::Before)?;
-                self.insert_one_by_one(transaction.client, &insert, saves)?
-            }
-            Err(error) => return Err(Write::Before(error)),
         };
-        if outcomes.iter().all(|o| matches!(o, Outcome::Taken(_))) {
+        if !outcomes.iter().any(|o| matches!(o, Outcome::Inserted(_))) {
             return Ok(outcomes);
         }
         #[cfg(test)]
@@ -499,39 +538,62 @@ impl PostgresRecorder {
     }
 
     /// Inserts each save in the savepoint `es_save`, which is open on entry:
-    /// released after a save that went in, rolled back to after one that hit
-    /// a taken key (which leaves it open again for the next).
+    /// released after a save that went in, rolled back to after one that was
+    /// refused (which leaves it open again for the next).
     fn insert_one_by_one(
         &self,
         client: &mut postgres::Client,
-        insert: &postgres::Statement,
+        statements: &Statements<'_>,
         saves: &[Save],
     ) -> std::result::Result<Vec<Outcome>, Write> {
         let mut outcomes = Vec::with_capacity(saves.len());
         for (i, save) in saves.iter().enumerate() {
             let last = i + 1 == saves.len();
+            let outcome = self.insert_save(client, statements, save)?;
+            let next = match outcome {
+                Outcome::Inserted(_) if last => None,
+                Outcome::Inserted(_) => Some("RELEASE SAVEPOINT es_save; SAVEPOINT es_save"),
+                Outcome::Taken(_) | Outcome::Refused(_) => Some("ROLLBACK TO SAVEPOINT es_save"),
+            };
+            if let Some(sql) = next {
+                client.batch_execute(sql).map_err(Write::Before)?;
+            }
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+
+    /// One save's events, then its tracking record, if it has them. A
+    /// refused save leaves what it wrote for the caller to roll back.
+    fn insert_save(
+        &self,
+        client: &mut postgres::Client,
+        statements: &Statements<'_>,
+        save: &Save,
+    ) -> std::result::Result<Outcome, Write> {
+        let mut ids = Vec::new();
+        if !save.events.is_empty() {
             let params = GroupParams::of(self.id_type, std::slice::from_ref(save));
-            match client.query(insert, &params.as_params()) {
-                Ok(rows) => {
-                    outcomes.push(Outcome::Inserted(
-                        self.ids_of(&rows).map_err(Write::Before)?,
-                    ));
-                    if !last {
-                        client
-                            .batch_execute("RELEASE SAVEPOINT es_save; SAVEPOINT es_save")
-                            .map_err(Write::Before)?;
-                    }
-                }
-                Err(error) if is_unique_violation(&error) => {
-                    outcomes.push(Outcome::Taken(error));
-                    client
-                        .batch_execute("ROLLBACK TO SAVEPOINT es_save")
-                        .map_err(Write::Before)?;
-                }
+            match client.query(statements.insert, &params.as_params()) {
+                Ok(rows) => ids = self.ids_of(&rows).map_err(Write::Before)?,
+                Err(error) if is_unique_violation(&error) => return Ok(Outcome::Taken(error)),
                 Err(error) => return Err(Write::Before(error)),
             }
         }
-        Ok(outcomes)
+        if let (Some(upsert), Some(tracking)) = (statements.upsert, &save.tracking) {
+            // The events table's lock, held since BEGIN, keeps two processes
+            // from inserting the same new row at once.
+            let changed = client
+                .execute(
+                    upsert,
+                    &[&tracking.application_name, &tracking.notification_id],
+                )
+                .map_err(Write::Before)?;
+            if changed == 0 {
+                return Ok(Outcome::Refused(tracking.conflict()));
+            }
+        }
+        Ok(Outcome::Inserted(ids))
     }
 
     /// The notification ids an insert returned, in the order they were taken
@@ -584,6 +646,15 @@ impl PostgresRecorder {
             .zip(outcomes)
             .map(|(save, outcome)| match (outcome, &found) {
                 (Outcome::Taken(error), _) => Ok(Written::Taken(error)),
+                (Outcome::Refused(error), _) => Err(error),
+                // No events to look for: the position tells.
+                (Outcome::Inserted(_), _) if save.events.is_empty() => {
+                    match self.tracking_recorded(save.tracking.as_ref()) {
+                        Ok(true) => Ok(Written::Ids(Vec::new())),
+                        Ok(false) => Err(shared(&not_recorded)),
+                        Err(check) => Err(check),
+                    }
+                }
                 (Outcome::Inserted(_), Ok(found)) => match ids_if_recorded(save, found) {
                     Some(ids) => notification_ids_from_sql(ids).map(Written::Ids),
                     None => Err(shared(&not_recorded)),
@@ -595,6 +666,37 @@ impl PostgresRecorder {
                 }),
             })
             .collect()
+    }
+}
+
+impl PostgresRecorder {
+    /// Records `events` (checked by the caller) and `tracking` in the next
+    /// group's transaction.
+    pub(super) fn submit(
+        &self,
+        events: &[StoredEvent],
+        tracking: Option<TrackingParam>,
+    ) -> Result<Vec<u64>> {
+        // Checked here, so that what one save got wrong never fails its group.
+        let mut in_batch = HashSet::with_capacity(events.len());
+        for event in events {
+            if !in_batch.insert((&event.originator_id, event.originator_version)) {
+                return Err(Error::Conflict {
+                    originator_id: event.originator_id.clone(),
+                    originator_version: event.originator_version,
+                });
+            }
+        }
+        let save = Save {
+            ids: self.ids_to_sql(events)?,
+            versions: versions_to_sql(events)?,
+            events: events.to_vec(),
+            tracking,
+        };
+        match self.commits.submit(save, |saves| self.write_group(saves))? {
+            Written::Ids(ids) => Ok(ids),
+            Written::Taken(error) => Err(self.conflict(events, error)),
+        }
     }
 }
 
@@ -700,6 +802,14 @@ pub(super) struct Save {
     events: Vec<StoredEvent>,
     ids: IdsParam,
     versions: Vec<i64>,
+    tracking: Option<TrackingParam>,
+}
+
+/// The prepared statements a save is written with.
+struct Statements<'a> {
+    insert: &'a postgres::Statement,
+    /// Present when a save of the group has a tracking record.
+    upsert: Option<&'a postgres::Statement>,
 }
 
 /// What the writer of a group tells each saver.
@@ -717,6 +827,8 @@ enum Outcome {
     Inserted(Vec<i64>),
     /// Not inserted: one of its keys was taken (the driver's error).
     Taken(postgres::Error),
+    /// Not inserted: its tracking record is at or below the recorded one.
+    Refused(Error),
 }
 
 /// Where a write failed: before COMMIT was sent (the server rolls back), or
@@ -795,25 +907,7 @@ impl AggregateRecorder for PostgresRecorder {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let mut in_batch = HashSet::with_capacity(events.len());
-        for event in events {
-            if !in_batch.insert((&event.originator_id, event.originator_version)) {
-                return Err(Error::Conflict {
-                    originator_id: event.originator_id.clone(),
-                    originator_version: event.originator_version,
-                });
-            }
-        }
-        // Checked here, so that what one save got wrong never fails its group.
-        let save = Save {
-            ids: self.ids_to_sql(events)?,
-            versions: versions_to_sql(events)?,
-            events: events.to_vec(),
-        };
-        match self.commits.submit(save, |saves| self.write_group(saves))? {
-            Written::Ids(ids) => Ok(ids),
-            Written::Taken(error) => Err(self.conflict(events, error)),
-        }
+        self.submit(events, None)
     }
 
     fn select_events(

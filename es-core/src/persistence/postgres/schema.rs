@@ -36,6 +36,9 @@ impl PostgresRecorder {
                 PRIMARY KEY (originator_id, originator_version)
             );"
         );
+        if let Some(tracking) = &self.tracking {
+            ddl.push_str(&tracking.ddl);
+        }
         let mut connection = self.db.connection()?;
         let mut transaction = connection
             .client

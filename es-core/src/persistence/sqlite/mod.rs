@@ -10,12 +10,15 @@ use rusqlite::{
 };
 
 mod open;
+mod tracking;
 
 use super::group_commit::GroupCommit;
 pub use open::SqliteOpenError;
 pub(crate) use open::empty_path;
 
-use super::recorder::{AggregateRecorder, ApplicationRecorder, EventQuery, collect_visited};
+use super::recorder::{
+    AggregateRecorder, ApplicationRecorder, EventQuery, Tracking, collect_visited,
+};
 use super::sql::{
     clamp, notification_from_sql, notification_id_from_sql, undecodable, version_from_sql,
     version_to_sql,
@@ -28,6 +31,7 @@ use crate::error::{Error, Result};
 const EVENTS_TABLE: &str = "stored_events";
 /// Table of the snapshots.
 const SNAPSHOTS_TABLE: &str = "snapshots";
+use tracking::TRACKING_DDL;
 
 /// How hard a commit works to survive a power loss, as SQLite's `synchronous` pragma.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -269,8 +273,11 @@ pub struct SqliteRecorder {
 }
 
 impl SqliteRecorder {
-    /// The recorder of events and the notification log. Creates its table if
-    /// `create_table` and it does not exist yet.
+    /// The recorder of events and the notification log, and of a follower's
+    /// positions in its leaders' logs (it is a
+    /// [`ProcessRecorder`](crate::persistence::ProcessRecorder)). Creates
+    /// its tables (`stored_events`, `notification_tracking`) if
+    /// `create_table` and they do not exist yet.
     pub fn events(db: Arc<SqliteDatabase>, create_table: bool) -> Result<Self> {
         let ddl = format!(
             "CREATE TABLE IF NOT EXISTS {EVENTS_TABLE} (
@@ -281,7 +288,8 @@ impl SqliteRecorder {
                 state BLOB NOT NULL,
                 UNIQUE (originator_id, originator_version)
             );
-            CREATE INDEX IF NOT EXISTS {EVENTS_TABLE}_topic ON {EVENTS_TABLE} (topic, notification_id);"
+            CREATE INDEX IF NOT EXISTS {EVENTS_TABLE}_topic ON {EVENTS_TABLE} (topic, notification_id);
+            {TRACKING_DDL}"
         );
         Self::new(db, EVENTS_TABLE, true, create_table.then_some(ddl))
     }
@@ -323,6 +331,21 @@ impl SqliteRecorder {
             insert_sql: insert_sql.into(),
             with_log,
         })
+    }
+}
+
+impl SqliteRecorder {
+    /// Records `events` and `tracking` in the next group's transaction.
+    fn write(&self, events: &[StoredEvent], tracking: Option<&Tracking>) -> Result<Vec<u64>> {
+        let batch = Batch {
+            insert_sql: Arc::clone(&self.insert_sql),
+            with_log: self.with_log,
+            events: events.to_vec(),
+            tracking: tracking.cloned(),
+        };
+        self.db
+            .commits
+            .submit(batch, |batches| write_group(&mut self.db.writer(), batches))
     }
 }
 
@@ -388,6 +411,8 @@ struct Batch {
     /// Whether the table keeps the notification log (ids are returned).
     with_log: bool,
     events: Vec<StoredEvent>,
+    /// The follower's position to record with the events, if any.
+    tracking: Option<Tracking>,
 }
 
 enum BatchError {
@@ -429,6 +454,9 @@ fn insert_batch(connection: &Connection, batch: &Batch) -> Result<Vec<u64>, Batc
             ids.push(notification_id_from_sql(id).map_err(BatchError::Refused)?);
         }
     }
+    if let Some(tracking) = &batch.tracking {
+        tracking::record(connection, tracking)?;
+    }
     Ok(ids)
 }
 
@@ -437,14 +465,7 @@ impl AggregateRecorder for SqliteRecorder {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let batch = Batch {
-            insert_sql: Arc::clone(&self.insert_sql),
-            with_log: self.with_log,
-            events: events.to_vec(),
-        };
-        self.db
-            .commits
-            .submit(batch, |batches| write_group(&mut self.db.writer(), batches))
+        self.write(events, None)
     }
 
     fn select_events(

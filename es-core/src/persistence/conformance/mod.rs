@@ -23,8 +23,11 @@ use uuid::Uuid;
 use crate::domain::id::OriginatorId;
 use crate::error::Error;
 
-use super::recorder::{AggregateRecorder, ApplicationRecorder, EventQuery};
+use super::recorder::{AggregateRecorder, ApplicationRecorder, EventQuery, ProcessRecorder};
 use super::stored_event::{Notification, StoredEvent};
+
+mod tracking;
+pub use tracking::*;
 
 /// A fresh recorder for one case, with whatever must live as long as it (a
 /// temporary directory, say).
@@ -36,6 +39,9 @@ pub struct Fixture {
     pub text_ids: bool,
     /// How to make the recorder skip notification ids, if it ever does; see [`Fixture::with_gaps`].
     pub gaps: Option<GapMaker>,
+    /// The same recorder as a process recorder, for the tracking cases; see
+    /// [`Fixture::process`].
+    pub process: Option<Arc<dyn ProcessRecorder>>,
     _keep_alive: Option<Box<dyn Any + Send + Sync>>,
 }
 
@@ -46,6 +52,22 @@ impl Fixture {
             recorder: Arc::new(recorder),
             text_ids: true,
             gaps: None,
+            process: None,
+            _keep_alive: None,
+        }
+    }
+
+    /// A fixture around a process recorder: every case of
+    /// [`recorder_conformance_tests!`](crate::recorder_conformance_tests),
+    /// and those of
+    /// [`process_recorder_conformance_tests!`](crate::process_recorder_conformance_tests).
+    pub fn process(recorder: impl ProcessRecorder + 'static) -> Self {
+        let process: Arc<dyn ProcessRecorder> = Arc::new(recorder);
+        Fixture {
+            recorder: Arc::clone(&process) as Arc<dyn ApplicationRecorder>,
+            text_ids: true,
+            gaps: None,
+            process: Some(process),
             _keep_alive: None,
         }
     }
