@@ -51,6 +51,7 @@ mod application;
 mod domain;
 mod error;
 pub mod persistence;
+pub mod system;
 pub mod testing;
 
 #[doc = include_str!("docs/aggregate.md")]

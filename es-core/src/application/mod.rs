@@ -30,7 +30,9 @@ use crate::domain::aggregate::Aggregate;
 use crate::domain::event::{AnyEvent, DomainEvent};
 use crate::domain::id::OriginatorId;
 use crate::error::{BoxError, Error, Result};
-use crate::persistence::{AggregateRecorder, ApplicationRecorder, Mapper, StoredEvent};
+use crate::persistence::{
+    AggregateRecorder, ApplicationRecorder, Mapper, ProcessRecorder, StoredEvent, Tracking,
+};
 
 /// A function told about each successful save.
 type Subscriber = Box<dyn Fn(&[Recording]) -> Result<(), BoxError> + Send + Sync>;
@@ -76,7 +78,7 @@ pub struct Application {
     name: Option<String>,
     persistence: Persistence,
     mapper: Mapper,
-    events: Arc<dyn ApplicationRecorder>,
+    events: Arc<dyn ProcessRecorder>,
     snapshots: Option<Arc<dyn AggregateRecorder>>,
     intervals: HashMap<String, u64>,
     section_size: usize,
@@ -147,6 +149,12 @@ impl Application {
         &*self.events
     }
 
+    /// The same recorder, as the tracking recorder of the applications this
+    /// one follows: where a follower's position in each leader's log is kept.
+    pub fn process_recorder(&self) -> &dyn ProcessRecorder {
+        &*self.events
+    }
+
     /// The recorder of snapshots, if the application keeps them.
     pub fn snapshot_recorder(&self) -> Option<&dyn AggregateRecorder> {
         self.snapshots.as_deref()
@@ -203,6 +211,42 @@ impl Application {
     /// version first, the result is [`Error::Conflict`], nothing is written, and
     /// the aggregates keep their pending events.
     pub fn save<S: Save + ?Sized>(&self, aggregates: &mut S) -> Result<Vec<Recording>> {
+        self.save_tracked(aggregates, None)
+    }
+
+    /// Saves as [`save`](Self::save) does, and records in the same
+    /// transaction that this application has processed `tracking`'s
+    /// notification of an application it follows (even with no pending
+    /// events, for a notification that called for nothing). Recording a
+    /// notification at or below the position already recorded for that
+    /// application is an [`Error::TrackingConflict`] and writes nothing: a
+    /// notification is processed once, whatever crashes or retries happen.
+    ///
+    /// ```
+    /// use es_core::prelude::*;
+    /// use es_core::persistence::{Tracking, TrackingRecorder};
+    /// # #[aggregate] pub struct Receipt { total: u32 }
+    /// # #[aggregate] impl Receipt { #[event("Issued")] pub fn issue(total: u32) -> Self { Receipt { total } } }
+    /// let follower = Application::builder().name("receipts").in_memory().build()?;
+    /// follower.save_with_tracking(&mut Receipt::issue(5), &Tracking::new("orders", 1))?;
+    /// assert_eq!(follower.process_recorder().max_tracking_id("orders")?, Some(1));
+    /// let again = follower.save_with_tracking(&mut Receipt::issue(5), &Tracking::new("orders", 1));
+    /// assert!(matches!(again, Err(Error::TrackingConflict { .. })));
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    pub fn save_with_tracking<S: Save + ?Sized>(
+        &self,
+        aggregates: &mut S,
+        tracking: &Tracking,
+    ) -> Result<Vec<Recording>> {
+        self.save_tracked(aggregates, Some(tracking))
+    }
+
+    fn save_tracked<S: Save + ?Sized>(
+        &self,
+        aggregates: &mut S,
+        tracking: Option<&Tracking>,
+    ) -> Result<Vec<Recording>> {
         let mut stored = Vec::new();
         let mut failure = None;
         aggregates.for_each_aggregate(&mut |aggregate| {
@@ -216,10 +260,17 @@ impl Application {
             return Err(error);
         }
         if stored.is_empty() {
-            return Ok(Vec::new());
+            return match tracking {
+                Some(tracking) => self.events.insert_tracking(tracking).map(|()| Vec::new()),
+                None => Ok(Vec::new()),
+            };
         }
         let epoch = self.cache.as_ref().map(cache::AggregateCache::epoch);
-        let notification_ids = match self.events.insert_events(&stored) {
+        let inserted = match tracking {
+            Some(tracking) => self.events.insert_events_with_tracking(&stored, tracking),
+            None => self.events.insert_events(&stored),
+        };
+        let notification_ids = match inserted {
             Ok(ids) => ids,
             Err(error) => {
                 // Whoever conflicted holds an older copy than the store: so may the cache.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use super::environment::Environment;
 use crate::error::{Error, Result};
 use crate::persistence::{
-    AggregateRecorder, ApplicationRecorder, OriginatorIdType, PostgresConfig, PostgresDatabase,
-    PostgresRecorder, SslMode, checked_schema, table_prefix_from_name,
+    AggregateRecorder, OriginatorIdType, PostgresConfig, PostgresDatabase, PostgresRecorder,
+    ProcessRecorder, SslMode, checked_schema, table_prefix_from_name,
 };
 
 /// The most connections `POSTGRES_POOL_SIZE` may ask for.
@@ -164,10 +164,7 @@ pub(super) fn with_table_prefix(mut config: PostgresConfig, name: Option<&str>) 
     config
 }
 
-type Recorders = (
-    Arc<dyn ApplicationRecorder>,
-    Option<Arc<dyn AggregateRecorder>>,
-);
+type Recorders = (Arc<dyn ProcessRecorder>, Option<Arc<dyn AggregateRecorder>>);
 
 /// The events recorder, and the snapshots recorder if `snapshotting`, sharing one pool.
 pub(super) fn open_recorders(

@@ -106,6 +106,14 @@ fn check_created<A: Aggregate>(event: &DomainEvent<A::Event>) -> Result<()> {
     Ok(())
 }
 
+/// What a follower's policy collects while it processes an event: aggregates
+/// of any types, saved together with the follower's position.
+impl Save for Box<dyn Unsaved + '_> {
+    fn for_each_aggregate(&mut self, visit: &mut dyn FnMut(&mut dyn Unsaved)) {
+        visit(&mut **self);
+    }
+}
+
 impl<T: Save + ?Sized> Save for &mut T {
     fn for_each_aggregate(&mut self, visit: &mut dyn FnMut(&mut dyn Unsaved)) {
         (**self).for_each_aggregate(visit);

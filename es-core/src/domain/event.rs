@@ -75,6 +75,42 @@ impl DomainEvent<Box<dyn AnyEvent>> {
         self.payload.as_any().downcast_ref()
     }
 
+    /// The event with its payload as the concrete event enum `E`, or the
+    /// event back unchanged if its payload is of another type.
+    ///
+    /// ```
+    /// # use es_core::prelude::*;
+    /// # #[aggregate] pub struct Lamp { on: bool }
+    /// # #[aggregate] impl Lamp { #[event("Installed")] pub fn install() -> Self { Lamp { on: false } } }
+    /// # let event = Lamp::install().pending_events()[0].clone();
+    /// let any: DomainEvent<Box<dyn AnyEvent>> = DomainEvent {
+    ///     originator_id: event.originator_id, originator_version: 1, timestamp: event.timestamp,
+    ///     payload: Box::new(event.payload),
+    /// };
+    /// let typed: DomainEvent<LampEvent> = any.downcast().expect("a lamp event");
+    /// assert!(matches!(typed.payload, LampEvent::Installed {}));
+    /// ```
+    pub fn downcast<E: AggregateEvent>(self) -> Result<DomainEvent<E>, Self> {
+        if !self.payload.as_any().is::<E>() {
+            return Err(self);
+        }
+        let DomainEvent {
+            originator_id,
+            originator_version,
+            timestamp,
+            payload,
+        } = self;
+        match payload.into_any().downcast::<E>() {
+            Ok(payload) => Ok(DomainEvent {
+                originator_id,
+                originator_version,
+                timestamp,
+                payload: *payload,
+            }),
+            Err(_) => unreachable!("the payload's type was checked before the downcast"),
+        }
+    }
+
     /// The stable string under which this event is stored.
     pub fn topic(&self) -> &'static str {
         self.payload.topic()
@@ -128,6 +164,8 @@ pub trait AnyEvent: fmt::Debug + Send + Sync + 'static {
     fn topic(&self) -> &'static str;
     /// The payload as [`Any`], to downcast to its event enum.
     fn as_any(&self) -> &dyn Any;
+    /// The boxed payload as [`Any`], to downcast it without a copy.
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
 }
 
 impl<E: AggregateEvent> AnyEvent for E {
@@ -135,6 +173,9 @@ impl<E: AggregateEvent> AnyEvent for E {
         AggregateEvent::topic(self)
     }
     fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
     }
 }

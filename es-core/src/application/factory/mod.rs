@@ -24,7 +24,7 @@ use std::path::PathBuf;
 
 use super::environment::Environment;
 use crate::error::{Error, Result};
-use crate::persistence::{AggregateRecorder, ApplicationRecorder, MemoryRecorder};
+use crate::persistence::{AggregateRecorder, MemoryRecorder, ProcessRecorder};
 
 #[cfg(feature = "sqlite")]
 pub(crate) use sqlite::synchronous_name;
@@ -96,8 +96,9 @@ pub struct FactorySettings<'a> {
 pub struct OpenedPersistence {
     /// Where the events are kept, as [`Application::persistence`](crate::Application::persistence) shows it.
     pub persistence: Persistence,
-    /// The events recorder, with the notification log.
-    pub events: Arc<dyn ApplicationRecorder>,
+    /// The events recorder, with the notification log and the tracking of
+    /// the applications it follows.
+    pub events: Arc<dyn ProcessRecorder>,
     /// The snapshots recorder, if snapshotting was asked for.
     pub snapshots: Option<Arc<dyn AggregateRecorder>>,
 }

@@ -1,0 +1,246 @@
+//! A process application: an application that follows others, running its
+//! policy on each of their events exactly once.
+
+use crate::application::Application;
+use crate::domain::event::{AnyEvent, DomainEvent};
+use crate::error::Result;
+use crate::persistence::{Notification, StoredEvent, Tracking};
+
+use super::error::SystemError;
+use super::policy::{Policy, ProcessingContext};
+
+/// An application whose notification log a follower reads: a local
+/// [`Application`], or (later) one across the network.
+pub trait Leader: Send + Sync {
+    /// The name the follower tracks its position under.
+    fn leader_name(&self) -> &str;
+
+    /// Up to `limit` notifications from id `start` on, in id order.
+    fn notifications(&self, start: u64, limit: usize) -> Result<Vec<Notification>>;
+
+    /// One of its events decoded, as the leader encoded it (its transcoder,
+    /// compressor and cipher).
+    fn decode(&self, stored: &StoredEvent) -> Result<DomainEvent<Box<dyn AnyEvent>>>;
+}
+
+impl Leader for Application {
+    fn leader_name(&self) -> &str {
+        self.name().unwrap_or_default()
+    }
+
+    fn notifications(&self, start: u64, limit: usize) -> Result<Vec<Notification>> {
+        self.recorder()
+            .select_notifications(start, limit, None, &[])
+    }
+
+    fn decode(&self, stored: &StoredEvent) -> Result<DomainEvent<Box<dyn AnyEvent>>> {
+        self.mapper().to_any_event(stored)
+    }
+}
+
+/// How many notifications a follower reads from its leader at a time.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+
+/// An application that follows others: for each event in a leader's log
+/// after its position there, it runs its [`Policy`], and saves what the
+/// policy collected together with its new position in one transaction.
+/// Run again after any failure or crash, it resumes after the last event
+/// whose processing was committed: each event is processed exactly once.
+///
+/// ```
+/// use es_core::prelude::*;
+/// use es_core::system::{Policies, ProcessApplication};
+/// # #[aggregate] pub struct Sale { lines: u32 }
+/// # #[aggregate] impl Sale { #[event("Placed")] pub fn place(lines: u32) -> Self { Sale { lines } } }
+/// # #[aggregate] pub struct Slip { lines: u32 }
+/// # #[aggregate] impl Slip { #[event("Started")] pub fn start(lines: u32) -> Self { Slip { lines } } }
+/// let sales = Application::builder().name("sales").in_memory().build()?;
+/// let warehouse = ProcessApplication::new(
+///     Application::builder().name("warehouse").in_memory().build()?,
+///     Policies::new().on(|event: DomainEvent<SaleEvent>, context| {
+///         let SaleEvent::Placed { lines } = event.payload;
+///         context.collect(Slip::start(lines));
+///         Ok(())
+///     }),
+/// )?;
+/// sales.save(&mut Sale::place(3))?;
+/// assert_eq!(warehouse.pull_and_process(&sales, None)?, 1);
+/// assert_eq!(warehouse.pull_and_process(&sales, None)?, 0); // nothing new
+/// assert_eq!(warehouse.application().notification_log().max_id()?, Some(1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct ProcessApplication {
+    app: Application,
+    name: String,
+    policy: Box<dyn Policy>,
+    page_size: usize,
+}
+
+impl std::fmt::Debug for ProcessApplication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessApplication")
+            .field("name", &self.name)
+            .field("page_size", &self.page_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProcessApplication {
+    /// `app` following with `policy`. The application must have a name (its
+    /// leaders' followers are told apart by it).
+    pub fn new(app: Application, policy: impl Policy) -> Result<Self, SystemError> {
+        let name = match app.name() {
+            Some(name) if !name.is_empty() => name.to_owned(),
+            _ => {
+                return Err(SystemError::Invalid(
+                    "a process application needs a name: build its application with \
+                     Application::builder().name(..)"
+                        .into(),
+                ));
+            }
+        };
+        Ok(ProcessApplication {
+            app,
+            name,
+            policy: Box::new(policy),
+            page_size: DEFAULT_PAGE_SIZE,
+        })
+    }
+
+    /// Reads leaders' logs `page_size` notifications at a time (at least 1).
+    pub fn with_page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size.max(1);
+        self
+    }
+
+    /// The follower's own application: its repository, its log.
+    pub fn application(&self) -> &Application {
+        &self.app
+    }
+
+    pub(crate) fn application_mut(&mut self) -> &mut Application {
+        &mut self.app
+    }
+
+    /// The follower's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the policy processes events of `topic`.
+    pub fn wants(&self, topic: &str) -> bool {
+        self.policy.wants(topic)
+    }
+
+    /// The id of the last notification of `leader` this follower has
+    /// processed (or passed over), if any.
+    pub fn position(&self, leader: &str) -> Result<Option<u64>, SystemError> {
+        self.app
+            .process_recorder()
+            .max_tracking_id(leader)
+            .map_err(|source| self.store_error(leader, source))
+    }
+
+    /// Processes every notification of `leader` after this follower's
+    /// position, up to `stop` (inclusive) if given, and returns how many
+    /// events the policy processed. Stops at the first failure, which names
+    /// the event; everything before it stays recorded.
+    pub fn pull_and_process(
+        &self,
+        leader: &dyn Leader,
+        stop: Option<u64>,
+    ) -> Result<usize, SystemError> {
+        let name = leader.leader_name();
+        let mut position = self.position(name)?;
+        let mut processed = 0;
+        loop {
+            let start = position.map_or(1, |id| id + 1);
+            if stop.is_some_and(|stop| start > stop) {
+                return Ok(processed);
+            }
+            let page = leader
+                .notifications(start, self.page_size)
+                .map_err(|source| self.store_error(name, source))?;
+            let full = page.len() == self.page_size;
+            let mut passed_over = None;
+            for notification in page {
+                if stop.is_some_and(|stop| notification.id > stop) {
+                    return self.finish(name, passed_over, processed);
+                }
+                if self.policy.wants(&notification.event.topic) {
+                    self.process(leader, &notification)?;
+                    processed += 1;
+                    passed_over = None;
+                } else {
+                    passed_over = Some(notification.id);
+                }
+                position = Some(notification.id);
+            }
+            self.record_passed_over(name, passed_over)?;
+            if !full {
+                return Ok(processed);
+            }
+        }
+    }
+
+    fn finish(
+        &self,
+        leader: &str,
+        passed_over: Option<u64>,
+        processed: usize,
+    ) -> Result<usize, SystemError> {
+        self.record_passed_over(leader, passed_over)?;
+        Ok(processed)
+    }
+
+    /// Moves the position past notifications the policy did not want, so
+    /// that they are not read again; one write for a run of them.
+    fn record_passed_over(&self, leader: &str, last: Option<u64>) -> Result<(), SystemError> {
+        let Some(id) = last else {
+            return Ok(());
+        };
+        self.app
+            .process_recorder()
+            .insert_tracking(&Tracking::new(leader, id))
+            .map_err(|source| self.store_error(leader, source))
+    }
+
+    /// Runs the policy on one notification and records its outcome with the
+    /// position, or nothing.
+    fn process(&self, leader: &dyn Leader, notification: &Notification) -> Result<(), SystemError> {
+        let name = leader.leader_name();
+        let stored = &notification.event;
+        let event = leader
+            .decode(stored)
+            .map_err(|source| SystemError::Decode {
+                follower: self.name.clone(),
+                leader: name.to_owned(),
+                notification_id: notification.id,
+                topic: stored.topic.clone(),
+                source: Box::new(source),
+            })?;
+        let mut context = ProcessingContext::new(&self.app, name, notification.id);
+        self.policy
+            .process(event, &mut context)
+            .map_err(|source| SystemError::Policy {
+                follower: self.name.clone(),
+                leader: name.to_owned(),
+                notification_id: notification.id,
+                topic: stored.topic.clone(),
+                source,
+            })?;
+        let mut collected = context.into_collected();
+        self.app
+            .save_with_tracking(&mut collected, &Tracking::new(name, notification.id))
+            .map(drop)
+            .map_err(|source| self.store_error(name, source))
+    }
+
+    fn store_error(&self, leader: &str, source: crate::error::Error) -> SystemError {
+        SystemError::Store {
+            follower: self.name.clone(),
+            leader: leader.to_owned(),
+            source: Box::new(source),
+        }
+    }
+}

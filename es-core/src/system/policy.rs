@@ -1,0 +1,222 @@
+//! What a follower does with each event it receives: its policy, and the
+//! context a policy records its outcome in.
+
+use std::marker::PhantomData;
+
+use crate::application::{Application, Repository, Unsaved};
+use crate::domain::aggregate::Aggregate;
+use crate::domain::event::{AggregateEvent, AnyEvent, DomainEvent};
+use crate::error::BoxError;
+
+/// How a process application responds to the events of the applications
+/// it follows.
+///
+/// A policy is called once per event, with the event decoded through the
+/// topic registry, and a [`ProcessingContext`] to load the follower's own
+/// aggregates and collect those it changed. Everything collected is saved
+/// with the follower's new position in one transaction, so an event is
+/// processed exactly once; an error records nothing and stops the follower
+/// at that event.
+///
+/// Most policies are built with [`Policies`] from typed closures. A closure
+/// over any event is a policy too:
+///
+/// ```
+/// use es_core::system::{Policy, ProcessingContext};
+/// use es_core::{AnyEvent, BoxError, DomainEvent};
+/// fn count(event: DomainEvent<Box<dyn AnyEvent>>, _: &mut ProcessingContext<'_>) -> Result<(), BoxError> {
+///     println!("{}", event.topic());
+///     Ok(())
+/// }
+/// fn assert_policy(_: impl Policy) {}
+/// assert_policy(count);
+/// ```
+pub trait Policy: Send + Sync + 'static {
+    /// Whether this policy processes events of `topic`. Events it does not
+    /// want are never decoded; the follower's position passes them.
+    fn wants(&self, topic: &str) -> bool {
+        let _ = topic;
+        true
+    }
+
+    /// Processes one event.
+    fn process(
+        &self,
+        event: DomainEvent<Box<dyn AnyEvent>>,
+        context: &mut ProcessingContext<'_>,
+    ) -> Result<(), BoxError>;
+}
+
+impl<F> Policy for F
+where
+    F: Fn(DomainEvent<Box<dyn AnyEvent>>, &mut ProcessingContext<'_>) -> Result<(), BoxError>
+        + Send
+        + Sync
+        + 'static,
+{
+    fn process(
+        &self,
+        event: DomainEvent<Box<dyn AnyEvent>>,
+        context: &mut ProcessingContext<'_>,
+    ) -> Result<(), BoxError> {
+        self(event, context)
+    }
+}
+
+/// What a policy sees of the follower while it processes one event.
+pub struct ProcessingContext<'a> {
+    app: &'a Application,
+    leader: &'a str,
+    notification_id: u64,
+    collected: Vec<Box<dyn Unsaved + 'a>>,
+}
+
+impl<'a> ProcessingContext<'a> {
+    pub(crate) fn new(app: &'a Application, leader: &'a str, notification_id: u64) -> Self {
+        ProcessingContext {
+            app,
+            leader,
+            notification_id,
+            collected: Vec::new(),
+        }
+    }
+
+    /// The follower's repository, to get its own aggregates.
+    pub fn repository(&self) -> Repository<'a> {
+        self.app.repository()
+    }
+
+    /// The name of the application whose event this is.
+    pub fn leader(&self) -> &str {
+        self.leader
+    }
+
+    /// The event's notification id in its leader's log.
+    pub fn notification_id(&self) -> u64 {
+        self.notification_id
+    }
+
+    /// Saves `aggregate`'s pending events with this event's processing.
+    pub fn collect<A: Aggregate + 'a>(&mut self, aggregate: A) {
+        self.collected.push(Box::new(aggregate));
+    }
+
+    pub(crate) fn into_collected(self) -> Vec<Box<dyn Unsaved + 'a>> {
+        self.collected
+    }
+}
+
+/// A policy of typed handlers, one per event enum: each event goes to the
+/// handler of its enum, decoded as that enum, and events of other enums are
+/// passed over without being decoded.
+///
+/// ```
+/// use es_core::prelude::*;
+/// use es_core::system::Policies;
+/// # #[aggregate] pub struct Loan { lines: u32 }
+/// # #[aggregate] impl Loan { #[event("Placed")] pub fn place(lines: u32) -> Self { Loan { lines } } }
+/// # #[aggregate] pub struct Reminder { lines: u32 }
+/// # #[aggregate] impl Reminder { #[event("Started")] pub fn start(lines: u32) -> Self { Reminder { lines } } }
+/// let policy = Policies::new().on(|event: DomainEvent<LoanEvent>, context| {
+///     match event.payload {
+///         LoanEvent::Placed { lines } => context.collect(Reminder::start(lines)),
+///     }
+///     Ok(())
+/// });
+/// # let _ = policy;
+/// ```
+#[derive(Default)]
+pub struct Policies {
+    handlers: Vec<Box<dyn Handler>>,
+}
+
+impl Policies {
+    /// A policy that processes nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the handler of the events of enum `E`.
+    pub fn on<E, F>(mut self, handler: F) -> Self
+    where
+        E: AggregateEvent,
+        F: Fn(DomainEvent<E>, &mut ProcessingContext<'_>) -> Result<(), BoxError>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.handlers.push(Box::new(Typed {
+            handler,
+            _event: PhantomData::<fn() -> E>,
+        }));
+        self
+    }
+}
+
+impl std::fmt::Debug for Policies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policies")
+            .field("handlers", &self.handlers.len())
+            .finish()
+    }
+}
+
+impl Policy for Policies {
+    fn wants(&self, topic: &str) -> bool {
+        self.handlers.iter().any(|handler| handler.wants(topic))
+    }
+
+    fn process(
+        &self,
+        mut event: DomainEvent<Box<dyn AnyEvent>>,
+        context: &mut ProcessingContext<'_>,
+    ) -> Result<(), BoxError> {
+        for handler in &self.handlers {
+            match handler.handle(event, context) {
+                Handled::Done(result) => return result,
+                Handled::NotMine(back) => event = back,
+            }
+        }
+        Ok(())
+    }
+}
+
+enum Handled {
+    Done(Result<(), BoxError>),
+    NotMine(DomainEvent<Box<dyn AnyEvent>>),
+}
+
+trait Handler: Send + Sync {
+    fn wants(&self, topic: &str) -> bool;
+    fn handle(
+        &self,
+        event: DomainEvent<Box<dyn AnyEvent>>,
+        context: &mut ProcessingContext<'_>,
+    ) -> Handled;
+}
+
+struct Typed<E, F> {
+    handler: F,
+    _event: PhantomData<fn() -> E>,
+}
+
+impl<E, F> Handler for Typed<E, F>
+where
+    E: AggregateEvent,
+    F: Fn(DomainEvent<E>, &mut ProcessingContext<'_>) -> Result<(), BoxError> + Send + Sync,
+{
+    fn wants(&self, topic: &str) -> bool {
+        E::has_topic(topic)
+    }
+
+    fn handle(
+        &self,
+        event: DomainEvent<Box<dyn AnyEvent>>,
+        context: &mut ProcessingContext<'_>,
+    ) -> Handled {
+        match event.downcast::<E>() {
+            Ok(event) => Handled::Done((self.handler)(event, context)),
+            Err(event) => Handled::NotMine(event),
+        }
+    }
+}

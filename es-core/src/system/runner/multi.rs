@@ -1,0 +1,282 @@
+//! The multi-threaded runner: a thread per follower, woken by its leaders'
+//! saves, and polling now and then for what other processes wrote.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::{application, process};
+use crate::application::Application;
+use crate::system::error::SystemError;
+use crate::system::follower::ProcessApplication;
+use crate::system::pipes::System;
+
+/// How often a follower looks at its leaders' logs without being woken: for
+/// events saved by other processes, which cannot wake it.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Runs a [`System`] with a thread per follower. A leader's save wakes its
+/// followers, which process in their own threads; each follower catches up
+/// from its recorded position when the runner starts. A follower that fails
+/// stops (the others go on); its error is in [`errors`](Self::errors) and is
+/// the result of [`stop`](Self::stop) and of a [`wait`](Self::wait) on it.
+///
+/// ```
+/// use std::time::Duration;
+/// use es_core::prelude::*;
+/// use es_core::system::{MultiThreadedRunner, Policies, ProcessApplication, System};
+/// # #[aggregate] pub struct Visit { lines: u32 }
+/// # #[aggregate] impl Visit { #[event("Placed")] pub fn place(lines: u32) -> Self { Visit { lines } } }
+/// # #[aggregate] pub struct Badge { lines: u32 }
+/// # #[aggregate] impl Badge { #[event("Started")] pub fn start(lines: u32) -> Self { Badge { lines } } }
+/// let app = |name: &str| Application::builder().name(name).in_memory().build();
+/// let picking = Policies::new().on(|event: DomainEvent<VisitEvent>, context| {
+///     let VisitEvent::Placed { lines } = event.payload;
+///     context.collect(Badge::start(lines));
+///     Ok(())
+/// });
+/// let system = System::builder()
+///     .application(app("visits")?)
+///     .process(ProcessApplication::new(app("warehouse")?, picking)?)
+///     .pipe(["visits", "warehouse"])
+///     .build()?;
+/// let runner = MultiThreadedRunner::start(system)?;
+/// let recorded = runner.application("visits")?.save(&mut Visit::place(2))?;
+/// // Read your writes: wait until the warehouse has processed the order.
+/// runner.wait("warehouse", "visits", recorded[0].notification_id, Duration::from_secs(5))?;
+/// assert_eq!(runner.application("warehouse")?.notification_log().max_id()?, Some(1));
+/// runner.stop()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct MultiThreadedRunner {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+struct Shared {
+    system: System,
+    /// One per application, used by followers: set when a leader saved.
+    wakers: Vec<Waker>,
+    stopping: AtomicBool,
+    /// The failures of followers that stopped, with their indexes.
+    errors: Mutex<Vec<(usize, Arc<SystemError>)>>,
+    /// Bumped after each round of processing, for `wait`.
+    progress: Mutex<u64>,
+    progressed: Condvar,
+    poll_interval: Duration,
+}
+
+#[derive(Default)]
+struct Waker {
+    woken: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl Waker {
+    fn wake(&self) {
+        *lock(&self.woken) = true;
+        self.wake.notify_one();
+    }
+
+    /// Waits until woken or `timeout` passes, and clears the flag.
+    fn wait(&self, timeout: Duration) {
+        let woken = lock(&self.woken);
+        let (mut woken, _) = self
+            .wake
+            .wait_timeout_while(woken, timeout, |woken| !*woken)
+            .unwrap_or_else(PoisonError::into_inner);
+        *woken = false;
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl std::fmt::Debug for MultiThreadedRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MultiThreadedRunner")
+            .field("system", &self.shared.system)
+            .field("threads", &self.threads.len())
+            .finish()
+    }
+}
+
+impl MultiThreadedRunner {
+    /// Starts a thread per follower, each catching up from its position.
+    pub fn start(system: System) -> Result<Self, SystemError> {
+        Self::start_with_poll_interval(system, DEFAULT_POLL_INTERVAL)
+    }
+
+    /// As [`start`](Self::start), looking at the leaders' logs at least every
+    /// `poll_interval` even when not woken.
+    pub fn start_with_poll_interval(
+        mut system: System,
+        poll_interval: Duration,
+    ) -> Result<Self, SystemError> {
+        let followers = system.followers();
+        let shared = Arc::new_cyclic(|weak: &Weak<Shared>| {
+            let weak = weak.clone();
+            system.on_each_save(move |leader| {
+                if let Some(shared) = weak.upgrade() {
+                    shared.wake_followers_of(leader);
+                }
+                Ok(())
+            });
+            Shared {
+                wakers: (0..system.nodes.len()).map(|_| Waker::default()).collect(),
+                system,
+                stopping: AtomicBool::new(false),
+                errors: Mutex::new(Vec::new()),
+                progress: Mutex::new(0),
+                progressed: Condvar::new(),
+                poll_interval,
+            }
+        });
+        let mut threads = Vec::with_capacity(followers.len());
+        for (follower, leaders) in followers {
+            let shared = Arc::clone(&shared);
+            let name = format!("es-follower-{}", shared.system.name(follower));
+            let thread = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || shared.follow(follower, &leaders))
+                .map_err(|e| SystemError::Runner(format!("starting a follower thread: {e}")))?;
+            threads.push(thread);
+        }
+        Ok(MultiThreadedRunner { shared, threads })
+    }
+
+    /// The application named `name`: save to it, read from it.
+    pub fn application(&self, name: &str) -> Result<&Application, SystemError> {
+        application(&self.shared.system, name)
+    }
+
+    /// The process application named `name`.
+    pub fn process(&self, name: &str) -> Result<&ProcessApplication, SystemError> {
+        process(&self.shared.system, name)
+    }
+
+    /// Waits until `follower` has processed notification `notification_id`
+    /// of `leader` (read-your-writes for a request handler). Fails if the
+    /// follower has stopped with an error, or when `timeout` passes.
+    pub fn wait(
+        &self,
+        follower: &str,
+        leader: &str,
+        notification_id: u64,
+        timeout: Duration,
+    ) -> Result<(), SystemError> {
+        let process = self.process(follower)?;
+        let index = self.shared.system.index[follower];
+        let deadline = Instant::now() + timeout;
+        let mut progress = lock(&self.shared.progress);
+        loop {
+            if process
+                .position(leader)?
+                .is_some_and(|position| position >= notification_id)
+            {
+                return Ok(());
+            }
+            if let Some(error) = self.shared.error_of(index) {
+                return Err(SystemError::Runner(format!(
+                    "{follower} stopped before it reached notification {notification_id} \
+                     of {leader}: {error}"
+                )));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(SystemError::Runner(format!(
+                    "{follower} did not reach notification {notification_id} of {leader} \
+                     within {timeout:?}"
+                )));
+            }
+            // Bounded, so that a position reached by another process is seen too.
+            let wait = (deadline - now).min(self.shared.poll_interval);
+            progress = self
+                .shared
+                .progressed
+                .wait_timeout(progress, wait)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// The failures of followers that have stopped, as `(follower, error)`.
+    pub fn errors(&self) -> Vec<(String, Arc<SystemError>)> {
+        lock(&self.shared.errors)
+            .iter()
+            .map(|(index, error)| {
+                (
+                    self.shared.system.name(*index).to_owned(),
+                    Arc::clone(error),
+                )
+            })
+            .collect()
+    }
+
+    /// Stops every follower thread and waits for them; the first follower
+    /// failure, if there was one.
+    pub fn stop(mut self) -> Result<(), SystemError> {
+        self.shut_down();
+        match lock(&self.shared.errors).first() {
+            Some((index, error)) => Err(SystemError::Runner(format!(
+                "{} had stopped: {error}",
+                self.shared.system.name(*index)
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn shut_down(&mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        for waker in &self.shared.wakers {
+            waker.wake();
+        }
+        for thread in self.threads.drain(..) {
+            // A follower thread does not panic unless a policy does; that
+            // policy's follower just stops.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for MultiThreadedRunner {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}
+
+impl Shared {
+    fn wake_followers_of(&self, leader: usize) {
+        for &(l, follower) in &self.system.edges {
+            if l == leader {
+                self.wakers[follower].wake();
+            }
+        }
+    }
+
+    fn error_of(&self, follower: usize) -> Option<Arc<SystemError>> {
+        lock(&self.errors)
+            .iter()
+            .find(|(index, _)| *index == follower)
+            .map(|(_, error)| Arc::clone(error))
+    }
+
+    /// A follower thread: catch up with each leader, then wait to be woken
+    /// (or for the poll interval), until stopped or failed.
+    fn follow(&self, follower: usize, leaders: &[usize]) {
+        while !self.stopping.load(Ordering::SeqCst) {
+            for &leader in leaders {
+                if let Err(error) = self.system.pull(leader, follower) {
+                    lock(&self.errors).push((follower, Arc::new(error)));
+                    self.progressed.notify_all();
+                    return;
+                }
+            }
+            *lock(&self.progress) += 1;
+            self.progressed.notify_all();
+            self.wakers[follower].wait(self.poll_interval);
+        }
+    }
+}

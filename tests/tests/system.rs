@@ -1,0 +1,413 @@
+//! Systems of applications: followers process each leader event exactly
+//! once, stop at a failure naming the event, resume after restarts, and
+//! systems are checked when declared.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use es_core::persistence::StoredEvent;
+use es_core::prelude::*;
+use es_core::system::{
+    MultiThreadedRunner, Policies, ProcessApplication, SingleThreadedRunner, System, SystemError,
+};
+use es_core::{AnyEvent, BoxError, Error};
+
+#[aggregate]
+pub struct Ticket {
+    seat: u32,
+}
+
+#[aggregate]
+impl Ticket {
+    #[event("Sold")]
+    pub fn sell(seat: u32) -> Self {
+        Ticket { seat }
+    }
+}
+
+#[aggregate]
+pub struct Receipt {
+    seat: u32,
+}
+
+#[aggregate]
+impl Receipt {
+    /// One receipt per ticket: a second would conflict on its id.
+    #[event("Issued", id = create_id(&format!("receipt-{ticket}")))]
+    pub fn issue(ticket: OriginatorId, seat: u32) -> Self {
+        let _ = ticket;
+        Receipt { seat }
+    }
+}
+
+fn app(name: &str) -> Application {
+    Application::builder()
+        .name(name)
+        .in_memory()
+        .build()
+        .expect("app")
+}
+
+fn sqlite_app(name: &str, dir: &std::path::Path) -> Application {
+    Application::builder()
+        .name(name)
+        .sqlite(dir.join(format!("{name}.sqlite3")))
+        .build()
+        .expect("app")
+}
+
+/// Issues a receipt per ticket sold.
+fn receipts() -> Policies {
+    Policies::new().on(|event: DomainEvent<TicketEvent>, context| {
+        let TicketEvent::Sold { seat } = event.payload;
+        context.collect(Receipt::issue(event.originator_id, seat));
+        Ok(())
+    })
+}
+
+fn receipt_count(app: &Application) -> usize {
+    app.recorder()
+        .select_notifications(1, 100_000, None, &["Receipt.Issued"])
+        .expect("log")
+        .len()
+}
+
+fn sell(leader: &Application, seats: std::ops::Range<u32>) {
+    for seat in seats {
+        leader.save(&mut Ticket::sell(seat)).expect("sell");
+    }
+}
+
+#[test]
+fn a_follower_processes_each_event_once_and_resumes_after_a_restart() {
+    let dir = tempfile::tempdir().expect("dir");
+    let box_office = sqlite_app("box_office", dir.path());
+    sell(&box_office, 0..7);
+    {
+        let accounts = ProcessApplication::new(sqlite_app("accounts", dir.path()), receipts())
+            .expect("follower");
+        assert_eq!(
+            accounts
+                .pull_and_process(&box_office, Some(4))
+                .expect("pull"),
+            4
+        );
+        assert_eq!(accounts.position("box_office").expect("position"), Some(4));
+    }
+    sell(&box_office, 7..10);
+    // The follower's process ended; a new one resumes after the 4th ticket.
+    let accounts = ProcessApplication::new(sqlite_app("accounts", dir.path()), receipts())
+        .expect("follower")
+        .with_page_size(3);
+    assert_eq!(
+        accounts.pull_and_process(&box_office, None).expect("pull"),
+        6
+    );
+    assert_eq!(
+        accounts.pull_and_process(&box_office, None).expect("pull"),
+        0
+    );
+    assert_eq!(receipt_count(accounts.application()), 10);
+    assert_eq!(accounts.position("box_office").expect("position"), Some(10));
+}
+
+#[test]
+fn two_copies_of_a_follower_never_record_an_event_twice() {
+    let dir = tempfile::tempdir().expect("dir");
+    let box_office = Arc::new(sqlite_app("box_office", dir.path()));
+    sell(&box_office, 0..60);
+    let copies: Vec<_> = (0..2)
+        .map(|_| {
+            let box_office = Arc::clone(&box_office);
+            let follower = ProcessApplication::new(sqlite_app("accounts", dir.path()), receipts())
+                .expect("follower")
+                .with_page_size(1);
+            std::thread::spawn(move || {
+                // A copy that finds an event processed by the other is told
+                // so, and tries again from the position the other recorded.
+                for _ in 0..1_000 {
+                    match follower.pull_and_process(&*box_office, None) {
+                        Ok(_) => return,
+                        Err(SystemError::Store { source, .. })
+                            if matches!(
+                                *source,
+                                Error::TrackingConflict { .. } | Error::Conflict { .. }
+                            ) => {}
+                        Err(error) => panic!("{error}"),
+                    }
+                }
+                panic!("never caught up");
+            })
+        })
+        .collect();
+    for copy in copies {
+        copy.join().expect("copy");
+    }
+    let accounts = sqlite_app("accounts", dir.path());
+    assert_eq!(receipt_count(&accounts), 60);
+    assert_eq!(
+        accounts
+            .process_recorder()
+            .max_tracking_id("box_office")
+            .expect("max"),
+        Some(60)
+    );
+}
+
+#[test]
+fn an_event_that_does_not_decode_stops_only_the_follower_that_reads_it() {
+    let box_office = app("box_office");
+    sell(&box_office, 0..2);
+    box_office
+        .recorder()
+        .insert_events(&[StoredEvent {
+            originator_id: Uuid::new_v4().into(),
+            originator_version: 1,
+            topic: "Ticket.Refunded".into(),
+            state: b"{}".to_vec(),
+        }])
+        .expect("a row another program wrote");
+    sell(&box_office, 2..3);
+
+    // A follower of every event meets the unknown topic.
+    let audit = ProcessApplication::new(
+        app("audit"),
+        |_: DomainEvent<Box<dyn AnyEvent>>, _: &mut es_core::system::ProcessingContext<'_>| {
+            Ok::<(), BoxError>(())
+        },
+    )
+    .expect("follower");
+    let error = audit
+        .pull_and_process(&box_office, None)
+        .expect_err("unknown topic");
+    match &error {
+        SystemError::Decode {
+            follower,
+            leader,
+            notification_id,
+            topic,
+            source,
+        } => {
+            assert_eq!(
+                (follower.as_str(), leader.as_str(), *notification_id),
+                ("audit", "box_office", 3)
+            );
+            assert_eq!(topic, "Ticket.Refunded");
+            assert!(matches!(**source, Error::UnknownTopic { .. }), "{source:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let message = error.to_string();
+    assert!(
+        message.contains("box_office") && message.contains("Ticket.Refunded"),
+        "{message}"
+    );
+    assert_eq!(audit.position("box_office").expect("position"), Some(2));
+
+    // A follower of tickets' events only never decodes it, and goes on.
+    let accounts = ProcessApplication::new(app("accounts"), receipts()).expect("follower");
+    assert_eq!(
+        accounts.pull_and_process(&box_office, None).expect("pull"),
+        3
+    );
+    assert_eq!(accounts.position("box_office").expect("position"), Some(4));
+}
+
+#[test]
+fn a_policy_error_records_nothing_and_the_event_is_processed_once_fixed() {
+    let box_office = app("box_office");
+    sell(&box_office, 0..3);
+    let broken = Arc::new(AtomicBool::new(true));
+    let policy = {
+        let broken = Arc::clone(&broken);
+        Policies::new().on(move |event: DomainEvent<TicketEvent>, context| {
+            let TicketEvent::Sold { seat } = event.payload;
+            context.collect(Receipt::issue(event.originator_id, seat));
+            if seat == 1 && broken.load(Ordering::SeqCst) {
+                return Err("the printer is out of paper".into());
+            }
+            Ok(())
+        })
+    };
+    let accounts = ProcessApplication::new(app("accounts"), policy).expect("follower");
+    let error = accounts
+        .pull_and_process(&box_office, None)
+        .expect_err("seat 1 fails");
+    assert!(
+        matches!(&error, SystemError::Policy { notification_id: 2, topic, .. } if topic == "Ticket.Sold"),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("out of paper"), "{error}");
+    assert_eq!(receipt_count(accounts.application()), 1);
+    assert_eq!(accounts.position("box_office").expect("position"), Some(1));
+    broken.store(false, Ordering::SeqCst);
+    assert_eq!(
+        accounts.pull_and_process(&box_office, None).expect("pull"),
+        2
+    );
+    assert_eq!(receipt_count(accounts.application()), 3);
+}
+
+#[test]
+fn events_a_policy_does_not_want_move_the_position_without_being_decoded() {
+    let box_office = app("box_office");
+    box_office
+        .recorder()
+        .insert_events(&[StoredEvent {
+            originator_id: Uuid::new_v4().into(),
+            originator_version: 1,
+            topic: "Kiosk.Opened".into(),
+            state: b"not even JSON".to_vec(),
+        }])
+        .expect("insert");
+    let accounts = ProcessApplication::new(app("accounts"), receipts()).expect("follower");
+    assert_eq!(
+        accounts.pull_and_process(&box_office, None).expect("pull"),
+        0
+    );
+    assert_eq!(accounts.position("box_office").expect("position"), Some(1));
+    sell(&box_office, 0..1);
+    assert_eq!(
+        accounts.pull_and_process(&box_office, None).expect("pull"),
+        1
+    );
+}
+
+#[test]
+fn a_system_is_checked_when_it_is_built() {
+    let invalid = |builder: es_core::system::SystemBuilder, says: &str| {
+        let error = builder.build().expect_err("invalid");
+        assert!(matches!(error, SystemError::Invalid(_)), "{error:?}");
+        assert!(
+            error.to_string().contains(says),
+            "{error} should say {says:?}"
+        );
+    };
+    let follower = || ProcessApplication::new(app("accounts"), receipts()).expect("follower");
+    invalid(
+        System::builder()
+            .application(app("box_office"))
+            .process(follower())
+            .pipe(["box_office", "acounts"]),
+        "\"acounts\", which is not an application",
+    );
+    invalid(
+        System::builder()
+            .application(app("box_office"))
+            .application(app("box_office")),
+        "two applications are named \"box_office\"",
+    );
+    invalid(
+        System::builder()
+            .application(app("box_office"))
+            .application(app("accounts"))
+            .pipe(["box_office", "accounts"]),
+        "add it as a ProcessApplication",
+    );
+    invalid(
+        System::builder().application(Application::builder().in_memory().build().expect("app")),
+        "needs a name",
+    );
+    invalid(
+        System::builder()
+            .application(app("box_office"))
+            .pipe(["box_office"]),
+        "fewer than two",
+    );
+    invalid(
+        System::builder()
+            .process(follower())
+            .pipe(["accounts", "accounts"]),
+        "follow itself",
+    );
+    invalid(
+        System::builder()
+            .application(app("box_office"))
+            .process(ProcessApplication::new(app("accounts"), Policies::new()).expect("follower"))
+            .pipe(["box_office", "accounts"]),
+        "wants none of the",
+    );
+    assert!(
+        ProcessApplication::new(
+            Application::builder().in_memory().build().expect("app"),
+            receipts()
+        )
+        .is_err()
+    );
+    let system = System::builder()
+        .application(app("box_office"))
+        .process(follower())
+        .pipe(["box_office", "accounts"])
+        .pipe(["box_office", "accounts"])
+        .build()
+        .expect("valid");
+    assert_eq!(system.leaders_of("accounts"), ["box_office"]);
+    assert_eq!(system.followers_of("box_office"), ["accounts"]);
+}
+
+fn failing_system() -> System {
+    let fails = Policies::new().on(|event: DomainEvent<TicketEvent>, _| {
+        let TicketEvent::Sold { seat } = event.payload;
+        if seat == 13 {
+            return Err("unlucky seat".into());
+        }
+        Ok(())
+    });
+    System::builder()
+        .application(app("box_office"))
+        .process(ProcessApplication::new(app("accounts"), receipts()).expect("follower"))
+        .process(ProcessApplication::new(app("superstition"), fails).expect("follower"))
+        .pipe(["box_office", "accounts"])
+        .pipe(["box_office", "superstition"])
+        .build()
+        .expect("system")
+}
+
+#[test]
+fn under_the_single_threaded_runner_a_follower_failure_is_the_saves_error() {
+    let runner = SingleThreadedRunner::start(failing_system()).expect("runner");
+    let box_office = runner.application("box_office").expect("app");
+    let error = box_office
+        .save(&mut Ticket::sell(13))
+        .expect_err("the follower fails");
+    let Error::Subscriber { source, .. } = &error else {
+        panic!("{error:?}");
+    };
+    assert!(source.to_string().contains("unlucky seat"), "{source}");
+    // The ticket was sold all the same, and the other follower processed it.
+    assert_eq!(
+        box_office.notification_log().max_id().expect("max"),
+        Some(1)
+    );
+    assert_eq!(
+        receipt_count(runner.application("accounts").expect("app")),
+        1
+    );
+    assert!(
+        runner.run().is_err(),
+        "the failing follower stays at the event"
+    );
+}
+
+#[test]
+fn under_the_multi_threaded_runner_a_failing_follower_stops_and_the_others_go_on() {
+    let runner =
+        MultiThreadedRunner::start_with_poll_interval(failing_system(), Duration::from_millis(20))
+            .expect("runner");
+    let box_office = runner.application("box_office").expect("app");
+    sell(box_office, 12..15);
+    runner
+        .wait("accounts", "box_office", 3, Duration::from_secs(10))
+        .expect("accounts processes every ticket");
+    assert_eq!(
+        receipt_count(runner.application("accounts").expect("app")),
+        3
+    );
+    let error = runner
+        .wait("superstition", "box_office", 3, Duration::from_secs(10))
+        .expect_err("superstition stopped at seat 13");
+    assert!(error.to_string().contains("unlucky seat"), "{error}");
+    assert_eq!(runner.errors().len(), 1);
+    assert!(runner.stop().is_err());
+}
