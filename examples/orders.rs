@@ -95,14 +95,14 @@ fn orders_policy() -> Policies {
     Policies::new()
         .on(|event: DomainEvent<ReservationEvent>, context| {
             let ReservationEvent::Created { order } = event.payload;
-            let mut order: Order = context.repository().get(order)?;
+            let mut order: Order = context.get(order)?;
             order.set_reserved(event.originator_id);
             context.collect(order);
             Ok(())
         })
         .on(|event: DomainEvent<PaymentEvent>, context| {
             let PaymentEvent::Created { order } = event.payload;
-            let mut order: Order = context.repository().get(order)?;
+            let mut order: Order = context.get(order)?;
             order.set_paid(event.originator_id);
             context.collect(order);
             Ok(())

@@ -53,6 +53,8 @@ pub trait Unsaved {
     fn drain_pending(&mut self, out: &mut Vec<DomainEvent<Box<dyn AnyEvent>>>);
     /// Encodes a snapshot of the aggregate as it is now.
     fn encode_snapshot(&self, mapper: &Mapper) -> Result<StoredEvent>;
+    /// The aggregate as [`Any`](std::any::Any), to take it back as its type.
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any>;
 }
 
 impl<A: Aggregate> Unsaved for A {
@@ -91,6 +93,9 @@ impl<A: Aggregate> Unsaved for A {
     fn encode_snapshot(&self, mapper: &Mapper) -> Result<StoredEvent> {
         mapper.snapshot_to_stored(self)
     }
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
+    }
 }
 
 /// Refuses a history that does not start with a creation event: replay could
@@ -108,7 +113,7 @@ fn check_created<A: Aggregate>(event: &DomainEvent<A::Event>) -> Result<()> {
 
 /// What a follower's policy collects while it processes an event: aggregates
 /// of any types, saved together with the follower's position.
-impl Save for Box<dyn Unsaved + '_> {
+impl Save for Box<dyn Unsaved> {
     fn for_each_aggregate(&mut self, visit: &mut dyn FnMut(&mut dyn Unsaved)) {
         visit(&mut **self);
     }

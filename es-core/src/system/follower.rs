@@ -74,6 +74,7 @@ pub struct ProcessApplication {
     name: String,
     policy: Box<dyn Policy>,
     page_size: usize,
+    batch_size: usize,
 }
 
 impl std::fmt::Debug for ProcessApplication {
@@ -81,6 +82,7 @@ impl std::fmt::Debug for ProcessApplication {
         f.debug_struct("ProcessApplication")
             .field("name", &self.name)
             .field("page_size", &self.page_size)
+            .field("batch_size", &self.batch_size)
             .finish_non_exhaustive()
     }
 }
@@ -104,12 +106,27 @@ impl ProcessApplication {
             name,
             policy: Box::new(policy),
             page_size: DEFAULT_PAGE_SIZE,
+            batch_size: 1,
         })
     }
 
     /// Reads leaders' logs `page_size` notifications at a time (at least 1).
     pub fn with_page_size(mut self, page_size: usize) -> Self {
         self.page_size = page_size.max(1);
+        self
+    }
+
+    /// Records up to `batch_size` processed events in one transaction (at
+    /// least 1, the default), with one tracking record: the id of the last.
+    /// A batch is made of the events already in the leader's log, never
+    /// waited for, so it adds no latency; it saves commits when a follower
+    /// has a backlog. The outcome is the one of processing one at a time
+    /// provided the policy reads its own aggregates with
+    /// [`ProcessingContext::get`], which sees what the batch collected so far.
+    /// A failing event is met again one at a time, so that the events
+    /// before it are recorded as they would have been.
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
         self
     }
 
@@ -158,43 +175,66 @@ impl ProcessApplication {
             if stop.is_some_and(|stop| start > stop) {
                 return Ok(processed);
             }
-            let page = leader
+            let mut page = leader
                 .notifications(start, self.page_size)
                 .map_err(|source| self.store_error(name, source))?;
             let full = page.len() == self.page_size;
-            let mut passed_over = None;
-            for notification in page {
-                if stop.is_some_and(|stop| notification.id > stop) {
-                    return self.finish(name, passed_over, processed);
-                }
-                if self.policy.wants(&notification.event.topic) {
-                    self.process(leader, &notification)?;
-                    processed += 1;
-                    passed_over = None;
-                } else {
-                    passed_over = Some(notification.id);
-                }
-                position = Some(notification.id);
-            }
-            self.record_passed_over(name, passed_over)?;
-            if !full {
+            let before_stop = page
+                .iter()
+                .take_while(|notification| stop.is_none_or(|stop| notification.id <= stop))
+                .count();
+            let stopped = before_stop < page.len();
+            page.truncate(before_stop);
+            processed += self.process_page(leader, &page)?;
+            position = page.last().map(|notification| notification.id).or(position);
+            if !full || stopped {
                 return Ok(processed);
             }
         }
     }
 
-    fn finish(
+    /// Processes a page in batches of up to `batch_size` wanted events, each
+    /// recorded with the id of its last notification. Notifications the
+    /// policy does not want after the last batch are passed with one write.
+    fn process_page(
         &self,
-        leader: &str,
-        passed_over: Option<u64>,
-        processed: usize,
+        leader: &dyn Leader,
+        page: &[Notification],
     ) -> Result<usize, SystemError> {
-        self.record_passed_over(leader, passed_over)?;
+        let mut processed = 0;
+        let mut rest = page;
+        while !rest.is_empty() {
+            let (mut end, mut wanted) = (0, 0);
+            while end < rest.len() && wanted < self.batch_size {
+                if self.policy.wants(&rest[end].event.topic) {
+                    wanted += 1;
+                }
+                end += 1;
+            }
+            let (batch, after) = rest.split_at(end);
+            if wanted == 0 {
+                self.record_passed_over(leader.leader_name(), batch.last().map(|n| n.id))?;
+            } else if let Err(error) = self.process_batch(leader, batch) {
+                if wanted == 1 {
+                    return Err(error);
+                }
+                // Nothing of the batch was recorded. One event at a time, the
+                // events before the failing one are recorded as they would
+                // have been without batches, and the failure is met again.
+                for notification in batch {
+                    if self.policy.wants(&notification.event.topic) {
+                        self.process_batch(leader, std::slice::from_ref(notification))?;
+                    }
+                }
+            }
+            processed += wanted;
+            rest = after;
+        }
         Ok(processed)
     }
 
     /// Moves the position past notifications the policy did not want, so
-    /// that they are not read again; one write for a run of them.
+    /// that they are not read again.
     fn record_passed_over(&self, leader: &str, last: Option<u64>) -> Result<(), SystemError> {
         let Some(id) = last else {
             return Ok(());
@@ -205,33 +245,47 @@ impl ProcessApplication {
             .map_err(|source| self.store_error(leader, source))
     }
 
-    /// Runs the policy on one notification and records its outcome with the
-    /// position, or nothing.
-    fn process(&self, leader: &dyn Leader, notification: &Notification) -> Result<(), SystemError> {
+    /// Runs the policy on each wanted notification of `batch` and records
+    /// what it collected with the position of the batch's last notification,
+    /// in one transaction; or records nothing.
+    fn process_batch(
+        &self,
+        leader: &dyn Leader,
+        batch: &[Notification],
+    ) -> Result<(), SystemError> {
         let name = leader.leader_name();
-        let stored = &notification.event;
-        let event = leader
-            .decode(stored)
-            .map_err(|source| SystemError::Decode {
-                follower: self.name.clone(),
-                leader: name.to_owned(),
-                notification_id: notification.id,
-                topic: stored.topic.clone(),
-                source: Box::new(source),
-            })?;
-        let mut context = ProcessingContext::new(&self.app, name, notification.id);
-        self.policy
-            .process(event, &mut context)
-            .map_err(|source| SystemError::Policy {
-                follower: self.name.clone(),
-                leader: name.to_owned(),
-                notification_id: notification.id,
-                topic: stored.topic.clone(),
-                source,
-            })?;
+        let Some(last) = batch.last() else {
+            return Ok(());
+        };
+        let mut context = ProcessingContext::new(&self.app, name);
+        for notification in batch {
+            let stored = &notification.event;
+            if !self.policy.wants(&stored.topic) {
+                continue;
+            }
+            let event = leader
+                .decode(stored)
+                .map_err(|source| SystemError::Decode {
+                    follower: self.name.clone(),
+                    leader: name.to_owned(),
+                    notification_id: notification.id,
+                    topic: stored.topic.clone(),
+                    source: Box::new(source),
+                })?;
+            context.at(notification.id);
+            self.policy
+                .process(event, &mut context)
+                .map_err(|source| SystemError::Policy {
+                    follower: self.name.clone(),
+                    leader: name.to_owned(),
+                    notification_id: notification.id,
+                    topic: stored.topic.clone(),
+                    source,
+                })?;
+        }
         let mut collected = context.into_collected();
         self.app
-            .save_with_tracking(&mut collected, &Tracking::new(name, notification.id))
+            .save_with_tracking(&mut collected, &Tracking::new(name, last.id))
             .map(drop)
             .map_err(|source| self.store_error(name, source))
     }

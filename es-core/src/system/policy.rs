@@ -6,7 +6,9 @@ use std::marker::PhantomData;
 use crate::application::{Application, Repository, Unsaved};
 use crate::domain::aggregate::Aggregate;
 use crate::domain::event::{AggregateEvent, AnyEvent, DomainEvent};
+use crate::domain::id::OriginatorId;
 use crate::error::BoxError;
+use crate::error::Result;
 
 /// How a process application responds to the events of the applications
 /// it follows.
@@ -63,25 +65,55 @@ where
     }
 }
 
-/// What a policy sees of the follower while it processes one event.
+/// What a policy sees of the follower while it processes an event.
+///
+/// Aggregates the policy changes are collected here and saved, with the
+/// follower's position, when the event (or, with
+/// [`ProcessApplication::with_batch_size`](super::ProcessApplication::with_batch_size),
+/// the batch of events) has been processed.
 pub struct ProcessingContext<'a> {
     app: &'a Application,
     leader: &'a str,
     notification_id: u64,
-    collected: Vec<Box<dyn Unsaved + 'a>>,
+    collected: Vec<Box<dyn Unsaved>>,
 }
 
 impl<'a> ProcessingContext<'a> {
-    pub(crate) fn new(app: &'a Application, leader: &'a str, notification_id: u64) -> Self {
+    pub(crate) fn new(app: &'a Application, leader: &'a str) -> Self {
         ProcessingContext {
             app,
             leader,
-            notification_id,
+            notification_id: 0,
             collected: Vec::new(),
         }
     }
 
-    /// The follower's repository, to get its own aggregates.
+    pub(crate) fn at(&mut self, notification_id: u64) {
+        self.notification_id = notification_id;
+    }
+
+    /// The follower's aggregate `id` as this processing left it: the copy
+    /// collected earlier in it if there is one (taken back out: collect it
+    /// again once changed), else the saved one from the repository. Use it
+    /// rather than the repository when a batch may change one aggregate twice.
+    pub fn get<A: Aggregate>(&mut self, id: impl Into<OriginatorId>) -> Result<A> {
+        let id = id.into();
+        let found = self.collected.iter().position(|unsaved| {
+            unsaved.aggregate_id() == id && unsaved.aggregate_name() == A::NAME
+        });
+        if let Some(index) = found {
+            let unsaved = self.collected.remove(index);
+            if let Ok(aggregate) = unsaved.into_any().downcast::<A>() {
+                return Ok(*aggregate);
+            }
+            // Another type under the same name cannot be collected by one
+            // program (names are unique); read the store as if none was.
+        }
+        self.app.repository().get(id)
+    }
+
+    /// The follower's repository: what is saved, without what this
+    /// processing collected (see [`get`](Self::get)).
     pub fn repository(&self) -> Repository<'a> {
         self.app.repository()
     }
@@ -97,11 +129,11 @@ impl<'a> ProcessingContext<'a> {
     }
 
     /// Saves `aggregate`'s pending events with this event's processing.
-    pub fn collect<A: Aggregate + 'a>(&mut self, aggregate: A) {
+    pub fn collect<A: Aggregate>(&mut self, aggregate: A) {
         self.collected.push(Box::new(aggregate));
     }
 
-    pub(crate) fn into_collected(self) -> Vec<Box<dyn Unsaved + 'a>> {
+    pub(crate) fn into_collected(self) -> Vec<Box<dyn Unsaved>> {
         self.collected
     }
 }
