@@ -2,8 +2,8 @@
 //! with the box office's log, receipt by receipt, until it is killed or done.
 //!
 //! ```text
-//! crash-follower <page-size> <leader.sqlite3> sqlite <follower.sqlite3>
-//! crash-follower <page-size> <leader.sqlite3> postgres <url> <table-prefix>
+//! crash-follower <page-size> <batch-size> <leader.sqlite3> sqlite <follower.sqlite3>
+//! crash-follower <page-size> <batch-size> <leader.sqlite3> postgres <url> <table-prefix>
 //! ```
 //!
 //! Prints `ready` once both stores are open and `done` when nothing is left
@@ -28,7 +28,8 @@ fn fail(what: &str, error: impl Display) -> ! {
 fn usage() -> ! {
     fail(
         "usage",
-        "crash-follower <page-size> <leader.sqlite3> (sqlite <path> | postgres <url> <table-prefix>)",
+        "crash-follower <page-size> <batch-size> <leader.sqlite3> \
+         (sqlite <path> | postgres <url> <table-prefix>)",
     )
 }
 
@@ -40,10 +41,11 @@ fn say(line: &str) {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [page_size, leader, store @ ..] = args.as_slice() else {
+    let [page_size, batch_size, leader, store @ ..] = args.as_slice() else {
         usage()
     };
     let page_size: usize = page_size.parse().unwrap_or_else(|_| usage());
+    let batch_size: usize = batch_size.parse().unwrap_or_else(|_| usage());
     let leader = Application::builder()
         .name(box_office::LEADER)
         .sqlite(leader)
@@ -65,7 +67,8 @@ fn main() {
         .unwrap_or_else(|error| fail("opening the follower", error));
     let follower = ProcessApplication::new(follower, box_office::receipts())
         .unwrap_or_else(|error| fail("the follower", error))
-        .with_page_size(page_size);
+        .with_page_size(page_size)
+        .with_batch_size(batch_size);
     say("ready");
     loop {
         match follower.pull_and_process(&leader, None) {

@@ -4,7 +4,8 @@
 //! the follower's position is the leader's last notification.
 //!
 //! Before each start the leader sells a few more tickets, so that every run
-//! has work to be killed in. The moments come from `ES_CRASH_SEED` (printed
+//! has work to be killed in; each run reads pages and records batches of
+//! sizes drawn at random. The moments come from `ES_CRASH_SEED` (printed
 //! with any failure); `ES_FAULT_SCALE` multiplies the number of kills.
 
 #![cfg(unix)]
@@ -136,8 +137,17 @@ fn crash_test(dir: &Path, follower: &Follower) {
         .expect("leader");
     let mut rng = Rng(seed);
     let (mut sold, mut seat) = (0u64, 0u64);
-    let (mut killed_while_processing, mut runs) = (0, 0);
-    while killed_while_processing < kills {
+    let (mut killed_mid_way, mut runs) = (0, 0);
+    // The follower's store, as the test sees it between runs.
+    let watched = follower.open();
+    let position = || {
+        watched
+            .process_recorder()
+            .max_tracking_id(LEADER)
+            .expect("position")
+            .unwrap_or(0)
+    };
+    while killed_mid_way < kills {
         runs += 1;
         assert!(
             runs < kills * 10,
@@ -151,16 +161,22 @@ fn crash_test(dir: &Path, follower: &Follower) {
             .collect();
         sold += tickets.len() as u64;
         leader.save(&mut tickets).expect("sell");
-        let page_size = rng.between(1, 50);
+        let sizes = (rng.between(1, 50), rng.between(1, 20));
         let wait = Duration::from_millis(rng.between(WAIT_MS.0, WAIT_MS.1));
-        match run(&leader_path, follower, page_size, Some(wait), seed) {
-            Ended::Killed { after_ready: true } => killed_while_processing += 1,
-            Ended::Killed { after_ready: false } | Ended::Done => {}
+        let before = position();
+        if let Ended::Killed { after_ready: true } =
+            run(&leader_path, follower, sizes, Some(wait), seed)
+        {
+            // Counted only if it was killed part of the way through.
+            let after = position();
+            if before < after && after < sold {
+                killed_mid_way += 1;
+            }
         }
     }
     // Once more, to the end.
     assert!(matches!(
-        run(&leader_path, follower, 37, None, seed),
+        run(&leader_path, follower, (37, 5), None, seed),
         Ended::Done
     ));
     check(
@@ -174,7 +190,8 @@ fn crash_test(dir: &Path, follower: &Follower) {
         trials: kills,
         checked: format!(
             "{sold} leader events, each with exactly one derived event; the follower's \
-             position at the leader's last id; {runs} runs"
+             position at the leader's last id; {runs} runs, each killed part of the way \
+             through counted"
         ),
     });
 }
@@ -184,12 +201,13 @@ fn crash_test(dir: &Path, follower: &Follower) {
 fn run(
     leader: &Path,
     follower: &Follower,
-    page_size: u64,
+    (page_size, batch_size): (u64, u64),
     kill_after: Option<Duration>,
     seed: u64,
 ) -> Ended {
     let mut child = Command::new(env!("CARGO_BIN_EXE_crash-follower"))
         .arg(page_size.to_string())
+        .arg(batch_size.to_string())
         .arg(leader)
         .args(follower.args())
         .stdin(Stdio::null())

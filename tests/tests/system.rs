@@ -411,3 +411,135 @@ fn under_the_multi_threaded_runner_a_failing_follower_stops_and_the_others_go_on
     assert_eq!(runner.errors().len(), 1);
     assert!(runner.stop().is_err());
 }
+
+#[aggregate]
+pub struct Tally {
+    count: u32,
+}
+
+#[aggregate]
+impl Tally {
+    #[event("Opened", id = create_id("tally"))]
+    pub fn open() -> Self {
+        Tally { count: 0 }
+    }
+
+    #[event("Counted")]
+    pub fn count(&mut self, seat: u32) {
+        let _ = seat;
+        self.count += 1;
+    }
+}
+
+/// Counts tickets on one aggregate: every event changes the same aggregate,
+/// which a batch must see as changed by the events before it in the batch.
+/// Seat `fail_at`, if given, fails.
+fn tally(fail_at: Option<u32>) -> Policies {
+    Policies::new().on(move |event: DomainEvent<TicketEvent>, context| {
+        let TicketEvent::Sold { seat } = event.payload;
+        if Some(seat) == fail_at {
+            return Err(format!("seat {seat} fails").into());
+        }
+        let mut tally = match context.get::<Tally>(create_id("tally")) {
+            Ok(tally) => tally,
+            Err(Error::AggregateNotFound { .. }) => Tally::open(),
+            Err(error) => return Err(error.into()),
+        };
+        tally.count(seat);
+        context.collect(tally);
+        Ok(())
+    })
+}
+
+/// The follower's log as (id, version, topic), in order.
+fn log_of(app: &Application) -> Vec<(String, u64, String)> {
+    app.recorder()
+        .select_notifications(1, 100_000, None, &[])
+        .expect("log")
+        .into_iter()
+        .map(|n| {
+            (
+                n.event.originator_id.to_string(),
+                n.event.originator_version,
+                n.event.topic,
+            )
+        })
+        .collect()
+}
+
+/// A leader with tickets and, among them, events no tally wants.
+fn mixed_leader() -> Application {
+    let leader = app("box_office");
+    for seat in 0..40 {
+        leader.save(&mut Ticket::sell(seat)).expect("sell");
+        if seat % 7 == 3 {
+            leader
+                .save(&mut Receipt::issue(Uuid::new_v4().into(), seat))
+                .expect("other");
+        }
+    }
+    leader
+}
+
+#[test]
+fn batches_record_what_one_at_a_time_records() {
+    let leader = mixed_leader();
+    let last = leader.notification_log().max_id().expect("max");
+    let mut logs = Vec::new();
+    for (batch, page) in [(1, 100), (3, 5), (7, 100), (100, 9), (1_000, 1_000)] {
+        let follower = ProcessApplication::new(app("tally"), tally(None))
+            .expect("follower")
+            .with_batch_size(batch)
+            .with_page_size(page);
+        assert_eq!(
+            follower.pull_and_process(&leader, None).expect("pull"),
+            40,
+            "batch {batch}"
+        );
+        assert_eq!(
+            follower.position("box_office").expect("position"),
+            last,
+            "batch {batch}"
+        );
+        let tally: Tally = follower
+            .application()
+            .repository()
+            .get(create_id("tally"))
+            .expect("tally");
+        assert_eq!(tally.count, 40, "batch {batch}");
+        logs.push(log_of(follower.application()));
+    }
+    assert!(logs.windows(2).all(|pair| pair[0] == pair[1]));
+}
+
+#[test]
+fn a_failure_inside_a_batch_leaves_what_one_at_a_time_leaves() {
+    let leader = mixed_leader();
+    let mut outcomes = Vec::new();
+    for batch in [1, 4, 50] {
+        let follower = ProcessApplication::new(app("tally"), tally(Some(17)))
+            .expect("follower")
+            .with_batch_size(batch);
+        let error = follower
+            .pull_and_process(&leader, None)
+            .expect_err("seat 17 fails");
+        let SystemError::Policy {
+            notification_id, ..
+        } = error
+        else {
+            panic!("{error:?}");
+        };
+        let position = follower.position("box_office").expect("position");
+        assert!(position < Some(notification_id), "batch {batch}");
+        outcomes.push((notification_id, position, log_of(follower.application())));
+    }
+    assert!(
+        outcomes.windows(2).all(|pair| pair[0] == pair[1]),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes[0].2.len(),
+        18,
+        "the tally opened and counted seats 0 to 16"
+    );
+}
