@@ -404,7 +404,11 @@ fn the_environment_alone_configures_postgres_and_names_the_tables() {
         .collect();
     assert_eq!(
         tables,
-        [format!("{prefix}_events"), format!("{prefix}_snapshots")]
+        [
+            format!("{prefix}_events"),
+            format!("{prefix}_snapshots"),
+            format!("{prefix}_tracking")
+        ]
     );
 }
 
