@@ -72,6 +72,14 @@ pub use domain::event::{AggregateEvent, AnyEvent, DomainEvent};
 pub use domain::id::{OriginatorId, create_id};
 pub use domain::snapshot::Snapshot;
 pub use error::{BoxError, Error, Result};
+/// The PostgreSQL driver, whose transactions a projection into a
+/// [`PostgresView`](persistence::PostgresView) writes with.
+#[cfg(feature = "postgres")]
+pub use postgres;
+/// The SQLite driver, whose transactions a projection into a
+/// [`SqliteView`](persistence::SqliteView) writes with.
+#[cfg(feature = "sqlite")]
+pub use rusqlite;
 /// The JSON values that upcast steps rewrite: `fn(&mut serde_json::Value)`.
 pub use serde_json;
 pub use uuid::Uuid;

@@ -345,6 +345,7 @@ impl ApplicationBuilder {
             section_size: self.section_size,
             subscribers: self.subscribers,
             cache,
+            saves: Default::default(),
         })
     }
 }

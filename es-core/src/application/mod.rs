@@ -12,6 +12,7 @@ mod notification_log;
 mod postgres;
 mod repository;
 mod save;
+mod saves;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -84,6 +85,7 @@ pub struct Application {
     section_size: usize,
     subscribers: Vec<Subscriber>,
     cache: Option<cache::AggregateCache>,
+    saves: saves::SaveSignal,
 }
 
 impl std::fmt::Debug for Application {
@@ -168,6 +170,33 @@ impl Application {
     /// Gets aggregates back.
     pub fn repository(&self) -> Repository<'_> {
         Repository::new(self)
+    }
+
+    /// How many saves this application has made since it was built (in this
+    /// process): with [`wait_for_save`](Self::wait_for_save), a reader in the
+    /// same process sleeps until there is something new instead of polling.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # use es_core::prelude::*;
+    /// # #[aggregate] pub struct Kite { up: bool }
+    /// # #[aggregate] impl Kite { #[event("Flown")] pub fn fly() -> Self { Kite { up: true } } }
+    /// let app = std::sync::Arc::new(Application::builder().in_memory().build()?);
+    /// let seen = app.saves();
+    /// let writer = { let app = app.clone(); std::thread::spawn(move || app.save(&mut Kite::fly())) };
+    /// assert!(app.wait_for_save(seen, Duration::from_secs(5)) > seen);
+    /// writer.join().unwrap()?;
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    pub fn saves(&self) -> u64 {
+        self.saves.count()
+    }
+
+    /// Waits until this application has made a save after the `seen`-th (see
+    /// [`saves`](Self::saves)), or `timeout` passes; returns the count then.
+    /// Saves by other processes are not counted: poll the log for those.
+    pub fn wait_for_save(&self, seen: u64, timeout: std::time::Duration) -> u64 {
+        self.saves.wait_past(seen, timeout)
     }
 
     /// The application's notification log.
@@ -271,7 +300,10 @@ impl Application {
             None => self.events.insert_events(&stored),
         };
         let notification_ids = match inserted {
-            Ok(ids) => ids,
+            Ok(ids) => {
+                self.saves.bump();
+                ids
+            }
             Err(error) => {
                 // Whoever conflicted holds an older copy than the store: so may the cache.
                 self.evict_cached(&stored);

@@ -18,10 +18,11 @@ mod sql;
 mod sqlite;
 mod stored_event;
 mod transcoder;
+mod view;
 
 #[cfg(feature = "postgres")]
 pub use self::postgres::{
-    OriginatorIdType, PostgresConfig, PostgresDatabase, PostgresRecorder, SslMode,
+    OriginatorIdType, PostgresConfig, PostgresDatabase, PostgresRecorder, PostgresView, SslMode,
 };
 #[cfg(feature = "postgres")]
 pub(crate) use self::postgres::{checked_schema, table_prefix_from_name};
@@ -36,6 +37,7 @@ pub use recorder::{
 #[cfg(feature = "sqlite")]
 pub(crate) use sqlite::empty_path as empty_sqlite_path;
 #[cfg(feature = "sqlite")]
-pub use sqlite::{SqliteDatabase, SqliteOpenError, SqliteRecorder, Synchronous};
+pub use sqlite::{SqliteDatabase, SqliteOpenError, SqliteRecorder, SqliteView, Synchronous};
 pub use stored_event::{Notification, StoredEvent};
 pub use transcoder::{Transcoder, TranscoderError};
+pub use view::{View, ViewError};

@@ -6,6 +6,7 @@ use crate::domain::event::{AnyEvent, DomainEvent};
 use crate::error::Result;
 use crate::persistence::{Notification, StoredEvent, Tracking};
 
+use super::catch_up::{Batches, catch_up, decode, policy_error};
 use super::error::SystemError;
 use super::policy::{Policy, ProcessingContext};
 
@@ -167,78 +168,32 @@ impl ProcessApplication {
         leader: &dyn Leader,
         stop: Option<u64>,
     ) -> Result<usize, SystemError> {
-        let name = leader.leader_name();
-        let mut position = self.position(name)?;
-        let mut processed = 0;
-        loop {
-            let start = position.map_or(1, |id| id + 1);
-            if stop.is_some_and(|stop| start > stop) {
-                return Ok(processed);
-            }
-            let mut page = leader
-                .notifications(start, self.page_size)
-                .map_err(|source| self.store_error(name, source))?;
-            let full = page.len() == self.page_size;
-            let before_stop = page
-                .iter()
-                .take_while(|notification| stop.is_none_or(|stop| notification.id <= stop))
-                .count();
-            let stopped = before_stop < page.len();
-            page.truncate(before_stop);
-            processed += self.process_page(leader, &page)?;
-            position = page.last().map(|notification| notification.id).or(position);
-            if !full || stopped {
-                return Ok(processed);
-            }
-        }
+        catch_up(self, leader, stop, self.page_size, self.batch_size)
     }
 
-    /// Processes a page in batches of up to `batch_size` wanted events, each
-    /// recorded with the id of its last notification. Notifications the
-    /// policy does not want after the last batch are passed with one write.
-    fn process_page(
-        &self,
-        leader: &dyn Leader,
-        page: &[Notification],
-    ) -> Result<usize, SystemError> {
-        let mut processed = 0;
-        let mut rest = page;
-        while !rest.is_empty() {
-            let (mut end, mut wanted) = (0, 0);
-            while end < rest.len() && wanted < self.batch_size {
-                if self.policy.wants(&rest[end].event.topic) {
-                    wanted += 1;
-                }
-                end += 1;
-            }
-            let (batch, after) = rest.split_at(end);
-            if wanted == 0 {
-                self.record_passed_over(leader.leader_name(), batch.last().map(|n| n.id))?;
-            } else if let Err(error) = self.process_batch(leader, batch) {
-                if wanted == 1 {
-                    return Err(error);
-                }
-                // Nothing of the batch was recorded. One event at a time, the
-                // events before the failing one are recorded as they would
-                // have been without batches, and the failure is met again.
-                for notification in batch {
-                    if self.policy.wants(&notification.event.topic) {
-                        self.process_batch(leader, std::slice::from_ref(notification))?;
-                    }
-                }
-            }
-            processed += wanted;
-            rest = after;
+    fn store_error(&self, leader: &str, source: crate::error::Error) -> SystemError {
+        SystemError::Store {
+            follower: self.name.clone(),
+            leader: leader.to_owned(),
+            source: Box::new(source),
         }
-        Ok(processed)
+    }
+}
+
+impl Batches for ProcessApplication {
+    fn reader_name(&self) -> &str {
+        &self.name
     }
 
-    /// Moves the position past notifications the policy did not want, so
-    /// that they are not read again.
-    fn record_passed_over(&self, leader: &str, last: Option<u64>) -> Result<(), SystemError> {
-        let Some(id) = last else {
-            return Ok(());
-        };
+    fn position(&self, leader: &str) -> Result<Option<u64>, SystemError> {
+        ProcessApplication::position(self, leader)
+    }
+
+    fn wants(&self, topic: &str) -> bool {
+        self.policy.wants(topic)
+    }
+
+    fn pass_over(&self, leader: &str, id: u64) -> Result<(), SystemError> {
         self.app
             .process_recorder()
             .insert_tracking(&Tracking::new(leader, id))
@@ -259,42 +214,19 @@ impl ProcessApplication {
         };
         let mut context = ProcessingContext::new(&self.app, name);
         for notification in batch {
-            let stored = &notification.event;
-            if !self.policy.wants(&stored.topic) {
+            if !self.policy.wants(&notification.event.topic) {
                 continue;
             }
-            let event = leader
-                .decode(stored)
-                .map_err(|source| SystemError::Decode {
-                    follower: self.name.clone(),
-                    leader: name.to_owned(),
-                    notification_id: notification.id,
-                    topic: stored.topic.clone(),
-                    source: Box::new(source),
-                })?;
+            let event = decode(&self.name, leader, notification)?;
             context.at(notification.id);
             self.policy
                 .process(event, &mut context)
-                .map_err(|source| SystemError::Policy {
-                    follower: self.name.clone(),
-                    leader: name.to_owned(),
-                    notification_id: notification.id,
-                    topic: stored.topic.clone(),
-                    source,
-                })?;
+                .map_err(|source| policy_error(&self.name, name, notification, source))?;
         }
         let mut collected = context.into_collected();
         self.app
             .save_with_tracking(&mut collected, &Tracking::new(name, last.id))
             .map(drop)
             .map_err(|source| self.store_error(name, source))
-    }
-
-    fn store_error(&self, leader: &str, source: crate::error::Error) -> SystemError {
-        SystemError::Store {
-            follower: self.name.clone(),
-            leader: leader.to_owned(),
-            source: Box::new(source),
-        }
     }
 }

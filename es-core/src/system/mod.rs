@@ -9,14 +9,17 @@
 //! follower killed at any moment resumes after the last event whose outcome
 //! was committed, and a notification processed twice is never recorded twice.
 
+mod catch_up;
 mod error;
 mod follower;
 mod pipes;
 mod policy;
+mod projection;
 mod runner;
 
 pub use error::SystemError;
 pub use follower::{DEFAULT_PAGE_SIZE, Leader, ProcessApplication};
 pub use pipes::{System, SystemBuilder};
 pub use policy::{Policies, Policy, ProcessingContext};
+pub use projection::{Projection, ProjectionRunner};
 pub use runner::{DEFAULT_POLL_INTERVAL, MultiThreadedRunner, SingleThreadedRunner};

@@ -17,11 +17,13 @@ mod recorder;
 mod schema;
 mod tls;
 mod tracking;
+mod view;
 
 pub use config::{OriginatorIdType, PostgresConfig, SslMode};
 pub(crate) use config::{checked_schema, table_prefix_from_name};
 pub use pool::PostgresDatabase;
 pub use recorder::PostgresRecorder;
+pub use view::PostgresView;
 
 /// The test server's configuration, or `None` if it cannot be reached and
 /// this is not CI (where that fails the test).

@@ -11,10 +11,12 @@ use rusqlite::{
 
 mod open;
 mod tracking;
+mod view;
 
 use super::group_commit::GroupCommit;
 pub use open::SqliteOpenError;
 pub(crate) use open::empty_path;
+pub use view::SqliteView;
 
 use super::recorder::{
     AggregateRecorder, ApplicationRecorder, EventQuery, Tracking, collect_visited,

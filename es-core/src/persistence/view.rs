@@ -1,0 +1,74 @@
+//! Views: tables of the user's own, in a store's database, that a projection
+//! keeps up to date, with its positions in the logs it reads beside them.
+
+use super::recorder::Tracking;
+use crate::error::{BoxError, Error, Result};
+
+/// A database a projection writes its view to: the user's own tables, and a
+/// table of the projection's positions (`projection_tracking`), written in
+/// one transaction so that each event changes the view exactly once.
+///
+/// Several projections may share one database: positions are kept per
+/// projection name and leader name.
+pub trait View: Send + Sync + 'static {
+    /// What a projection writes with: a transaction of the view's database.
+    type Transaction<'t>;
+
+    /// The id of the last notification of `leader` that `projection` has
+    /// recorded, if any.
+    fn position(&self, projection: &str, leader: &str) -> Result<Option<u64>>;
+
+    /// Runs `work` in a transaction, records `tracking` as `projection`'s
+    /// position in it, and commits; or, if `work` fails or the position is
+    /// at or below the recorded one, rolls everything back.
+    fn write(
+        &self,
+        projection: &str,
+        tracking: &Tracking,
+        work: &mut dyn FnMut(&mut Self::Transaction<'_>) -> Result<(), BoxError>,
+    ) -> Result<(), ViewError>;
+
+    /// Runs `work` (which empties the projection's tables) and forgets the
+    /// projection's positions (of `leader` only, if given) in one
+    /// transaction, so that the next catch-up rebuilds the view from the
+    /// start of the log.
+    fn reset(
+        &self,
+        projection: &str,
+        leader: Option<&str>,
+        work: &mut dyn FnMut(&mut Self::Transaction<'_>) -> Result<(), BoxError>,
+    ) -> Result<(), ViewError>;
+}
+
+/// Why a view's write was rolled back.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ViewError {
+    /// The projection's own code failed.
+    #[error("{0}")]
+    Work(BoxError),
+    /// The database failed, or the position was already recorded
+    /// ([`Error::TrackingConflict`]).
+    #[error(transparent)]
+    Store(#[from] Error),
+}
+
+/// The error for a position at or below the recorded one.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn already_recorded(tracking: &Tracking) -> ViewError {
+    ViewError::Store(Error::TrackingConflict {
+        application_name: tracking.application_name.clone(),
+        notification_id: tracking.notification_id,
+    })
+}
+
+/// A notification id as the SQL stores keep it.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn id_to_sql(tracking: &Tracking) -> Result<i64, ViewError> {
+    i64::try_from(tracking.notification_id).map_err(|_| {
+        ViewError::Store(Error::Corrupt(format!(
+            "notification id {} of {:?} exceeds the store's 64-bit signed integer range",
+            tracking.notification_id, tracking.application_name
+        )))
+    })
+}

@@ -1,0 +1,462 @@
+//! Projections: a leader's events folded into a view, tables of the user's
+//! own, each change recorded with the projection's position in one
+//! transaction, as the Python library's `Projection` and `ProjectionRunner`.
+
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::application::Application;
+use crate::domain::event::{AggregateEvent, AnyEvent, DomainEvent};
+use crate::error::BoxError;
+use crate::persistence::{Notification, Tracking, View, ViewError};
+
+use super::catch_up::{Batches, catch_up, decode, policy_error};
+use super::error::SystemError;
+use super::follower::{DEFAULT_PAGE_SIZE, Leader};
+
+/// A view kept by handlers, one per event enum, that write to the view's
+/// database with its transaction: the change of each event (or batch of
+/// events) and the projection's new position commit together, so a view is
+/// changed exactly once by each event, across crashes and restarts.
+///
+/// ```
+/// use es_core::prelude::*;
+/// use es_core::persistence::{SqliteDatabase, SqliteView};
+/// use es_core::system::Projection;
+/// # #[aggregate] pub struct Flight { seats: u32 }
+/// # #[aggregate] impl Flight { #[event("Scheduled")] pub fn schedule(seats: u32) -> Self { Flight { seats } } }
+/// let airline = Application::builder().name("airline").in_memory().build()?;
+/// let view = SqliteView::new(SqliteDatabase::open_in_memory()?)?;
+/// view.execute_batch("CREATE TABLE seats (total INTEGER NOT NULL); INSERT INTO seats VALUES (0)")?;
+/// let seats = Projection::new("seats", view).on(|event: DomainEvent<FlightEvent>, transaction| {
+///     let FlightEvent::Scheduled { seats } = event.payload;
+///     transaction.execute("UPDATE seats SET total = total + ?1", [seats])?;
+///     Ok(())
+/// });
+/// airline.save(&mut Flight::schedule(180))?;
+/// airline.save(&mut Flight::schedule(90))?;
+/// assert_eq!(seats.pull_and_process(&airline, None)?, 2);
+/// let total: u32 = seats.view().read(|c| c.query_row("SELECT total FROM seats", [], |row| row.get(0)))?;
+/// assert_eq!(total, 270);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Projection<V: View> {
+    name: String,
+    view: V,
+    handlers: Vec<Box<dyn Handler<V>>>,
+    page_size: usize,
+    batch_size: usize,
+}
+
+impl<V: View> std::fmt::Debug for Projection<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Projection")
+            .field("name", &self.name)
+            .field("handlers", &self.handlers.len())
+            .field("page_size", &self.page_size)
+            .field("batch_size", &self.batch_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<V: View> Projection<V> {
+    /// A projection named `name` (its positions are kept under it) into
+    /// `view`, with no handler yet.
+    pub fn new(name: impl Into<String>, view: V) -> Self {
+        Projection {
+            name: name.into(),
+            view,
+            handlers: Vec::new(),
+            page_size: DEFAULT_PAGE_SIZE,
+            batch_size: 1,
+        }
+    }
+
+    /// Adds the handler of the events of enum `E`; events of enums without a
+    /// handler are passed over without being decoded.
+    pub fn on<E, F>(mut self, handler: F) -> Self
+    where
+        E: AggregateEvent,
+        F: Fn(DomainEvent<E>, &mut V::Transaction<'_>) -> Result<(), BoxError>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.handlers.push(Box::new(Typed {
+            handler,
+            _event: PhantomData::<fn() -> E>,
+        }));
+        self
+    }
+
+    /// Reads leaders' logs `page_size` notifications at a time (at least 1).
+    pub fn with_page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size.max(1);
+        self
+    }
+
+    /// Writes up to `batch_size` events already in the log in one transaction
+    /// (at least 1, the default). A failing batch is done again one event at
+    /// a time, so that the events before the failure are recorded.
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// The projection's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The view, to read it.
+    pub fn view(&self) -> &V {
+        &self.view
+    }
+
+    /// The id of the last notification of `leader` the view has taken in.
+    pub fn position(&self, leader: &str) -> Result<Option<u64>, SystemError> {
+        self.view
+            .position(&self.name, leader)
+            .map_err(|source| self.store_error(leader, source))
+    }
+
+    /// Takes in every notification of `leader` after the view's position, up
+    /// to `stop` (inclusive) if given; returns how many events the handlers
+    /// processed. Stops at the first failure, which names the event.
+    pub fn pull_and_process(
+        &self,
+        leader: &dyn Leader,
+        stop: Option<u64>,
+    ) -> Result<usize, SystemError> {
+        catch_up(self, leader, stop, self.page_size, self.batch_size)
+    }
+
+    /// Empties the view with `clear` and forgets the projection's position
+    /// in `leader`'s log (in every log, without one), in one transaction, so
+    /// that the next catch-up rebuilds the view from the start.
+    pub fn reset(
+        &self,
+        leader: Option<&str>,
+        mut clear: impl FnMut(&mut V::Transaction<'_>) -> Result<(), BoxError>,
+    ) -> Result<(), SystemError> {
+        self.view
+            .reset(&self.name, leader, &mut clear)
+            .map_err(|error| match error {
+                ViewError::Work(source) => SystemError::Runner(format!(
+                    "{}: clearing the view failed: {source}",
+                    self.name
+                )),
+                ViewError::Store(source) => self.store_error(leader.unwrap_or_default(), source),
+            })
+    }
+
+    fn store_error(&self, leader: &str, source: crate::error::Error) -> SystemError {
+        SystemError::Store {
+            follower: self.name.clone(),
+            leader: leader.to_owned(),
+            source: Box::new(source),
+        }
+    }
+}
+
+impl<V: View> Batches for Projection<V> {
+    fn reader_name(&self) -> &str {
+        &self.name
+    }
+
+    fn position(&self, leader: &str) -> Result<Option<u64>, SystemError> {
+        Projection::position(self, leader)
+    }
+
+    fn wants(&self, topic: &str) -> bool {
+        self.handlers.iter().any(|handler| handler.wants(topic))
+    }
+
+    fn pass_over(&self, leader: &str, id: u64) -> Result<(), SystemError> {
+        self.write(leader, &Tracking::new(leader, id), &mut |_| Ok(()))
+    }
+
+    fn process_batch(
+        &self,
+        leader: &dyn Leader,
+        batch: &[Notification],
+    ) -> Result<(), SystemError> {
+        let name = leader.leader_name();
+        let Some(last) = batch.last() else {
+            return Ok(());
+        };
+        self.write(name, &Tracking::new(name, last.id), &mut |transaction| {
+            for notification in batch {
+                if !self.wants(&notification.event.topic) {
+                    continue;
+                }
+                let mut event = decode(&self.name, leader, notification)?;
+                for handler in &self.handlers {
+                    match handler.handle(event, transaction) {
+                        Handled::Done(result) => {
+                            result.map_err(|source| {
+                                policy_error(&self.name, name, notification, source)
+                            })?;
+                            break;
+                        }
+                        Handled::NotMine(back) => event = back,
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+impl<V: View> Projection<V> {
+    /// One transaction of the view: `work`'s changes and the position.
+    fn write(
+        &self,
+        leader: &str,
+        tracking: &Tracking,
+        work: &mut dyn FnMut(&mut V::Transaction<'_>) -> Result<(), SystemError>,
+    ) -> Result<(), SystemError> {
+        // The view knows the work's errors only as boxed errors: keep the
+        // named one here, and give it back once the view has rolled back.
+        let mut failure = None;
+        let written = self.view.write(&self.name, tracking, &mut |transaction| {
+            work(transaction).map_err(|error| {
+                let message = error.to_string();
+                failure = Some(error);
+                BoxError::from(message)
+            })
+        });
+        match written {
+            Ok(()) => Ok(()),
+            Err(ViewError::Work(source)) => Err(failure
+                .take()
+                .unwrap_or_else(|| SystemError::Runner(format!("{}: {source}", self.name)))),
+            Err(ViewError::Store(source)) => Err(self.store_error(leader, source)),
+        }
+    }
+}
+
+enum Handled {
+    Done(Result<(), BoxError>),
+    NotMine(DomainEvent<Box<dyn AnyEvent>>),
+}
+
+trait Handler<V: View>: Send + Sync {
+    fn wants(&self, topic: &str) -> bool;
+    fn handle(
+        &self,
+        event: DomainEvent<Box<dyn AnyEvent>>,
+        transaction: &mut V::Transaction<'_>,
+    ) -> Handled;
+}
+
+struct Typed<E, F> {
+    handler: F,
+    _event: PhantomData<fn() -> E>,
+}
+
+impl<V, E, F> Handler<V> for Typed<E, F>
+where
+    V: View,
+    E: AggregateEvent,
+    F: Fn(DomainEvent<E>, &mut V::Transaction<'_>) -> Result<(), BoxError> + Send + Sync,
+{
+    fn wants(&self, topic: &str) -> bool {
+        E::has_topic(topic)
+    }
+
+    fn handle(
+        &self,
+        event: DomainEvent<Box<dyn AnyEvent>>,
+        transaction: &mut V::Transaction<'_>,
+    ) -> Handled {
+        match event.downcast::<E>() {
+            Ok(event) => Handled::Done((self.handler)(event, transaction)),
+            Err(event) => Handled::NotMine(event),
+        }
+    }
+}
+
+/// Keeps a projection up to date with one application in a thread of its
+/// own: it catches up from the view's position when started, then takes in
+/// each save of the application as it happens (and, every poll interval,
+/// what other processes saved). [`wait`](Self::wait) gives a request
+/// handler read-your-writes.
+///
+/// ```
+/// use std::{sync::Arc, time::Duration};
+/// use es_core::prelude::*;
+/// use es_core::persistence::{SqliteDatabase, SqliteView};
+/// use es_core::system::{Projection, ProjectionRunner};
+/// # #[aggregate] pub struct Booking { nights: u32 }
+/// # #[aggregate] impl Booking { #[event("Made")] pub fn make(nights: u32) -> Self { Booking { nights } } }
+/// let hotel = Arc::new(Application::builder().name("hotel").in_memory().build()?);
+/// let view = SqliteView::new(SqliteDatabase::open_in_memory()?)?;
+/// view.execute_batch("CREATE TABLE nights (total INTEGER NOT NULL); INSERT INTO nights VALUES (0)")?;
+/// let nights = Projection::new("nights", view).on(|event: DomainEvent<BookingEvent>, transaction| {
+///     let BookingEvent::Made { nights } = event.payload;
+///     transaction.execute("UPDATE nights SET total = total + ?1", [nights])?;
+///     Ok(())
+/// });
+/// let runner = ProjectionRunner::start(hotel.clone(), nights)?;
+/// let saved = hotel.save(&mut Booking::make(3))?;
+/// runner.wait(saved[0].notification_id, Duration::from_secs(5))?;
+/// let total: u32 = runner.projection().view().read(|c| c.query_row("SELECT total FROM nights", [], |row| row.get(0)))?;
+/// assert_eq!(total, 3);
+/// runner.stop()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct ProjectionRunner<V: View> {
+    shared: Arc<RunnerShared<V>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct RunnerShared<V: View> {
+    leader: Arc<Application>,
+    projection: Projection<V>,
+    stopping: AtomicBool,
+    failure: Mutex<Option<Arc<SystemError>>>,
+    poll_interval: Duration,
+}
+
+impl<V: View> std::fmt::Debug for ProjectionRunner<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectionRunner")
+            .field("projection", &self.shared.projection)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<V: View> ProjectionRunner<V> {
+    /// Starts keeping `projection` up to date with `leader`, looking at its
+    /// log at least every [`DEFAULT_POLL_INTERVAL`](super::DEFAULT_POLL_INTERVAL).
+    pub fn start(leader: Arc<Application>, projection: Projection<V>) -> Result<Self, SystemError> {
+        Self::start_with_poll_interval(leader, projection, super::DEFAULT_POLL_INTERVAL)
+    }
+
+    /// As [`start`](Self::start), with the poll interval given.
+    pub fn start_with_poll_interval(
+        leader: Arc<Application>,
+        projection: Projection<V>,
+        poll_interval: Duration,
+    ) -> Result<Self, SystemError> {
+        if leader.name().is_none_or(str::is_empty) {
+            return Err(SystemError::Invalid(
+                "a projection follows a named application: build it with \
+                 Application::builder().name(..)"
+                    .into(),
+            ));
+        }
+        let shared = Arc::new(RunnerShared {
+            leader,
+            projection,
+            stopping: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            poll_interval,
+        });
+        let thread = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name(format!("es-projection-{}", shared.projection.name))
+                .spawn(move || shared.run())
+                .map_err(|e| SystemError::Runner(format!("starting a projection thread: {e}")))?
+        };
+        Ok(ProjectionRunner {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// The projection, to read its view.
+    pub fn projection(&self) -> &Projection<V> {
+        &self.shared.projection
+    }
+
+    /// Waits until the view has taken in notification `notification_id` of
+    /// the application. Fails if the projection stopped with an error, or
+    /// when `timeout` passes.
+    pub fn wait(&self, notification_id: u64, timeout: Duration) -> Result<(), SystemError> {
+        let leader = self.shared.leader.name().unwrap_or_default();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self
+                .shared
+                .projection
+                .position(leader)?
+                .is_some_and(|position| position >= notification_id)
+            {
+                return Ok(());
+            }
+            if let Some(error) = self.shared.failure() {
+                return Err(SystemError::Runner(format!(
+                    "{} stopped before it reached notification {notification_id}: {error}",
+                    self.shared.projection.name
+                )));
+            }
+            if Instant::now() >= deadline {
+                return Err(SystemError::Runner(format!(
+                    "{} did not reach notification {notification_id} within {timeout:?}",
+                    self.shared.projection.name
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// The failure that stopped the projection, if one did.
+    pub fn failure(&self) -> Option<Arc<SystemError>> {
+        self.shared.failure()
+    }
+
+    /// Stops the thread and waits for it; the failure that stopped the
+    /// projection before, if there was one.
+    pub fn stop(mut self) -> Result<(), SystemError> {
+        self.shut_down();
+        match self.shared.failure() {
+            Some(error) => Err(SystemError::Runner(format!(
+                "{} had stopped: {error}",
+                self.shared.projection.name
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn shut_down(&mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            // The thread notices within a poll interval; it does not panic
+            // unless a handler does, which only ends the thread.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl<V: View> Drop for ProjectionRunner<V> {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}
+
+impl<V: View> RunnerShared<V> {
+    fn failure(&self) -> Option<Arc<SystemError>> {
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn run(&self) {
+        let mut seen = self.leader.saves();
+        while !self.stopping.load(Ordering::SeqCst) {
+            if let Err(error) = self.projection.pull_and_process(&*self.leader, None) {
+                *self.failure.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some(Arc::new(error));
+                return;
+            }
+            seen = self.leader.wait_for_save(seen, self.poll_interval);
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! Projections into views of the user's own tables: each event changes the
+//! view once, with the position in the same transaction, across restarts;
+//! a failing handler changes nothing; a reset rebuilds the same view.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use es_core::persistence::{PostgresDatabase, PostgresView, SqliteDatabase, SqliteView, View};
+use es_core::prelude::*;
+use es_core::system::{Projection, ProjectionRunner, SystemError};
+
+#[path = "pg_support/mod.rs"]
+mod pg_support;
+
+#[aggregate]
+pub struct Account {
+    balance: i64,
+}
+
+#[aggregate]
+impl Account {
+    #[event("Opened")]
+    pub fn open() -> Self {
+        Account { balance: 0 }
+    }
+
+    #[event("Credited")]
+    pub fn credit(&mut self, amount: i64) {
+        self.balance += amount;
+    }
+}
+
+const SQLITE_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS balances (id TEXT PRIMARY KEY, balance INTEGER NOT NULL)";
+
+/// Balances by account, in a SQLite table; an amount of 13 fails.
+fn sqlite_balances(view: SqliteView) -> Projection<SqliteView> {
+    view.execute_batch(SQLITE_TABLE).expect("the view's table");
+    Projection::new("balances", view).on(|event: DomainEvent<AccountEvent>, transaction| {
+        let id = event.originator_id.to_string();
+        match event.payload {
+            AccountEvent::Opened {} => {
+                transaction.execute("INSERT INTO balances VALUES (?1, 0)", [&id])?;
+            }
+            AccountEvent::Credited { amount } => {
+                if amount == 13 {
+                    return Err("13 is unlucky".into());
+                }
+                transaction.execute(
+                    "UPDATE balances SET balance = balance + ?1 WHERE id = ?2",
+                    es_core::rusqlite::params![amount, id],
+                )?;
+            }
+        }
+        Ok(())
+    })
+}
+
+fn sqlite_contents(view: &SqliteView) -> Vec<(String, i64)> {
+    view.read(|connection| {
+        let mut select = connection.prepare("SELECT id, balance FROM balances ORDER BY id")?;
+        let rows = select.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        rows.collect()
+    })
+    .expect("read the view")
+}
+
+fn bank(path: &std::path::Path) -> Application {
+    Application::builder()
+        .name("bank")
+        .sqlite(path)
+        .build()
+        .expect("bank")
+}
+
+/// Opens `n` accounts, each credited 1, 2 and 3.
+fn open_accounts(bank: &Application, n: usize) -> Vec<OriginatorId> {
+    (0..n)
+        .map(|_| {
+            let mut account = Account::open();
+            for amount in 1..=3 {
+                account.credit(amount);
+            }
+            bank.save(&mut account).expect("save");
+            account.id()
+        })
+        .collect()
+}
+
+#[test]
+fn a_view_in_the_applications_own_database_changes_once_per_event_across_restarts() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("bank.sqlite3");
+    let bank = bank(&path);
+    open_accounts(&bank, 5);
+    let view = || {
+        SqliteView::new(SqliteDatabase::open(&path, Duration::from_secs(5)).expect("db"))
+            .expect("view")
+    };
+    {
+        let balances = sqlite_balances(view());
+        assert_eq!(balances.pull_and_process(&bank, Some(9)).expect("pull"), 9);
+    }
+    open_accounts(&bank, 2);
+    // Another process, later: it resumes after the 9th event.
+    let balances = sqlite_balances(view()).with_batch_size(4);
+    assert_eq!(
+        balances.pull_and_process(&bank, None).expect("pull"),
+        28 - 9
+    );
+    assert_eq!(balances.position("bank").expect("position"), Some(28));
+    let contents = sqlite_contents(balances.view());
+    assert_eq!(contents.len(), 7);
+    assert!(
+        contents.iter().all(|(_, balance)| *balance == 6),
+        "{contents:?}"
+    );
+}
+
+#[test]
+fn a_failing_handler_changes_nothing_and_names_the_event() {
+    let dir = tempfile::tempdir().expect("dir");
+    let bank = bank(&dir.path().join("bank.sqlite3"));
+    let mut account = Account::open();
+    account.credit(5);
+    account.credit(13);
+    bank.save(&mut account).expect("save");
+    let balances = sqlite_balances(
+        SqliteView::new(SqliteDatabase::open_in_memory().expect("db")).expect("view"),
+    )
+    .with_batch_size(10);
+    let error = balances
+        .pull_and_process(&bank, None)
+        .expect_err("13 fails");
+    assert!(
+        matches!(&error, SystemError::Policy { follower, notification_id: 3, topic, .. }
+            if follower == "balances" && topic == "Account.Credited"),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("13 is unlucky"), "{error}");
+    // The events before it, done again one at a time, are in.
+    assert_eq!(balances.position("bank").expect("position"), Some(2));
+    assert_eq!(
+        sqlite_contents(balances.view()),
+        [(account.id().to_string(), 5)]
+    );
+}
+
+#[test]
+fn a_reset_view_is_rebuilt_to_the_same_contents() {
+    let dir = tempfile::tempdir().expect("dir");
+    let bank = bank(&dir.path().join("bank.sqlite3"));
+    open_accounts(&bank, 4);
+    let balances = sqlite_balances(
+        SqliteView::new(SqliteDatabase::open_in_memory().expect("db")).expect("view"),
+    );
+    balances.pull_and_process(&bank, None).expect("pull");
+    let before = sqlite_contents(balances.view());
+    balances
+        .reset(None, |transaction| {
+            transaction.execute_batch("DELETE FROM balances")?;
+            Ok(())
+        })
+        .expect("reset");
+    assert!(sqlite_contents(balances.view()).is_empty());
+    assert_eq!(balances.position("bank").expect("position"), None);
+    balances.pull_and_process(&bank, None).expect("rebuild");
+    assert_eq!(sqlite_contents(balances.view()), before);
+}
+
+#[test]
+fn the_runner_keeps_the_view_up_to_date_and_waits_for_a_save() {
+    let dir = tempfile::tempdir().expect("dir");
+    let bank = Arc::new(bank(&dir.path().join("bank.sqlite3")));
+    open_accounts(&bank, 2);
+    let balances = sqlite_balances(
+        SqliteView::new(SqliteDatabase::open_in_memory().expect("db")).expect("view"),
+    );
+    let runner = ProjectionRunner::start(Arc::clone(&bank), balances).expect("runner");
+    let mut account = Account::open();
+    account.credit(40);
+    let saved = bank.save(&mut account).expect("save");
+    runner
+        .wait(saved[1].notification_id, Duration::from_secs(10))
+        .expect("the view takes in the save");
+    let contents = sqlite_contents(runner.projection().view());
+    assert!(
+        contents.contains(&(account.id().to_string(), 40)),
+        "{contents:?}"
+    );
+    // A failing event stops the projection; wait says so, and stop too.
+    let mut unlucky = Account::open();
+    unlucky.credit(13);
+    let saved = bank.save(&mut unlucky).expect("save");
+    let error = runner
+        .wait(saved[1].notification_id, Duration::from_secs(10))
+        .expect_err("stopped at 13");
+    assert!(error.to_string().contains("13 is unlucky"), "{error}");
+    assert!(runner.stop().is_err());
+}
+
+/// A PostgreSQL schema of the test's own, dropped with everything in it.
+struct DropSchema(String);
+
+impl Drop for DropSchema {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&pg_support::url(), postgres::NoTls) {
+            let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.0));
+        }
+    }
+}
+
+#[test]
+fn a_postgres_view_changes_once_per_event_and_rebuilds_the_same() {
+    let Some(mut config) =
+        pg_support::server("a_postgres_view_changes_once_per_event_and_rebuilds_the_same")
+    else {
+        return;
+    };
+    config.schema = pg_support::unique_prefix();
+    let _drop = DropSchema(config.schema.clone());
+    let bank = Application::builder()
+        .name("bank")
+        .postgres(config.clone())
+        .build()
+        .expect("bank");
+    open_accounts(&bank, 3);
+    let view = PostgresView::new(PostgresDatabase::open(&config).expect("db")).expect("view");
+    view.batch_execute("CREATE TABLE balances (id uuid PRIMARY KEY, balance bigint NOT NULL)")
+        .expect("the view's table");
+    let make = |view: PostgresView| {
+        Projection::new("balances", view).on(|event: DomainEvent<AccountEvent>, transaction| {
+            let id = event.originator_id.as_uuid().ok_or("a uuid")?;
+            match event.payload {
+                AccountEvent::Opened {} => {
+                    transaction.execute("INSERT INTO balances VALUES ($1, 0)", &[&id])?;
+                }
+                AccountEvent::Credited { amount } => {
+                    transaction.execute(
+                        "UPDATE balances SET balance = balance + $1 WHERE id = $2",
+                        &[&amount, &id],
+                    )?;
+                }
+            }
+            Ok(())
+        })
+    };
+    let contents = |view: &PostgresView| -> Vec<(Uuid, i64)> {
+        view.read(|client| client.query("SELECT id, balance FROM balances ORDER BY id", &[]))
+            .expect("read")
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect()
+    };
+    let balances = make(view.clone()).with_batch_size(5);
+    assert_eq!(balances.pull_and_process(&bank, Some(6)).expect("pull"), 6);
+    let balances = make(view.clone());
+    assert_eq!(balances.pull_and_process(&bank, None).expect("pull"), 6);
+    assert_eq!(balances.pull_and_process(&bank, None).expect("pull"), 0);
+    let before = contents(&view);
+    assert_eq!(before.len(), 3);
+    assert!(
+        before.iter().all(|(_, balance)| *balance == 6),
+        "{before:?}"
+    );
+    balances
+        .reset(Some("bank"), |transaction| {
+            transaction.batch_execute("DELETE FROM balances")?;
+            Ok(())
+        })
+        .expect("reset");
+    assert_eq!(view.position("balances", "bank").expect("position"), None);
+    balances.pull_and_process(&bank, None).expect("rebuild");
+    assert_eq!(contents(&view), before);
+}
