@@ -50,6 +50,7 @@ extern crate self as es_core;
 mod application;
 mod domain;
 mod error;
+pub mod interface;
 pub mod persistence;
 pub mod system;
 pub mod testing;

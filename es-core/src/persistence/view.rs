@@ -28,6 +28,13 @@ pub trait View: Send + Sync + 'static {
         work: &mut dyn FnMut(&mut Self::Transaction<'_>) -> Result<(), BoxError>,
     ) -> Result<(), ViewError>;
 
+    /// Runs `work` in a transaction and rolls it back, whatever happens: a
+    /// rehearsal of a catch-up that leaves every table as it was.
+    fn rehearse(
+        &self,
+        work: &mut dyn FnMut(&mut Self::Transaction<'_>) -> Result<(), BoxError>,
+    ) -> Result<(), ViewError>;
+
     /// Runs `work` (which empties the projection's tables) and forgets the
     /// projection's positions (of `leader` only, if given) in one
     /// transaction, so that the next catch-up rebuilds the view from the

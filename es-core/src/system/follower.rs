@@ -22,6 +22,9 @@ pub trait Leader: Send + Sync {
     /// One of its events decoded, as the leader encoded it (its transcoder,
     /// compressor and cipher).
     fn decode(&self, stored: &StoredEvent) -> Result<DomainEvent<Box<dyn AnyEvent>>>;
+
+    /// The id of its last notification, if it has any.
+    fn last_id(&self) -> Result<Option<u64>>;
 }
 
 impl Leader for Application {
@@ -36,6 +39,10 @@ impl Leader for Application {
 
     fn decode(&self, stored: &StoredEvent) -> Result<DomainEvent<Box<dyn AnyEvent>>> {
         self.mapper().to_any_event(stored)
+    }
+
+    fn last_id(&self) -> Result<Option<u64>> {
+        self.recorder().max_notification_id()
     }
 }
 
@@ -143,6 +150,14 @@ impl ProcessApplication {
     /// The follower's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    pub(crate) fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    pub(crate) fn policy(&self) -> &dyn Policy {
+        &*self.policy
     }
 
     /// Whether the policy processes events of `topic`.

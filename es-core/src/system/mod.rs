@@ -12,6 +12,7 @@
 mod catch_up;
 mod error;
 mod follower;
+mod operable;
 mod pipes;
 mod policy;
 mod projection;
@@ -19,6 +20,7 @@ mod runner;
 
 pub use error::SystemError;
 pub use follower::{DEFAULT_PAGE_SIZE, Leader, ProcessApplication};
+pub use operable::Follower;
 pub use pipes::{System, SystemBuilder};
 pub use policy::{Policies, Policy, ProcessingContext};
 pub use projection::{Projection, ProjectionRunner};

@@ -49,7 +49,11 @@ pub struct Projection<V: View> {
     handlers: Vec<Box<dyn Handler<V>>>,
     page_size: usize,
     batch_size: usize,
+    clear: Option<Box<Clear<V>>>,
 }
+
+/// How a projection empties its view, for a reset.
+type Clear<V> = dyn Fn(&mut <V as View>::Transaction<'_>) -> Result<(), BoxError> + Send + Sync;
 
 impl<V: View> std::fmt::Debug for Projection<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -58,6 +62,7 @@ impl<V: View> std::fmt::Debug for Projection<V> {
             .field("handlers", &self.handlers.len())
             .field("page_size", &self.page_size)
             .field("batch_size", &self.batch_size)
+            .field("resettable", &self.clear.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -72,7 +77,55 @@ impl<V: View> Projection<V> {
             handlers: Vec::new(),
             page_size: DEFAULT_PAGE_SIZE,
             batch_size: 1,
+            clear: None,
         }
+    }
+
+    /// Declares how to empty the view, so that operators can reset the
+    /// projection (the `reset-follower` command) and rebuild it.
+    pub fn with_reset<F>(mut self, clear: F) -> Self
+    where
+        F: Fn(&mut V::Transaction<'_>) -> Result<(), BoxError> + Send + Sync + 'static,
+    {
+        self.clear = Some(Box::new(clear));
+        self
+    }
+
+    pub(crate) fn clears(&self) -> bool {
+        self.clear.is_some()
+    }
+
+    /// Resets with the declared clearing.
+    pub(crate) fn reset_declared(&self, leader: Option<&str>) -> Result<(), SystemError> {
+        match &self.clear {
+            Some(clear) => self.reset(leader, |transaction| clear(transaction)),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    /// One notification, written with `transaction` by its handler.
+    pub(crate) fn apply(
+        &self,
+        leader: &dyn Leader,
+        notification: &Notification,
+        transaction: &mut V::Transaction<'_>,
+    ) -> Result<(), SystemError> {
+        let mut event = decode(&self.name, leader, notification)?;
+        for handler in &self.handlers {
+            match handler.handle(event, transaction) {
+                Handled::Done(result) => {
+                    return result.map_err(|source| {
+                        policy_error(&self.name, leader.leader_name(), notification, source)
+                    });
+                }
+                Handled::NotMine(back) => event = back,
+            }
+        }
+        Ok(())
     }
 
     /// Adds the handler of the events of enum `E`; events of enums without a
@@ -190,20 +243,8 @@ impl<V: View> Batches for Projection<V> {
         };
         self.write(name, &Tracking::new(name, last.id), &mut |transaction| {
             for notification in batch {
-                if !self.wants(&notification.event.topic) {
-                    continue;
-                }
-                let mut event = decode(&self.name, leader, notification)?;
-                for handler in &self.handlers {
-                    match handler.handle(event, transaction) {
-                        Handled::Done(result) => {
-                            result.map_err(|source| {
-                                policy_error(&self.name, name, notification, source)
-                            })?;
-                            break;
-                        }
-                        Handled::NotMine(back) => event = back,
-                    }
+                if self.wants(&notification.event.topic) {
+                    self.apply(leader, notification, transaction)?;
                 }
             }
             Ok(())

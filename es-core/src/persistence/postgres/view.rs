@@ -145,6 +145,22 @@ impl View for PostgresView {
         })
     }
 
+    fn rehearse(
+        &self,
+        work: &mut dyn FnMut(&mut Self::Transaction<'_>) -> Result<(), BoxError>,
+    ) -> Result<(), ViewError> {
+        let mut connection = self.db.connection()?;
+        let mut transaction = connection
+            .client
+            .transaction()
+            .map_err(|e| pg_error("beginning a view's transaction", e))?;
+        let result = work(&mut transaction).map_err(ViewError::Work);
+        transaction
+            .rollback()
+            .map_err(|e| pg_error("rolling a rehearsal back", e))?;
+        result
+    }
+
     fn reset(
         &self,
         projection: &str,

@@ -127,6 +127,21 @@ impl View for SqliteView {
         })
     }
 
+    fn rehearse(
+        &self,
+        work: &mut dyn FnMut(&mut Self::Transaction<'_>) -> Result<(), BoxError>,
+    ) -> Result<(), ViewError> {
+        let mut connection = self.db.writer();
+        let mut transaction = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| Error::database("beginning a view's transaction", e))?;
+        let result = work(&mut transaction).map_err(ViewError::Work);
+        transaction
+            .rollback()
+            .map_err(|e| Error::database("rolling a rehearsal back", e))?;
+        result
+    }
+
     fn reset(
         &self,
         projection: &str,
