@@ -226,27 +226,35 @@ fn a_postgres_view_changes_once_per_event_and_rebuilds_the_same() {
         .expect("bank");
     open_accounts(&bank, 3);
     let view = PostgresView::new(PostgresDatabase::open(&config).expect("db")).expect("view");
-    view.batch_execute("CREATE TABLE balances (id uuid PRIMARY KEY, balance bigint NOT NULL)")
-        .expect("the view's table");
+    // In the view's schema: unqualified, it would go to the session's search path.
+    let table = format!("\"{}\".balances", view.schema());
+    view.batch_execute(&format!(
+        "CREATE TABLE {table} (id uuid PRIMARY KEY, balance bigint NOT NULL)"
+    ))
+    .expect("the view's table");
     let make = |view: PostgresView| {
-        Projection::new("balances", view).on(|event: DomainEvent<AccountEvent>, transaction| {
-            let id = event.originator_id.as_uuid().ok_or("a uuid")?;
-            match event.payload {
-                AccountEvent::Opened {} => {
-                    transaction.execute("INSERT INTO balances VALUES ($1, 0)", &[&id])?;
+        let (insert, update) = (
+            format!("INSERT INTO {table} VALUES ($1, 0)"),
+            format!("UPDATE {table} SET balance = balance + $1 WHERE id = $2"),
+        );
+        Projection::new("balances", view).on(
+            move |event: DomainEvent<AccountEvent>, transaction| {
+                let id = event.originator_id.as_uuid().ok_or("a uuid")?;
+                match event.payload {
+                    AccountEvent::Opened {} => {
+                        transaction.execute(&insert, &[&id])?;
+                    }
+                    AccountEvent::Credited { amount } => {
+                        transaction.execute(&update, &[&amount, &id])?;
+                    }
                 }
-                AccountEvent::Credited { amount } => {
-                    transaction.execute(
-                        "UPDATE balances SET balance = balance + $1 WHERE id = $2",
-                        &[&amount, &id],
-                    )?;
-                }
-            }
-            Ok(())
-        })
+                Ok(())
+            },
+        )
     };
+    let select = format!("SELECT id, balance FROM {table} ORDER BY id");
     let contents = |view: &PostgresView| -> Vec<(Uuid, i64)> {
-        view.read(|client| client.query("SELECT id, balance FROM balances ORDER BY id", &[]))
+        view.read(|client| client.query(&select, &[]))
             .expect("read")
             .iter()
             .map(|row| (row.get(0), row.get(1)))
@@ -265,7 +273,7 @@ fn a_postgres_view_changes_once_per_event_and_rebuilds_the_same() {
     );
     balances
         .reset(Some("bank"), |transaction| {
-            transaction.batch_execute("DELETE FROM balances")?;
+            transaction.batch_execute(&format!("DELETE FROM {table}"))?;
             Ok(())
         })
         .expect("reset");

@@ -61,6 +61,14 @@ impl PostgresView {
         Ok(PostgresView { db, table })
     }
 
+    /// The configured schema, where `projection_tracking` is. A session's
+    /// unqualified names resolve through its search path (usually `public`),
+    /// not this schema: name the view's own tables with it, as
+    /// `"schema".table`, to keep them beside their positions.
+    pub fn schema(&self) -> &str {
+        &self.db.schema
+    }
+
     /// The database, to read the view with.
     pub fn database(&self) -> &Arc<PostgresDatabase> {
         &self.db
