@@ -276,6 +276,29 @@ impl Application {
         aggregates: &mut S,
         tracking: Option<&Tracking>,
     ) -> Result<Vec<Recording>> {
+        let span = tracing::debug_span!(
+            "es.save",
+            application = self.name.as_deref().unwrap_or_default(),
+            events = tracing::field::Empty,
+            first_id = tracing::field::Empty,
+            last_id = tracing::field::Empty,
+            leader = tracking.map(|t| t.application_name.as_str()),
+            leader_id = tracking.map(|t| t.notification_id),
+        );
+        let _entered = span.enter();
+        let saved = self.save_within_span(aggregates, tracking, &span);
+        if let Err(error) = &saved {
+            tracing::debug!(%error, "save failed");
+        }
+        saved
+    }
+
+    fn save_within_span<S: Save + ?Sized>(
+        &self,
+        aggregates: &mut S,
+        tracking: Option<&Tracking>,
+        span: &tracing::Span,
+    ) -> Result<Vec<Recording>> {
         let mut stored = Vec::new();
         let mut failure = None;
         aggregates.for_each_aggregate(&mut |aggregate| {
@@ -302,6 +325,9 @@ impl Application {
         let notification_ids = match inserted {
             Ok(ids) => {
                 self.saves.bump();
+                span.record("events", ids.len());
+                span.record("first_id", ids.first());
+                span.record("last_id", ids.last());
                 ids
             }
             Err(error) => {

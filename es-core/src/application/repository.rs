@@ -136,6 +136,13 @@ impl<'a> Repository<'a> {
     }
 
     fn load<A: Aggregate>(&self, id: OriginatorId, version: Option<u64>) -> Result<A> {
+        let _span = tracing::debug_span!(
+            "es.replay",
+            aggregate = A::NAME,
+            id = %id,
+            version,
+        )
+        .entered();
         let not_found = || Error::AggregateNotFound {
             id: id.clone(),
             version,

@@ -227,6 +227,14 @@ impl Batches for ProcessApplication {
         let Some(last) = batch.last() else {
             return Ok(());
         };
+        let _span = tracing::debug_span!(
+            "es.process",
+            follower = self.name.as_str(),
+            leader = name,
+            first_id = batch.first().map(|n| n.id),
+            last_id = last.id,
+        )
+        .entered();
         let mut context = ProcessingContext::new(&self.app, name);
         for notification in batch {
             if !self.policy.wants(&notification.event.topic) {

@@ -241,6 +241,14 @@ impl<V: View> Batches for Projection<V> {
         let Some(last) = batch.last() else {
             return Ok(());
         };
+        let _span = tracing::debug_span!(
+            "es.project",
+            projection = self.name.as_str(),
+            leader = name,
+            first_id = batch.first().map(|n| n.id),
+            last_id = last.id,
+        )
+        .entered();
         self.write(name, &Tracking::new(name, last.id), &mut |transaction| {
             for notification in batch {
                 if self.wants(&notification.event.topic) {
@@ -493,6 +501,7 @@ impl<V: View> RunnerShared<V> {
         let mut seen = self.leader.saves();
         while !self.stopping.load(Ordering::SeqCst) {
             if let Err(error) = self.projection.pull_and_process(&*self.leader, None) {
+                tracing::warn!(projection = self.projection.name.as_str(), %error, "projection stopped");
                 *self.failure.lock().unwrap_or_else(PoisonError::into_inner) =
                     Some(Arc::new(error));
                 return;

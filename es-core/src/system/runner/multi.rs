@@ -266,9 +266,12 @@ impl Shared {
     /// A follower thread: catch up with each leader, then wait to be woken
     /// (or for the poll interval), until stopped or failed.
     fn follow(&self, follower: usize, leaders: &[usize]) {
+        let _span =
+            tracing::debug_span!("es.follow", follower = self.system.name(follower)).entered();
         while !self.stopping.load(Ordering::SeqCst) {
             for &leader in leaders {
                 if let Err(error) = self.system.pull(leader, follower) {
+                    tracing::warn!(follower = self.system.name(follower), %error, "follower stopped");
                     lock(&self.errors).push((follower, Arc::new(error)));
                     self.progressed.notify_all();
                     return;
