@@ -33,6 +33,7 @@ from urllib.parse import unquote, urlsplit
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import IntegrityError
+from eventsourcing.system import ProcessApplication
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -103,6 +104,31 @@ class PyBenchW5(Bank):
 
 class PyBenchW5Zipf(Bank):
     pass
+
+
+class PyBenchLeader(Bank):
+    """F1: writes the log the follower catches up with."""
+
+
+class Mirror(Aggregate):
+    """What the F1 follower derives: one event per leader event, naming it."""
+
+    @event("Copied")
+    def __init__(self, source: int) -> None:
+        self.source = source
+
+
+class PyBenchFollower(ProcessApplication):
+    """F1: a mirror of each account opened, as a user of the library writes
+    a follower; it reads its leader's log in pages as large as the others'."""
+
+    log_section_size = PAGE_SIZE
+    pull_section_size = PAGE_SIZE
+
+    def policy(self, domain_event: Any, processing_event: Any) -> None:
+        if isinstance(domain_event, BankAccount.Opened):
+            source = processing_event.tracking.notification_id
+            processing_event.collect_events(Mirror(source=source))
 
 
 # --- Backends ----------------------------------------------------------------
@@ -222,7 +248,9 @@ class PostgresBackend(Backend):
         # The library names its tables after the application, lower-cased.
         prefix = app_class.name.lower()
         with self.connect() as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {prefix}_events, {prefix}_snapshots")
+            conn.execute(
+                f"DROP TABLE IF EXISTS {prefix}_events, {prefix}_snapshots, {prefix}_tracking"
+            )
 
     @contextmanager
     def store(self, app_class: type[Bank]) -> Iterator[Bank]:
@@ -250,6 +278,7 @@ class Sizes:
     w5_saves: int
     zipf_accounts: int
     zipf_commands_per_thread: int
+    follower_events: int  # F1
 
 
 FULL = Sizes(
@@ -258,6 +287,7 @@ FULL = Sizes(
     w5_saves=4000,
     zipf_accounts=100,
     zipf_commands_per_thread=250,
+    follower_events=100_000,
 )
 QUICK = Sizes(
     accounts=20,
@@ -265,7 +295,10 @@ QUICK = Sizes(
     w5_saves=100,
     zipf_accounts=20,
     zipf_commands_per_thread=10,
+    follower_events=2_000,
 )
+# Accounts opened per leader save while the F1 log is built.
+OPENED_PER_SAVE = 100
 
 
 def percentile_us(latencies: list[float], p: float) -> float:
@@ -396,6 +429,27 @@ def w5_concurrent_writes(app: Bank, threads: int, saves: int) -> tuple[float, li
     return saves / elapsed, all_latencies
 
 
+def f1_follower_catch_up(
+    leader: Bank, follower: PyBenchFollower, events: int
+) -> tuple[float, float]:
+    """The leader writes `events` accounts opened, OPENED_PER_SAVE to a save;
+    then the follower processes them all. Both rates, in events/s."""
+    start = perf_counter()
+    for first in range(0, events, OPENED_PER_SAVE):
+        accounts = [
+            BankAccount(owner=f"owner-{i}", balance=100)
+            for i in range(first, min(first + OPENED_PER_SAVE, events))
+        ]
+        leader.save(*accounts)
+    leader_rate = events / (perf_counter() - start)
+    follower.follow(leader.name, leader.notification_log)
+    start = perf_counter()
+    follower.pull_and_process(leader.name)
+    elapsed = perf_counter() - start
+    assert follower.recorder.max_tracking_id(leader.name) == events
+    return leader_rate, events / elapsed
+
+
 def w5_zipf(
     app: Bank, accounts: int, commands_per_thread: int
 ) -> tuple[float, list[float], int]:
@@ -499,6 +553,17 @@ def run_backend(backend: Backend, sizes: Sizes, runs: int) -> list[Measurement]:
         "repository without cache (the default)",
     )
     fractions = []
+    f1_leader = Measurement(
+        "F1-leader",
+        "events/s",
+        note=f"the leader writing the F1 log, {OPENED_PER_SAVE} accounts opened per save",
+    )
+    f1 = Measurement(
+        "F1",
+        "events/s",
+        note=f"ProcessApplication.pull_and_process, pull_section_size={PAGE_SIZE}; "
+        "one transaction per event",
+    )
 
     for run in range(1, runs + 1):
         tag = f"[{backend.name} run {run}/{runs}]"
@@ -545,12 +610,26 @@ def run_backend(backend: Backend, sizes: Sizes, runs: int) -> list[Measurement]:
         zipf.conflicts.append(conflicts)
         progress(f"{tag} W5-zipf {rate:,.0f} commands/s, {conflicts} conflicts")
 
+        if backend.name != "memory":
+            with backend.store(PyBenchLeader) as leader, backend.store(
+                PyBenchFollower  # type: ignore[arg-type]
+            ) as follower:
+                leader_rate, rate = f1_follower_catch_up(
+                    leader,
+                    follower,  # type: ignore[arg-type]
+                    sizes.follower_events,
+                )
+            f1_leader.runs.append(leader_rate)
+            f1.runs.append(rate)
+            progress(f"{tag} F1 {rate:,.0f} events/s (leader wrote {leader_rate:,.0f})")
+
     w3s.note = (
         "snapshotting_intervals = {BankAccount: 100}; median of "
         f"{LOADS_PER_W3_RUN} loads; fraction of the full replay time per run: "
         + ", ".join(f"{f:.4f}" for f in fractions)
     )
-    return [w1, w2, w3, w3s, w4, *w5.values(), zipf]
+    followers = [f1_leader, f1] if f1.runs else []
+    return [w1, w2, w3, w3s, w4, *w5.values(), zipf, *followers]
 
 
 def main() -> None:

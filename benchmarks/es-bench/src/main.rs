@@ -2,10 +2,11 @@
 //! part of the benchmark. See `benchmarks/README.md`.
 //!
 //! ```text
-//! es-bench measure [--quick] [--parts memory,...] [--postgres-url URL]   # JSON lines on stdout
+//! es-bench measure [--quick] [--parts memory,...,followers] [--postgres-url URL]   # JSON lines on stdout
 //! es-bench report [--quick] FILE...                 # tables; unless --quick, results and BENCHMARKS.md
 //! ```
 
+mod followers;
 mod measure;
 mod model;
 mod ours;
@@ -55,7 +56,14 @@ fn option(args: &[String], name: &str) -> Option<String> {
 }
 
 /// What `measure` can run, all by default; `--parts` picks some (to profile one).
-const PARTS: [&str; 5] = ["memory", "sqlite", "sqlite-normal", "postgres", "probes"];
+const PARTS: [&str; 6] = [
+    "memory",
+    "sqlite",
+    "sqlite-normal",
+    "postgres",
+    "followers",
+    "probes",
+];
 
 /// The measurements of this crate and the raw baselines: one backend after the
 /// other, and for each, a run of ours then a run of the raw baseline, in turn,
@@ -88,6 +96,11 @@ fn measure(sizes: &Sizes, postgres_url: &str, parts: &[&str]) -> Result<()> {
                 "postgres" => [
                     ours::run(&Backend::Postgres(postgres_url.to_owned()), &once)?,
                     raw::run_postgres(&once, postgres_url)?,
+                ]
+                .concat(),
+                "followers" => [
+                    followers::run(&Backend::Sqlite(Synchronous::Full), &once)?,
+                    followers::run(&Backend::Postgres(postgres_url.to_owned()), &once)?,
                 ]
                 .concat(),
                 _ => unreachable!("parts are checked against PARTS"),

@@ -91,7 +91,30 @@ fn fresh_file(dir: &Path) -> PathBuf {
     dir.join(format!("{}.sqlite3", Uuid::new_v4()))
 }
 
-type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
+pub type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
+
+/// The PostgreSQL schema of the followers' workloads, whose applications
+/// have names (and so tables) of their own; the caller resets it.
+pub const FOLLOWERS_SCHEMA: &str = "es_bench_followers";
+
+/// An application named `name` on `backend`, for the followers' workloads:
+/// a SQLite file of its own in `dir`, or its own tables in [`FOLLOWERS_SCHEMA`].
+pub fn named_app(backend: &Backend, dir: &Path, name: &str) -> Result<Application> {
+    let builder = Application::builder().name(name);
+    let builder = match backend {
+        Backend::Memory => builder.in_memory(),
+        Backend::Sqlite(synchronous) => builder
+            .sqlite(dir.join(format!("{name}.sqlite3")))
+            .sqlite_synchronous(*synchronous),
+        Backend::Postgres(url) => {
+            let mut config = PostgresConfig::from_url(url)?;
+            config.ssl_mode = SslMode::Disable;
+            config.schema = FOLLOWERS_SCHEMA.into();
+            builder.postgres(config)
+        }
+    };
+    Ok(builder.build()?)
+}
 
 /// Every workload of this crate on `backend`, `sizes.runs` times.
 pub fn run(backend: &Backend, sizes: &Sizes) -> Result<Vec<Record>> {

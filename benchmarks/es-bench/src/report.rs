@@ -17,7 +17,7 @@ use crate::sizes::Sizes;
 type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
 
 /// The workloads in the order they are reported.
-const WORKLOADS: [&str; 12] = [
+const WORKLOADS: [&str; 16] = [
     "W1",
     "W2",
     "W2-cache",
@@ -30,6 +30,10 @@ const WORKLOADS: [&str; 12] = [
     "W5-zipf",
     "memory-log",
     "memory-replay",
+    "F1-leader",
+    "F1",
+    "F1-single",
+    "F2",
 ];
 
 /// The workloads drawn on the chart (throughputs, so one scale reads them all).
@@ -322,6 +326,20 @@ fn targets(records: &[Record], sizes: &Sizes) -> Vec<Target> {
         (OURS, "sqlite", "W2"),
         3.0,
     );
+    for (backend, label) in [("sqlite", "SQLite"), ("postgres", "PostgreSQL")] {
+        at_least(
+            &format!("{label} F1 follower catch-up vs Python eventsourcing's follower"),
+            ("F1", backend),
+            ("python-eventsourcing", backend, "F1"),
+            20.0,
+        );
+        at_least(
+            &format!("{label} F1 follower catch-up vs the rate the leader wrote the log"),
+            ("F1", backend),
+            (OURS, backend, "F1-leader"),
+            0.5,
+        );
+    }
     for backend in ["memory", "sqlite", "postgres"] {
         // The full replay's time for the account, from its rate.
         let full_ms =
@@ -333,6 +351,15 @@ fn targets(records: &[Record], sizes: &Sizes) -> Vec<Target> {
             needed: "< 2%".into(),
             measured: fraction.map_or("not measured".into(), |f| format!("{:.2}%", f * 100.0)),
             met: fraction.map(|f| f < 0.02),
+        });
+    }
+    for (backend, label) in [("sqlite", "SQLite"), ("postgres", "PostgreSQL")] {
+        let p99 = value(records, OURS, backend, "F2");
+        targets.push(Target {
+            what: format!("{label} F2 leader save to derived event, p99 at 100 saves/s"),
+            needed: "< 20 ms".into(),
+            measured: p99.map_or("not measured".into(), |ms| format!("{ms:.1} ms")),
+            met: p99.map(|ms| ms < 20.0),
         });
     }
     let log = value(records, OURS, "sqlite", "memory-log");

@@ -27,6 +27,11 @@ pub struct Sizes {
     pub log_events: usize,
     /// Events of the account the memory probe replays.
     pub memory_replay_events: u64,
+    /// F1: events in the leader's log a follower catches up with.
+    pub follower_log_events: usize,
+    /// F2: leader saves, and their rate.
+    pub latency_saves: usize,
+    pub latency_saves_per_second: u64,
 }
 
 impl Sizes {
@@ -46,6 +51,9 @@ impl Sizes {
         zipf_commands_per_thread: 250,
         log_events: 1_000_000,
         memory_replay_events: 100_000,
+        follower_log_events: 100_000,
+        latency_saves: 500,
+        latency_saves_per_second: 100,
     };
 
     pub const QUICK: Sizes = Sizes {
@@ -58,6 +66,8 @@ impl Sizes {
         zipf_commands_per_thread: 10,
         log_events: 20_000,
         memory_replay_events: 2_000,
+        follower_log_events: 2_000,
+        latency_saves: 30,
         ..Sizes::FULL
     };
 }
