@@ -7,6 +7,13 @@ use crate::error::{BoxError, Error};
 /// A processing failure names the follower, the leader, the notification id
 /// and the topic, so that an operator can find the event; nothing of that
 /// notification was recorded, and the follower resumes at it when run again.
+///
+/// ```
+/// use es_core::system::{System, SystemError};
+/// let error = System::builder().pipe(["orders", "payments"]).build().unwrap_err();
+/// assert!(matches!(error, SystemError::Invalid(_)));
+/// assert!(error.to_string().contains("\"orders\", which is not an application"));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SystemError {

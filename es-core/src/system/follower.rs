@@ -12,6 +12,20 @@ use super::policy::{Policy, ProcessingContext};
 
 /// An application whose notification log a follower reads: a local
 /// [`Application`], or (later) one across the network.
+///
+/// ```
+/// use es_core::prelude::*;
+/// use es_core::system::Leader;
+/// # #[aggregate] pub struct Memo { text: String }
+/// # #[aggregate] impl Memo { #[event("Written")] pub fn write(text: String) -> Self { Memo { text } } }
+/// let memos = Application::builder().name("memos").in_memory().build()?;
+/// memos.save(&mut Memo::write("hello".into()))?;
+/// let leader: &dyn Leader = &memos;
+/// assert_eq!((leader.leader_name(), leader.last_id()?), ("memos", Some(1)));
+/// let first = leader.notifications(1, 10)?.remove(0);
+/// assert_eq!(leader.decode(&first.event)?.topic(), "Memo.Written");
+/// # Ok::<(), es_core::Error>(())
+/// ```
 pub trait Leader: Send + Sync {
     /// The name the follower tracks its position under.
     fn leader_name(&self) -> &str;

@@ -11,6 +11,24 @@ use super::projection::Projection;
 
 /// A follower as the operator commands see it: a [`ProcessApplication`] or
 /// a [`Projection`].
+///
+/// ```
+/// use es_core::prelude::*;
+/// use es_core::system::{Follower, Policies, ProcessApplication};
+/// # #[aggregate] pub struct Bid { cents: u32 }
+/// # #[aggregate] impl Bid { #[event("Placed")] pub fn place(cents: u32) -> Self { Bid { cents } } }
+/// let auction = Application::builder().name("auction").in_memory().build()?;
+/// auction.save(&mut Bid::place(500))?;
+/// let audit = ProcessApplication::new(
+///     Application::builder().name("audit").in_memory().build()?,
+///     Policies::new().on(|_: DomainEvent<BidEvent>, _| Ok(())),
+/// )?;
+/// let follower: &dyn Follower = &audit;
+/// assert_eq!(follower.dry_run(&auction)?, 1); // processed, nothing recorded
+/// assert_eq!(follower.position("auction")?, None);
+/// assert!(!follower.resettable()); // its derived events are its history
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait Follower: Send + Sync {
     /// Its name.
     fn follower_name(&self) -> &str;

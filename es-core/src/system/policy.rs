@@ -71,6 +71,40 @@ where
 /// follower's position, when the event (or, with
 /// [`ProcessApplication::with_batch_size`](super::ProcessApplication::with_batch_size),
 /// the batch of events) has been processed.
+///
+/// ```
+/// use es_core::prelude::*;
+/// use es_core::system::{Policies, ProcessApplication};
+/// # #[aggregate] pub struct Vote { yes: bool }
+/// # #[aggregate] impl Vote { #[event("Cast")] pub fn cast(yes: bool) -> Self { Vote { yes } } }
+/// # #[aggregate] pub struct Tally { yes: u32, no: u32 }
+/// # #[aggregate] impl Tally {
+/// #     #[event("Opened", id = create_id("tally"))] pub fn open() -> Self { Tally { yes: 0, no: 0 } }
+/// #     #[event("Counted")] pub fn count(&mut self, yes: bool) { if yes { self.yes += 1 } else { self.no += 1 } }
+/// # }
+/// let votes = Application::builder().name("votes").in_memory().build()?;
+/// let counting = Policies::new().on(|event: DomainEvent<VoteEvent>, context| {
+///     let VoteEvent::Cast { yes } = event.payload;
+///     // The tally as this batch left it, or as saved, or a new one.
+///     let mut tally = match context.get::<Tally>(create_id("tally")) {
+///         Ok(tally) => tally,
+///         Err(Error::AggregateNotFound { .. }) => Tally::open(),
+///         Err(error) => return Err(error.into()),
+///     };
+///     tally.count(yes);
+///     context.collect(tally);
+///     Ok(())
+/// });
+/// let results = ProcessApplication::new(Application::builder().name("results").in_memory().build()?, counting)?
+///     .with_batch_size(50);
+/// for yes in [true, true, false] {
+///     votes.save(&mut Vote::cast(yes))?;
+/// }
+/// results.pull_and_process(&votes, None)?;
+/// let tally: Tally = results.application().repository().get(create_id("tally"))?;
+/// assert_eq!((tally.yes, tally.no), (2, 1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct ProcessingContext<'a> {
     app: &'a Application,
     leader: &'a str,
