@@ -89,8 +89,11 @@ impl PostgresView {
         read(&mut connection.client).map_err(|e| pg_error("reading a view", e))
     }
 
+    /// Runs `work` in a transaction on a pooled connection, then commits
+    /// it, or rolls it back if `work` fails or `keep` is false.
     fn transact(
         &self,
+        keep: bool,
         work: &mut dyn FnMut(&mut postgres::Transaction<'_>) -> Result<(), ViewError>,
     ) -> Result<(), ViewError> {
         let mut connection = self.db.connection()?;
@@ -100,11 +103,15 @@ impl PostgresView {
             .map_err(|e| pg_error("beginning a view's transaction", e))?;
         // Dropping the transaction on an error rolls it back.
         work(&mut transaction)?;
-        // A lost reply leaves the outcome to the position, which the next
-        // catch-up reads: the view and its position committed together or not.
-        transaction
-            .commit()
-            .map_err(|e| ViewError::Store(pg_error("committing a view's transaction", e)))
+        // A lost reply to a commit leaves the outcome to the position, which
+        // the next catch-up reads: the view and its position committed
+        // together or not at all.
+        if keep {
+            transaction.commit()
+        } else {
+            transaction.rollback()
+        }
+        .map_err(|e| ViewError::Store(pg_error("ending a view's transaction", e)))
     }
 }
 
@@ -141,7 +148,7 @@ impl View for PostgresView {
              WHERE t.notification_id < EXCLUDED.notification_id",
             table = self.table
         );
-        self.transact(&mut |transaction| {
+        self.transact(true, &mut |transaction| {
             work(transaction).map_err(ViewError::Work)?;
             let changed = transaction
                 .execute(&upsert, &[&projection, &tracking.application_name, &id])
@@ -157,16 +164,9 @@ impl View for PostgresView {
         &self,
         work: &mut dyn FnMut(&mut Self::Transaction<'_>) -> Result<(), BoxError>,
     ) -> Result<(), ViewError> {
-        let mut connection = self.db.connection()?;
-        let mut transaction = connection
-            .client
-            .transaction()
-            .map_err(|e| pg_error("beginning a view's transaction", e))?;
-        let result = work(&mut transaction).map_err(ViewError::Work);
-        transaction
-            .rollback()
-            .map_err(|e| pg_error("rolling a rehearsal back", e))?;
-        result
+        self.transact(false, &mut |transaction| {
+            work(transaction).map_err(ViewError::Work)
+        })
     }
 
     fn reset(
@@ -180,7 +180,7 @@ impl View for PostgresView {
              AND ($2::text IS NULL OR application_name = $2)",
             self.table
         );
-        self.transact(&mut |transaction| {
+        self.transact(true, &mut |transaction| {
             work(transaction).map_err(ViewError::Work)?;
             transaction
                 .execute(&delete, &[&projection, &leader])

@@ -73,8 +73,11 @@ impl SqliteView {
         self.db.read(read)
     }
 
+    /// Runs `work` in a transaction of the writer connection, then commits
+    /// it, or rolls it back if `work` fails or `keep` is false.
     fn transact(
         &self,
+        keep: bool,
         work: &mut dyn FnMut(&mut rusqlite::Transaction<'_>) -> Result<(), ViewError>,
     ) -> Result<(), ViewError> {
         let mut connection = self.db.writer();
@@ -83,9 +86,12 @@ impl SqliteView {
             .map_err(|e| Error::database("beginning a view's transaction", e))?;
         // Dropping the transaction on an error rolls it back.
         work(&mut transaction)?;
-        transaction
-            .commit()
-            .map_err(|e| ViewError::Store(Error::database("committing a view's transaction", e)))
+        if keep {
+            transaction.commit()
+        } else {
+            transaction.rollback()
+        }
+        .map_err(|e| ViewError::Store(Error::database("ending a view's transaction", e)))
     }
 }
 
@@ -112,7 +118,7 @@ impl View for SqliteView {
         work: &mut dyn FnMut(&mut Self::Transaction<'_>) -> Result<(), BoxError>,
     ) -> Result<(), ViewError> {
         let id = id_to_sql(tracking)?;
-        self.transact(&mut |transaction| {
+        self.transact(true, &mut |transaction| {
             work(transaction).map_err(ViewError::Work)?;
             let changed = transaction
                 .prepare_cached(UPSERT)
@@ -131,15 +137,9 @@ impl View for SqliteView {
         &self,
         work: &mut dyn FnMut(&mut Self::Transaction<'_>) -> Result<(), BoxError>,
     ) -> Result<(), ViewError> {
-        let mut connection = self.db.writer();
-        let mut transaction = connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| Error::database("beginning a view's transaction", e))?;
-        let result = work(&mut transaction).map_err(ViewError::Work);
-        transaction
-            .rollback()
-            .map_err(|e| Error::database("rolling a rehearsal back", e))?;
-        result
+        self.transact(false, &mut |transaction| {
+            work(transaction).map_err(ViewError::Work)
+        })
     }
 
     fn reset(
@@ -148,7 +148,7 @@ impl View for SqliteView {
         leader: Option<&str>,
         work: &mut dyn FnMut(&mut Self::Transaction<'_>) -> Result<(), BoxError>,
     ) -> Result<(), ViewError> {
-        self.transact(&mut |transaction| {
+        self.transact(true, &mut |transaction| {
             work(transaction).map_err(ViewError::Work)?;
             transaction
                 .execute(
