@@ -12,6 +12,7 @@
 mod catch_up;
 mod error;
 mod follower;
+mod handlers;
 mod operable;
 mod pipes;
 mod policy;

@@ -1,13 +1,13 @@
 //! What a follower does with each event it receives: its policy, and the
 //! context a policy records its outcome in.
 
-use std::marker::PhantomData;
-
 use crate::application::{Application, Repository, Unsaved};
 use crate::domain::aggregate::Aggregate;
 use crate::domain::event::{AggregateEvent, AnyEvent, DomainEvent};
 use crate::domain::id::OriginatorId;
 use crate::error::BoxError;
+
+use super::handlers::{Handlers, Target};
 use crate::error::Result;
 
 /// How a process application responds to the events of the applications
@@ -193,7 +193,14 @@ impl<'a> ProcessingContext<'a> {
 /// ```
 #[derive(Default)]
 pub struct Policies {
-    handlers: Vec<Box<dyn Handler>>,
+    handlers: Handlers<Context>,
+}
+
+/// A policy's handlers write with a processing context.
+pub(crate) struct Context;
+
+impl Target for Context {
+    type Of<'a> = ProcessingContext<'a>;
 }
 
 impl Policies {
@@ -211,10 +218,7 @@ impl Policies {
             + Sync
             + 'static,
     {
-        self.handlers.push(Box::new(Typed {
-            handler,
-            _event: PhantomData::<fn() -> E>,
-        }));
+        self.handlers.push(handler);
         self
     }
 }
@@ -229,60 +233,14 @@ impl std::fmt::Debug for Policies {
 
 impl Policy for Policies {
     fn wants(&self, topic: &str) -> bool {
-        self.handlers.iter().any(|handler| handler.wants(topic))
+        self.handlers.wants(topic)
     }
 
     fn process(
         &self,
-        mut event: DomainEvent<Box<dyn AnyEvent>>,
+        event: DomainEvent<Box<dyn AnyEvent>>,
         context: &mut ProcessingContext<'_>,
     ) -> Result<(), BoxError> {
-        for handler in &self.handlers {
-            match handler.handle(event, context) {
-                Handled::Done(result) => return result,
-                Handled::NotMine(back) => event = back,
-            }
-        }
-        Ok(())
-    }
-}
-
-enum Handled {
-    Done(Result<(), BoxError>),
-    NotMine(DomainEvent<Box<dyn AnyEvent>>),
-}
-
-trait Handler: Send + Sync {
-    fn wants(&self, topic: &str) -> bool;
-    fn handle(
-        &self,
-        event: DomainEvent<Box<dyn AnyEvent>>,
-        context: &mut ProcessingContext<'_>,
-    ) -> Handled;
-}
-
-struct Typed<E, F> {
-    handler: F,
-    _event: PhantomData<fn() -> E>,
-}
-
-impl<E, F> Handler for Typed<E, F>
-where
-    E: AggregateEvent,
-    F: Fn(DomainEvent<E>, &mut ProcessingContext<'_>) -> Result<(), BoxError> + Send + Sync,
-{
-    fn wants(&self, topic: &str) -> bool {
-        E::has_topic(topic)
-    }
-
-    fn handle(
-        &self,
-        event: DomainEvent<Box<dyn AnyEvent>>,
-        context: &mut ProcessingContext<'_>,
-    ) -> Handled {
-        match event.downcast::<E>() {
-            Ok(event) => Handled::Done((self.handler)(event, context)),
-            Err(event) => Handled::NotMine(event),
-        }
+        self.handlers.handle(event, context)
     }
 }

@@ -9,13 +9,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::application::Application;
-use crate::domain::event::{AggregateEvent, AnyEvent, DomainEvent};
+use crate::domain::event::{AggregateEvent, DomainEvent};
 use crate::error::BoxError;
 use crate::persistence::{Notification, Tracking, View, ViewError};
 
 use super::catch_up::{Batches, catch_up, decode, policy_error};
 use super::error::SystemError;
 use super::follower::{DEFAULT_PAGE_SIZE, Leader};
+use super::handlers::{Handlers, Target};
 
 /// A view kept by handlers, one per event enum, that write to the view's
 /// database with its transaction: the change of each event (or batch of
@@ -46,7 +47,7 @@ use super::follower::{DEFAULT_PAGE_SIZE, Leader};
 pub struct Projection<V: View> {
     name: String,
     view: V,
-    handlers: Vec<Box<dyn Handler<V>>>,
+    handlers: Handlers<Transactions<V>>,
     page_size: usize,
     batch_size: usize,
     clear: Option<Box<Clear<V>>>,
@@ -74,7 +75,7 @@ impl<V: View> Projection<V> {
         Projection {
             name: name.into(),
             view,
-            handlers: Vec::new(),
+            handlers: Handlers::default(),
             page_size: DEFAULT_PAGE_SIZE,
             batch_size: 1,
             clear: None,
@@ -114,18 +115,10 @@ impl<V: View> Projection<V> {
         notification: &Notification,
         transaction: &mut V::Transaction<'_>,
     ) -> Result<(), SystemError> {
-        let mut event = decode(&self.name, leader, notification)?;
-        for handler in &self.handlers {
-            match handler.handle(event, transaction) {
-                Handled::Done(result) => {
-                    return result.map_err(|source| {
-                        policy_error(&self.name, leader.leader_name(), notification, source)
-                    });
-                }
-                Handled::NotMine(back) => event = back,
-            }
-        }
-        Ok(())
+        let event = decode(&self.name, leader, notification)?;
+        self.handlers
+            .handle(event, transaction)
+            .map_err(|source| policy_error(&self.name, leader.leader_name(), notification, source))
     }
 
     /// Adds the handler of the events of enum `E`; events of enums without a
@@ -138,10 +131,7 @@ impl<V: View> Projection<V> {
             + Sync
             + 'static,
     {
-        self.handlers.push(Box::new(Typed {
-            handler,
-            _event: PhantomData::<fn() -> E>,
-        }));
+        self.handlers.push(handler);
         self
     }
 
@@ -225,7 +215,7 @@ impl<V: View> Batches for Projection<V> {
     }
 
     fn wants(&self, topic: &str) -> bool {
-        self.handlers.iter().any(|handler| handler.wants(topic))
+        self.handlers.wants(topic)
     }
 
     fn pass_over(&self, leader: &str, id: u64) -> Result<(), SystemError> {
@@ -288,45 +278,11 @@ impl<V: View> Projection<V> {
     }
 }
 
-enum Handled {
-    Done(Result<(), BoxError>),
-    NotMine(DomainEvent<Box<dyn AnyEvent>>),
-}
+/// A projection's handlers write with its view's transaction.
+struct Transactions<V>(PhantomData<fn() -> V>);
 
-trait Handler<V: View>: Send + Sync {
-    fn wants(&self, topic: &str) -> bool;
-    fn handle(
-        &self,
-        event: DomainEvent<Box<dyn AnyEvent>>,
-        transaction: &mut V::Transaction<'_>,
-    ) -> Handled;
-}
-
-struct Typed<E, F> {
-    handler: F,
-    _event: PhantomData<fn() -> E>,
-}
-
-impl<V, E, F> Handler<V> for Typed<E, F>
-where
-    V: View,
-    E: AggregateEvent,
-    F: Fn(DomainEvent<E>, &mut V::Transaction<'_>) -> Result<(), BoxError> + Send + Sync,
-{
-    fn wants(&self, topic: &str) -> bool {
-        E::has_topic(topic)
-    }
-
-    fn handle(
-        &self,
-        event: DomainEvent<Box<dyn AnyEvent>>,
-        transaction: &mut V::Transaction<'_>,
-    ) -> Handled {
-        match event.downcast::<E>() {
-            Ok(event) => Handled::Done((self.handler)(event, transaction)),
-            Err(event) => Handled::NotMine(event),
-        }
-    }
+impl<V: View> Target for Transactions<V> {
+    type Of<'a> = V::Transaction<'a>;
 }
 
 /// Keeps a projection up to date with one application in a thread of its
