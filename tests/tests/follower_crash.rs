@@ -190,8 +190,8 @@ fn crash_test(dir: &Path, follower: &Follower) {
         trials: kills,
         checked: format!(
             "{sold} leader events, each with exactly one derived event; the follower's \
-             position at the leader's last id; {runs} runs, each killed part of the way \
-             through counted"
+             position at the leader's last id; counted are kills that landed part of the \
+             way through a catch-up ({runs} runs in all)"
         ),
     });
 }
