@@ -347,6 +347,12 @@ fn a_system_is_checked_when_it_is_built() {
 }
 
 fn failing_system() -> System {
+    failing_system_in_order(false)
+}
+
+/// A system where `superstition` fails at seat 13 and `accounts` does not;
+/// `superstition`'s pipe first if `failing_first`.
+fn failing_system_in_order(failing_first: bool) -> System {
     let fails = Policies::new().on(|event: DomainEvent<TicketEvent>, _| {
         let TicketEvent::Sold { seat } = event.payload;
         if seat == 13 {
@@ -354,14 +360,37 @@ fn failing_system() -> System {
         }
         Ok(())
     });
-    System::builder()
+    let builder = System::builder()
         .application(app("box_office"))
         .process(ProcessApplication::new(app("accounts"), receipts()).expect("follower"))
-        .process(ProcessApplication::new(app("superstition"), fails).expect("follower"))
-        .pipe(["box_office", "accounts"])
-        .pipe(["box_office", "superstition"])
+        .process(ProcessApplication::new(app("superstition"), fails).expect("follower"));
+    let (first, second) = if failing_first {
+        ("superstition", "accounts")
+    } else {
+        ("accounts", "superstition")
+    };
+    builder
+        .pipe(["box_office", first])
+        .pipe(["box_office", second])
         .build()
         .expect("system")
+}
+
+#[test]
+fn under_the_single_threaded_runner_the_other_followers_carry_on_past_a_failure() {
+    let runner = SingleThreadedRunner::start(failing_system_in_order(true)).expect("runner");
+    let box_office = runner.application("box_office").expect("app");
+    box_office
+        .save(&mut Ticket::sell(13))
+        .expect_err("superstition fails");
+    box_office
+        .save(&mut Ticket::sell(14))
+        .expect_err("superstition is still stuck at 13");
+    // Accounts, after the failing follower in every round, saw both.
+    assert_eq!(
+        receipt_count(runner.application("accounts").expect("app")),
+        2
+    );
 }
 
 #[test]

@@ -121,12 +121,26 @@ impl Inner {
         result
     }
 
+    /// Rounds over every pipe until one finds nothing new. A follower that
+    /// fails is left out of the rest of the run (the others carry on), and
+    /// the first failure is the run's result.
     fn run_to_quiet(&self) -> Result<usize, SystemError> {
         let mut total = 0;
+        let mut failed: Vec<usize> = Vec::new();
+        let mut first_failure = None;
         loop {
             let mut processed = 0;
             for &(leader, follower) in &self.system.edges {
-                processed += self.system.pull(leader, follower)?;
+                if failed.contains(&follower) {
+                    continue;
+                }
+                match self.system.pull(leader, follower) {
+                    Ok(count) => processed += count,
+                    Err(error) => {
+                        failed.push(follower);
+                        first_failure.get_or_insert(error);
+                    }
+                }
             }
             total += processed;
             let again = std::mem::take(
@@ -137,7 +151,7 @@ impl Inner {
                     .again,
             );
             if processed == 0 && !again {
-                return Ok(total);
+                return first_failure.map_or(Ok(total), Err);
             }
         }
     }
