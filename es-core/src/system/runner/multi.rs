@@ -170,8 +170,11 @@ impl MultiThreadedRunner {
         let process = self.process(follower)?;
         let index = self.shared.system.index[follower];
         let deadline = Instant::now() + timeout;
-        let mut progress = lock(&self.shared.progress);
         loop {
+            // Read before looking, so that a round that ends while we look
+            // is not waited for in vain; the lock is not held while reading
+            // the store, which would hold up the followers.
+            let seen = *lock(&self.shared.progress);
             if process
                 .position(leader)?
                 .is_some_and(|position| position >= notification_id)
@@ -193,12 +196,13 @@ impl MultiThreadedRunner {
             }
             // Bounded, so that a position reached by another process is seen too.
             let wait = (deadline - now).min(self.shared.poll_interval);
-            progress = self
-                .shared
-                .progressed
-                .wait_timeout(progress, wait)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            let progress = lock(&self.shared.progress);
+            drop(
+                self.shared
+                    .progressed
+                    .wait_timeout_while(progress, wait, |round| *round == seen)
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
         }
     }
 
@@ -273,6 +277,7 @@ impl Shared {
                 if let Err(error) = self.system.pull(leader, follower) {
                     tracing::warn!(follower = self.system.name(follower), %error, "follower stopped");
                     lock(&self.errors).push((follower, Arc::new(error)));
+                    *lock(&self.progress) += 1;
                     self.progressed.notify_all();
                     return;
                 }
