@@ -276,3 +276,31 @@ fn a_failing_follower_is_reported_and_the_others_carry_on() {
     assert_eq!(audit.position("bank").expect("position"), Some(6));
     assert_eq!(setup.balances.position("bank").expect("position"), Some(6));
 }
+
+#[test]
+fn a_view_fed_by_several_leaders_is_not_reset_in_only_some_of_their_logs() {
+    let setup = setup();
+    let bank = setup.system.application("bank").expect("bank") as &dyn Leader;
+    let audit = setup.system.application("audit").expect("audit") as &dyn Leader;
+    let operations = Operations::new().follower(&setup.balances as &dyn Follower, [bank, audit]);
+    let run = |args: &[&str]| {
+        let mut out = Vec::new();
+        let result = command(args).run(&operations, &mut out);
+        (result, String::from_utf8(out).expect("UTF-8"))
+    };
+    run(&["sync-followers"]).0.expect("sync");
+    let before = setup.dump();
+    let error = run(&["reset-follower", "-u", "bank", "balances"])
+        .0
+        .expect_err("audit's part would be lost");
+    assert!(
+        error
+            .to_string()
+            .contains("also holds what it took from audit"),
+        "{error}"
+    );
+    assert_eq!(setup.dump(), before);
+    run(&["reset-follower", "-u", "bank", "-u", "audit", "balances"])
+        .0
+        .expect("every leader");
+}

@@ -301,6 +301,20 @@ fn reset(
             ],
         });
     }
+    // A follower's reset empties its whole view, which holds what it took
+    // from every leader: forgetting only some positions would leave the
+    // other leaders' events out of the view for good.
+    if let Some(kept) = known
+        .iter()
+        .find(|leader| !leaders.is_empty() && !leaders.contains(leader))
+    {
+        return Err(CommandError::Failed {
+            failures: vec![SystemError::Runner(format!(
+                "{name}: a reset empties its whole view, which also holds what it took from \
+                 {kept}; reset it in every leader's log (leave out -u)"
+            ))],
+        });
+    }
     let scope = if leaders.is_empty() {
         known.clone()
     } else {
