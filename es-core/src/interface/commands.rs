@@ -73,7 +73,26 @@ pub enum Command {
     Status,
 }
 
-/// The followers the commands act on, each with its leaders.
+/// The followers the commands act on, each with its leaders: a system's
+/// process applications, and projections with the applications they follow.
+///
+/// ```
+/// use es_core::interface::commands::{Command, Operations};
+/// use es_core::persistence::{SqliteDatabase, SqliteView};
+/// use es_core::prelude::*;
+/// use es_core::system::{Follower, Leader, Projection};
+/// # #[aggregate] pub struct Cart { items: u32 }
+/// # #[aggregate] impl Cart { #[event("Filled")] pub fn fill(items: u32) -> Self { Cart { items } } }
+/// let shop = Application::builder().name("shop").in_memory().build()?;
+/// shop.save(&mut Cart::fill(3))?;
+/// let view = SqliteView::new(SqliteDatabase::open_in_memory()?)?;
+/// let carts = Projection::new("carts", view).on(|_: DomainEvent<CartEvent>, _| Ok(()));
+/// let operations = Operations::new().follower(&carts as &dyn Follower, [&shop as &dyn Leader]);
+/// let mut out = Vec::new();
+/// Command::Status.run(&operations, &mut out)?;
+/// assert_eq!(String::from_utf8(out)?, "carts <- shop: at 0 of 1, 1 behind\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Default)]
 pub struct Operations<'a> {
     followers: Vec<Followed<'a>>,
@@ -150,7 +169,14 @@ impl<'a> Operations<'a> {
     }
 }
 
-/// Why a command failed.
+/// Why a command failed; the command wrote what it did before failing.
+///
+/// ```
+/// use es_core::interface::commands::{Command, CommandError, Operations};
+/// let reset = Command::ResetFollower { dry_run: false, leaders: vec![], follower: Some("nobody".into()) };
+/// let error = reset.run(&Operations::new(), &mut Vec::new()).unwrap_err();
+/// assert!(matches!(error, CommandError::Unknown { what: "follower", .. }));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CommandError {

@@ -10,6 +10,27 @@ use crate::error::{BoxError, Error, Result};
 ///
 /// Several projections may share one database: positions are kept per
 /// projection name and leader name.
+///
+/// ```
+/// # #[cfg(feature = "sqlite")] {
+/// use es_core::persistence::{SqliteDatabase, SqliteView, Tracking, View, ViewError};
+/// let view = SqliteView::new(SqliteDatabase::open_in_memory()?)?;
+/// view.execute_batch("CREATE TABLE seen (n INTEGER)")?;
+/// let insert = |transaction: &mut es_core::rusqlite::Transaction<'_>| {
+///     transaction.execute("INSERT INTO seen VALUES (1)", [])?;
+///     Ok(())
+/// };
+/// view.write("seen", &Tracking::new("orders", 4), &mut |t| insert(t))?;
+/// // The same position again: refused, and the row it would add is not added.
+/// let again = view.write("seen", &Tracking::new("orders", 4), &mut |t| insert(t));
+/// assert!(matches!(again, Err(ViewError::Store(es_core::Error::TrackingConflict { .. }))));
+/// // A rehearsal leaves the table as it was.
+/// view.rehearse(&mut |t| insert(t))?;
+/// let rows: i64 = view.read(|c| c.query_row("SELECT count(*) FROM seen", [], |row| row.get(0)))?;
+/// assert_eq!((rows, view.position("seen", "orders")?), (1, Some(4)));
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait View: Send + Sync + 'static {
     /// What a projection writes with: a transaction of the view's database.
     type Transaction<'t>;
@@ -47,7 +68,9 @@ pub trait View: Send + Sync + 'static {
     ) -> Result<(), ViewError>;
 }
 
-/// Why a view's write was rolled back.
+/// Why a view's write was rolled back: the projection's code failed
+/// ([`Work`](Self::Work), with its error), or the store did
+/// ([`Store`](Self::Store)); see [`View`] for an example.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ViewError {
