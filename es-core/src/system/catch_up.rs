@@ -41,13 +41,38 @@ pub(crate) fn catch_up(
     page_size: usize,
     batch_size: usize,
 ) -> Result<usize, SystemError> {
-    let name = leader.leader_name();
-    let mut position = reader.position(name)?;
     let mut processed = 0;
+    each_page(reader, leader, stop, page_size, &mut |page| {
+        processed += process_page(reader, leader, page, batch_size)?;
+        Ok(())
+    })?;
+    Ok(processed)
+}
+
+/// Hands `each` every page of `leader`'s notifications after `reader`'s
+/// position, up to `stop` (inclusive) if given, `page_size` at a time.
+/// A leader without a name is refused: positions are kept by name, so two
+/// unnamed leaders would share one.
+pub(crate) fn each_page(
+    reader: &impl Batches,
+    leader: &dyn Leader,
+    stop: Option<u64>,
+    page_size: usize,
+    each: &mut dyn FnMut(&[Notification]) -> Result<(), SystemError>,
+) -> Result<(), SystemError> {
+    let name = leader.leader_name();
+    if name.is_empty() {
+        return Err(SystemError::Invalid(format!(
+            "{} follows an application without a name; positions are kept by the \
+             leader's name: build it with Application::builder().name(..)",
+            reader.reader_name()
+        )));
+    }
+    let mut position = reader.position(name)?;
     loop {
         let start = position.map_or(1, |id| id + 1);
         if stop.is_some_and(|stop| start > stop) {
-            return Ok(processed);
+            return Ok(());
         }
         let mut page =
             leader
@@ -64,10 +89,10 @@ pub(crate) fn catch_up(
             .count();
         let stopped = before_stop < page.len();
         page.truncate(before_stop);
-        processed += process_page(reader, leader, &page, batch_size)?;
+        each(&page)?;
         position = page.last().map(|notification| notification.id).or(position);
         if !full || stopped {
-            return Ok(processed);
+            return Ok(());
         }
     }
 }

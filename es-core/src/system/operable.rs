@@ -3,7 +3,7 @@
 
 use crate::persistence::{Notification, View, ViewError};
 
-use super::catch_up::{Batches, decode, policy_error};
+use super::catch_up::{Batches, decode, each_page, policy_error};
 use super::error::SystemError;
 use super::follower::{Leader, ProcessApplication};
 use super::policy::ProcessingContext;
@@ -57,35 +57,18 @@ pub trait Follower: Send + Sync {
     fn reset(&self, leader: Option<&str>) -> Result<(), SystemError>;
 }
 
-/// Every pending notification of `leader` after `reader`'s position, page
-/// by page, to `each`.
+/// Every pending notification of `leader` that `reader` wants, to `each`.
 fn each_pending(
     reader: &impl Batches,
     leader: &dyn Leader,
     page_size: usize,
     each: &mut dyn FnMut(&Notification) -> Result<(), SystemError>,
 ) -> Result<(), SystemError> {
-    let mut start = reader
-        .position(leader.leader_name())?
-        .map_or(1, |id| id + 1);
-    loop {
-        let page = leader
-            .notifications(start, page_size)
-            .map_err(|source| SystemError::Store {
-                follower: reader.reader_name().to_owned(),
-                leader: leader.leader_name().to_owned(),
-                source: Box::new(source),
-            })?;
-        for notification in &page {
-            if reader.wants(&notification.event.topic) {
-                each(notification)?;
-            }
-        }
-        match page.last() {
-            Some(last) if page.len() == page_size => start = last.id + 1,
-            _ => return Ok(()),
-        }
-    }
+    each_page(reader, leader, None, page_size, &mut |page| {
+        page.iter()
+            .filter(|notification| reader.wants(&notification.event.topic))
+            .try_for_each(&mut *each)
+    })
 }
 
 impl Follower for ProcessApplication {
