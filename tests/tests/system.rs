@@ -572,3 +572,16 @@ fn a_failure_inside_a_batch_leaves_what_one_at_a_time_leaves() {
         "the tally opened and counted seats 0 to 16"
     );
 }
+
+#[test]
+fn a_leader_without_a_name_is_refused_rather_than_sharing_a_position() {
+    let unnamed = Application::builder().in_memory().build().expect("app");
+    sell(&unnamed, 0..2);
+    let accounts = ProcessApplication::new(app("accounts"), receipts()).expect("follower");
+    let error = accounts
+        .pull_and_process(&unnamed, None)
+        .expect_err("no name to keep the position under");
+    assert!(matches!(error, SystemError::Invalid(_)), "{error:?}");
+    assert!(error.to_string().contains("without a name"), "{error}");
+    assert_eq!(receipt_count(accounts.application()), 0);
+}
