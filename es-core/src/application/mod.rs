@@ -26,6 +26,7 @@ pub use factory::{
 pub use notification_log::{DEFAULT_SECTION_SIZE, NotificationIter, NotificationLog, Section};
 pub use repository::Repository;
 pub use save::{Save, Unsaved};
+pub(crate) use saves::Signal;
 
 use crate::domain::aggregate::Aggregate;
 use crate::domain::event::{AnyEvent, DomainEvent};
@@ -85,7 +86,7 @@ pub struct Application {
     section_size: usize,
     subscribers: Vec<Subscriber>,
     cache: Option<cache::AggregateCache>,
-    saves: saves::SaveSignal,
+    saves: saves::Signal,
 }
 
 impl std::fmt::Debug for Application {

@@ -1,16 +1,16 @@
-//! A count of an application's saves, that readers in the same process can
-//! wait on instead of polling the store.
+//! A count that threads in the same process can wait on instead of polling
+//! the store: an application's saves, a runner's rounds of processing.
 
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Default)]
-pub(crate) struct SaveSignal {
+pub(crate) struct Signal {
     count: Mutex<u64>,
     saved: Condvar,
 }
 
-impl SaveSignal {
+impl Signal {
     pub(crate) fn count(&self) -> u64 {
         *self.count.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::application::Application;
+use crate::application::{Application, Signal};
 use crate::domain::event::{AggregateEvent, DomainEvent};
 use crate::error::BoxError;
 use crate::persistence::{Notification, Tracking, View, ViewError};
@@ -325,6 +325,8 @@ struct RunnerShared<V: View> {
     stopping: AtomicBool,
     failure: Mutex<Option<Arc<SystemError>>>,
     poll_interval: Duration,
+    /// Bumped after each catch-up (and when it stops), for `wait`.
+    rounds: Signal,
 }
 
 impl<V: View> std::fmt::Debug for ProjectionRunner<V> {
@@ -361,6 +363,7 @@ impl<V: View> ProjectionRunner<V> {
             stopping: AtomicBool::new(false),
             failure: Mutex::new(None),
             poll_interval,
+            rounds: Signal::default(),
         });
         let thread = {
             let shared = Arc::clone(&shared);
@@ -387,6 +390,9 @@ impl<V: View> ProjectionRunner<V> {
         let leader = self.shared.leader.name().unwrap_or_default();
         let deadline = Instant::now() + timeout;
         loop {
+            // Read before looking, so that a round that ends while we look
+            // is not waited for in vain.
+            let seen = self.shared.rounds.count();
             if self
                 .shared
                 .projection
@@ -401,13 +407,16 @@ impl<V: View> ProjectionRunner<V> {
                     self.shared.projection.name
                 )));
             }
-            if Instant::now() >= deadline {
+            let now = Instant::now();
+            if now >= deadline {
                 return Err(SystemError::Runner(format!(
                     "{} did not reach notification {notification_id} within {timeout:?}",
                     self.shared.projection.name
                 )));
             }
-            std::thread::sleep(Duration::from_millis(1));
+            // Bounded, so that a position recorded by another process is seen too.
+            let wait = (deadline - now).min(self.shared.poll_interval);
+            self.shared.rounds.wait_past(seen, wait);
         }
     }
 
@@ -460,8 +469,10 @@ impl<V: View> RunnerShared<V> {
                 tracing::warn!(projection = self.projection.name.as_str(), %error, "projection stopped");
                 *self.failure.lock().unwrap_or_else(PoisonError::into_inner) =
                     Some(Arc::new(error));
+                self.rounds.bump();
                 return;
             }
+            self.rounds.bump();
             seen = self.leader.wait_for_save(seen, self.poll_interval);
         }
     }

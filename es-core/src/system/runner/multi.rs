@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{application, process};
-use crate::application::Application;
+use crate::application::{Application, Signal};
 use crate::system::error::SystemError;
 use crate::system::follower::ProcessApplication;
 use crate::system::pipes::System;
@@ -62,8 +62,7 @@ struct Shared {
     /// The failures of followers that stopped, with their indexes.
     errors: Mutex<Vec<(usize, Arc<SystemError>)>>,
     /// Bumped after each round of processing, for `wait`.
-    progress: Mutex<u64>,
-    progressed: Condvar,
+    rounds: Signal,
     poll_interval: Duration,
 }
 
@@ -129,8 +128,7 @@ impl MultiThreadedRunner {
                 system,
                 stopping: AtomicBool::new(false),
                 errors: Mutex::new(Vec::new()),
-                progress: Mutex::new(0),
-                progressed: Condvar::new(),
+                rounds: Signal::default(),
                 poll_interval,
             }
         });
@@ -174,7 +172,7 @@ impl MultiThreadedRunner {
             // Read before looking, so that a round that ends while we look
             // is not waited for in vain; the lock is not held while reading
             // the store, which would hold up the followers.
-            let seen = *lock(&self.shared.progress);
+            let seen = self.shared.rounds.count();
             if process
                 .position(leader)?
                 .is_some_and(|position| position >= notification_id)
@@ -196,13 +194,7 @@ impl MultiThreadedRunner {
             }
             // Bounded, so that a position reached by another process is seen too.
             let wait = (deadline - now).min(self.shared.poll_interval);
-            let progress = lock(&self.shared.progress);
-            drop(
-                self.shared
-                    .progressed
-                    .wait_timeout_while(progress, wait, |round| *round == seen)
-                    .unwrap_or_else(PoisonError::into_inner),
-            );
+            self.shared.rounds.wait_past(seen, wait);
         }
     }
 
@@ -277,13 +269,11 @@ impl Shared {
                 if let Err(error) = self.system.pull(leader, follower) {
                     tracing::warn!(follower = self.system.name(follower), %error, "follower stopped");
                     lock(&self.errors).push((follower, Arc::new(error)));
-                    *lock(&self.progress) += 1;
-                    self.progressed.notify_all();
+                    self.rounds.bump();
                     return;
                 }
             }
-            *lock(&self.progress) += 1;
-            self.progressed.notify_all();
+            self.rounds.bump();
             self.wakers[follower].wait(self.poll_interval);
         }
     }
