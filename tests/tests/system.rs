@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use es_core::persistence::StoredEvent;
+use es_core::persistence::{Notification, StoredEvent};
 use es_core::prelude::*;
 use es_core::system::{
-    MultiThreadedRunner, Policies, ProcessApplication, SingleThreadedRunner, System, SystemError,
+    Leader, MultiThreadedRunner, Policies, ProcessApplication, SingleThreadedRunner, System,
+    SystemError,
 };
 use es_core::{AnyEvent, BoxError, Error};
 
@@ -117,33 +118,24 @@ fn two_copies_of_a_follower_never_record_an_event_twice() {
     let dir = tempfile::tempdir().expect("dir");
     let box_office = Arc::new(sqlite_app("box_office", dir.path()));
     sell(&box_office, 0..60);
-    let copies: Vec<_> = (0..2)
-        .map(|_| {
+    let copies: Vec<_> = [(1, 1), (7, 3)]
+        .into_iter()
+        .map(|(page_size, batch_size)| {
             let box_office = Arc::clone(&box_office);
             let follower = ProcessApplication::new(sqlite_app("accounts", dir.path()), receipts())
                 .expect("follower")
-                .with_page_size(1);
-            std::thread::spawn(move || {
-                // A copy that finds an event processed by the other is told
-                // so, and tries again from the position the other recorded.
-                for _ in 0..1_000 {
-                    match follower.pull_and_process(&*box_office, None) {
-                        Ok(_) => return,
-                        Err(SystemError::Store { source, .. })
-                            if matches!(
-                                *source,
-                                Error::TrackingConflict { .. } | Error::Conflict { .. }
-                            ) => {}
-                        Err(error) => panic!("{error}"),
-                    }
-                }
-                panic!("never caught up");
-            })
+                .with_page_size(page_size)
+                .with_batch_size(batch_size);
+            // A copy that finds part of a batch recorded by the other goes on
+            // after the other's position, without an error.
+            std::thread::spawn(move || follower.pull_and_process(&*box_office, None))
         })
         .collect();
+    let mut processed = 0;
     for copy in copies {
-        copy.join().expect("copy");
+        processed += copy.join().expect("copy").expect("caught up");
     }
+    assert_eq!(processed, 60, "between them, each event processed once");
     let accounts = sqlite_app("accounts", dir.path());
     assert_eq!(receipt_count(&accounts), 60);
     assert_eq!(
@@ -153,6 +145,69 @@ fn two_copies_of_a_follower_never_record_an_event_twice() {
             .expect("max"),
         Some(60)
     );
+}
+
+/// A leader whose first read lets another copy of the follower process the
+/// log up to `stop` first: as when a killed follower's last commit reaches
+/// the server after its successor has read its position.
+struct Overtaking<'a> {
+    leader: &'a Application,
+    other: &'a ProcessApplication,
+    stop: u64,
+    overtaken: AtomicBool,
+}
+
+impl Leader for Overtaking<'_> {
+    fn leader_name(&self) -> &str {
+        self.leader.leader_name()
+    }
+
+    fn notifications(&self, start: u64, limit: usize) -> es_core::Result<Vec<Notification>> {
+        if !self.overtaken.swap(true, Ordering::SeqCst) {
+            self.other
+                .pull_and_process(self.leader, Some(self.stop))
+                .expect("the other copy");
+        }
+        self.leader.notifications(start, limit)
+    }
+
+    fn decode(&self, stored: &StoredEvent) -> es_core::Result<DomainEvent<Box<dyn AnyEvent>>> {
+        self.leader.decode(stored)
+    }
+
+    fn last_id(&self) -> es_core::Result<Option<u64>> {
+        self.leader.last_id()
+    }
+}
+
+#[test]
+fn a_follower_overtaken_within_a_batch_goes_on_after_the_recorded_position() {
+    for (batch_size, stop) in [(4, 3), (4, 1), (1, 1), (100, 9)] {
+        let dir = tempfile::tempdir().expect("dir");
+        let box_office = sqlite_app("box_office", dir.path());
+        sell(&box_office, 0..10);
+        let follower = |batch_size| {
+            ProcessApplication::new(sqlite_app("accounts", dir.path()), receipts())
+                .expect("follower")
+                .with_batch_size(batch_size)
+        };
+        let (late, successor) = (follower(1), follower(batch_size));
+        let overtaking = Overtaking {
+            leader: &box_office,
+            other: &late,
+            stop,
+            overtaken: AtomicBool::new(false),
+        };
+        let processed = successor
+            .pull_and_process(&overtaking, None)
+            .expect("overtaken, not failed");
+        assert_eq!(processed, 10 - stop as usize, "batch size {batch_size}");
+        assert_eq!(receipt_count(successor.application()), 10);
+        assert_eq!(
+            successor.position("box_office").expect("position"),
+            Some(10)
+        );
+    }
 }
 
 #[test]

@@ -78,7 +78,7 @@ impl Inner {
 
     fn check_tracking(&self, tracking: &Tracking) -> Result<()> {
         match self.tracking.get(&tracking.application_name) {
-            Some(&max) if max >= tracking.notification_id => Err(Error::TrackingConflict {
+            Some(&max) if max >= tracking.lowest() => Err(Error::TrackingConflict {
                 application_name: tracking.application_name.clone(),
                 notification_id: tracking.notification_id,
             }),

@@ -249,26 +249,57 @@ pub trait ApplicationRecorder: AggregateRecorder {
 pub struct Tracking {
     /// The upstream application whose log the notification is in.
     pub application_name: String,
-    /// The notification's id in that log.
+    /// The notification's id in that log: the position recorded.
     pub notification_id: u64,
+    /// The first notification this processing covered: a batch's first, or
+    /// `notification_id` itself. The record is refused if a position at or
+    /// above it is recorded, since then part of the batch was processed
+    /// already (by a process that ran it beside this one, or one whose
+    /// commit landed after it was killed).
+    pub first_notification_id: u64,
 }
 
 impl Tracking {
-    /// Notification `notification_id` of `application_name`'s log.
+    /// Notification `notification_id` of `application_name`'s log, processed
+    /// alone.
     pub fn new(application_name: impl Into<String>, notification_id: u64) -> Self {
+        Self::batch(application_name, notification_id, notification_id)
+    }
+
+    /// Notifications `first` to `last` of `application_name`'s log,
+    /// processed together: refused if any of them has been recorded.
+    ///
+    /// ```
+    /// use es_core::persistence::{MemoryRecorder, Tracking, TrackingRecorder};
+    /// let recorder = MemoryRecorder::new();
+    /// recorder.insert_tracking(&Tracking::new("orders", 5))?;
+    /// // 3 to 9 overlaps 5, recorded: nothing is written.
+    /// assert!(recorder.insert_tracking(&Tracking::batch("orders", 3, 9)).is_err());
+    /// recorder.insert_tracking(&Tracking::batch("orders", 6, 9))?;
+    /// assert_eq!(recorder.max_tracking_id("orders")?, Some(9));
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    pub fn batch(application_name: impl Into<String>, first: u64, last: u64) -> Self {
         Tracking {
             application_name: application_name.into(),
-            notification_id,
+            notification_id: last,
+            first_notification_id: first,
         }
+    }
+
+    /// The lowest id the record covers: a recorded position at or above it
+    /// is a conflict. Never above `notification_id`, so positions only rise.
+    pub(crate) fn lowest(&self) -> u64 {
+        self.first_notification_id.min(self.notification_id)
     }
 }
 
 /// Records each follower's position in the logs of the applications it follows.
 ///
 /// Positions only rise: recording a notification id at or below the one
-/// already recorded for the same application is an
-/// [`Error::TrackingConflict`](crate::Error::TrackingConflict) and writes
-/// nothing. Ids may skip (a follower that filters by topic, or processes a
+/// already recorded for the same application (or a batch whose first id is)
+/// is an [`Error::TrackingConflict`](crate::Error::TrackingConflict) and
+/// writes nothing. Ids may skip (a follower that filters by topic, or processes a
 /// batch, records only the last id it reached). As in the Python library,
 /// only the highest id of each application is kept.
 ///

@@ -40,8 +40,9 @@ pub trait View: Send + Sync + 'static {
     fn position(&self, projection: &str, leader: &str) -> Result<Option<u64>>;
 
     /// Runs `work` in a transaction, records `tracking` as `projection`'s
-    /// position in it, and commits; or, if `work` fails or the position is
-    /// at or below the recorded one, rolls everything back.
+    /// position in it, and commits; or, if `work` fails or the recorded
+    /// position is at or above the first id `tracking` covers, rolls
+    /// everything back.
     fn write(
         &self,
         projection: &str,
@@ -92,13 +93,20 @@ pub(crate) fn already_recorded(tracking: &Tracking) -> ViewError {
     })
 }
 
-/// A notification id as the SQL stores keep it.
+/// The position a record sets and the lowest id it covers
+/// ([`Tracking::lowest`]), as the SQL stores keep them.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) fn id_to_sql(tracking: &Tracking) -> Result<i64, ViewError> {
-    i64::try_from(tracking.notification_id).map_err(|_| {
-        ViewError::Store(Error::Corrupt(format!(
-            "notification id {} of {:?} exceeds the store's 64-bit signed integer range",
-            tracking.notification_id, tracking.application_name
-        )))
-    })
+pub(crate) fn ids_to_sql(tracking: &Tracking) -> Result<(i64, i64), ViewError> {
+    let to_sql = |id: u64| {
+        i64::try_from(id).map_err(|_| {
+            ViewError::Store(Error::Corrupt(format!(
+                "notification id {id} of {:?} exceeds the store's 64-bit signed integer range",
+                tracking.application_name
+            )))
+        })
+    };
+    Ok((
+        to_sql(tracking.notification_id)?,
+        to_sql(tracking.lowest())?,
+    ))
 }

@@ -4,8 +4,8 @@
 //! id of its last notification.
 
 use crate::domain::event::{AnyEvent, DomainEvent};
-use crate::error::BoxError;
-use crate::persistence::Notification;
+use crate::error::{BoxError, Error};
+use crate::persistence::{Notification, Tracking};
 
 use super::error::SystemError;
 use super::follower::Leader;
@@ -21,12 +21,15 @@ pub(crate) trait Batches {
     /// Whether events of `topic` are processed (others are never decoded).
     fn wants(&self, topic: &str) -> bool;
 
-    /// Records the position `id` alone, past notifications not wanted.
-    fn pass_over(&self, leader: &str, id: u64) -> Result<(), SystemError>;
+    /// Records the position of the last of `batch` alone, past
+    /// notifications not wanted.
+    fn pass_over(&self, leader: &str, batch: &[Notification]) -> Result<(), SystemError>;
 
     /// Processes the wanted notifications of `batch` and records the outcome
     /// with the position of its last notification, in one transaction; or
-    /// records nothing.
+    /// records nothing. The record covers the whole batch
+    /// ([`Tracking::batch`](crate::persistence::Tracking::batch)), so that a
+    /// position recorded within it by another process is a conflict.
     fn process_batch(&self, leader: &dyn Leader, batch: &[Notification])
     -> Result<(), SystemError>;
 }
@@ -43,10 +46,23 @@ pub(crate) fn catch_up(
 ) -> Result<usize, SystemError> {
     let mut processed = 0;
     each_page(reader, leader, stop, page_size, &mut |page| {
-        processed += process_page(reader, leader, page, batch_size)?;
-        Ok(())
+        let (count, outcome) = process_page(reader, leader, page, batch_size)?;
+        processed += count;
+        Ok(outcome)
     })?;
     Ok(processed)
+}
+
+/// How the processing of a page ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PageOutcome {
+    /// Every notification of it was handled here.
+    Processed,
+    /// Another process recorded part of it first (one running beside this
+    /// one, or a killed one whose commit reached the server after this one
+    /// had read its position): nothing of the batch that met its record was
+    /// written here, and the reader goes on from the position it recorded.
+    Overtaken,
 }
 
 /// Hands `each` every page of `leader`'s notifications after `reader`'s
@@ -58,7 +74,7 @@ pub(crate) fn each_page(
     leader: &dyn Leader,
     stop: Option<u64>,
     page_size: usize,
-    each: &mut dyn FnMut(&[Notification]) -> Result<(), SystemError>,
+    each: &mut dyn FnMut(&[Notification]) -> Result<PageOutcome, SystemError>,
 ) -> Result<(), SystemError> {
     let name = leader.leader_name();
     if name.is_empty() {
@@ -89,22 +105,27 @@ pub(crate) fn each_page(
             .count();
         let stopped = before_stop < page.len();
         page.truncate(before_stop);
-        each(&page)?;
-        position = page.last().map(|notification| notification.id).or(position);
-        if !full || stopped {
-            return Ok(());
+        match each(&page)? {
+            PageOutcome::Processed => {
+                position = page.last().map(|notification| notification.id).or(position);
+                if !full || stopped {
+                    return Ok(());
+                }
+            }
+            PageOutcome::Overtaken => position = reader.position(name)?,
         }
     }
 }
 
-/// Processes a page in batches of up to `batch_size` wanted events.
-/// Notifications not wanted after the last batch are passed with one write.
+/// Processes a page in batches of up to `batch_size` wanted events, and
+/// returns how many events were processed here. Notifications not wanted
+/// after the last batch are passed with one write.
 fn process_page(
     reader: &impl Batches,
     leader: &dyn Leader,
     page: &[Notification],
     batch_size: usize,
-) -> Result<usize, SystemError> {
+) -> Result<(usize, PageOutcome), SystemError> {
     let mut processed = 0;
     let mut rest = page;
     while !rest.is_empty() {
@@ -116,12 +137,16 @@ fn process_page(
             end += 1;
         }
         let (batch, after) = rest.split_at(end);
-        if wanted == 0 {
-            if let Some(last) = batch.last() {
-                reader.pass_over(leader.leader_name(), last.id)?;
+        let written = if wanted == 0 {
+            reader.pass_over(leader.leader_name(), batch)
+        } else {
+            reader.process_batch(leader, batch)
+        };
+        if let Err(error) = written {
+            if overtaken(reader, leader, batch, &error)? {
+                return Ok((processed, PageOutcome::Overtaken));
             }
-        } else if let Err(error) = reader.process_batch(leader, batch) {
-            if wanted == 1 {
+            if wanted <= 1 {
                 return Err(error);
             }
             // Nothing of the batch was recorded. One event at a time, the
@@ -136,7 +161,52 @@ fn process_page(
         processed += wanted;
         rest = after;
     }
-    Ok(processed)
+    Ok((processed, PageOutcome::Processed))
+}
+
+/// Whether `error`, met writing `batch`, means another process recorded a
+/// position within the batch first: a conflict, with the reader's recorded
+/// position now at or past the batch's first notification. Exactly once
+/// still holds (the conflict wrote nothing here); the reader goes on after
+/// that position instead of stopping.
+fn overtaken(
+    reader: &impl Batches,
+    leader: &dyn Leader,
+    batch: &[Notification],
+    error: &SystemError,
+) -> Result<bool, SystemError> {
+    let SystemError::Store { source, .. } = error else {
+        return Ok(false);
+    };
+    if !matches!(
+        **source,
+        Error::TrackingConflict { .. } | Error::Conflict { .. }
+    ) {
+        return Ok(false);
+    }
+    let Some(first) = batch.first() else {
+        return Ok(false);
+    };
+    let name = leader.leader_name();
+    let position = reader.position(name)?;
+    let overtaken = position.is_some_and(|position| position >= first.id);
+    if overtaken {
+        tracing::info!(
+            reader = reader.reader_name(),
+            leader = name,
+            first_id = first.id,
+            position,
+            "another process recorded part of this batch first; going on after its position",
+        );
+    }
+    Ok(overtaken)
+}
+
+/// The record of `batch` of `leader`'s log, processed together; `None` for
+/// an empty batch.
+pub(crate) fn batch_tracking(leader: &str, batch: &[Notification]) -> Option<Tracking> {
+    let (first, last) = (batch.first()?, batch.last()?);
+    Some(Tracking::batch(leader, first.id, last.id))
 }
 
 /// A leader's event decoded, or the error naming it.

@@ -4,9 +4,9 @@
 use crate::application::Application;
 use crate::domain::event::{AnyEvent, DomainEvent};
 use crate::error::Result;
-use crate::persistence::{Notification, StoredEvent, Tracking};
+use crate::persistence::{Notification, StoredEvent};
 
-use super::catch_up::{Batches, catch_up, decode, policy_error};
+use super::catch_up::{Batches, batch_tracking, catch_up, decode, policy_error};
 use super::error::SystemError;
 use super::policy::{Policy, ProcessingContext};
 
@@ -222,10 +222,13 @@ impl Batches for ProcessApplication {
         self.policy.wants(topic)
     }
 
-    fn pass_over(&self, leader: &str, id: u64) -> Result<(), SystemError> {
+    fn pass_over(&self, leader: &str, batch: &[Notification]) -> Result<(), SystemError> {
+        let Some(tracking) = batch_tracking(leader, batch) else {
+            return Ok(());
+        };
         self.app
             .process_recorder()
-            .insert_tracking(&Tracking::new(leader, id))
+            .insert_tracking(&tracking)
             .map_err(|source| self.store_error(leader, source))
     }
 
@@ -238,15 +241,15 @@ impl Batches for ProcessApplication {
         batch: &[Notification],
     ) -> Result<(), SystemError> {
         let name = leader.leader_name();
-        let Some(last) = batch.last() else {
+        let Some(tracking) = batch_tracking(name, batch) else {
             return Ok(());
         };
         let _span = tracing::debug_span!(
             "es.process",
             follower = self.name.as_str(),
             leader = name,
-            first_id = batch.first().map(|n| n.id),
-            last_id = last.id,
+            first_id = tracking.first_notification_id,
+            last_id = tracking.notification_id,
         )
         .entered();
         let mut context = ProcessingContext::new(&self.app, name);
@@ -262,7 +265,7 @@ impl Batches for ProcessApplication {
         }
         let mut collected = context.into_collected();
         self.app
-            .save_with_tracking(&mut collected, &Tracking::new(name, last.id))
+            .save_with_tracking(&mut collected, &tracking)
             .map(drop)
             .map_err(|source| self.store_error(name, source))
     }

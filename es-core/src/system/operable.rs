@@ -3,7 +3,7 @@
 
 use crate::persistence::{Notification, View, ViewError};
 
-use super::catch_up::{Batches, decode, each_page, policy_error};
+use super::catch_up::{Batches, PageOutcome, decode, each_page, policy_error};
 use super::error::SystemError;
 use super::follower::{Leader, ProcessApplication};
 use super::policy::ProcessingContext;
@@ -67,7 +67,8 @@ fn each_pending(
     each_page(reader, leader, None, page_size, &mut |page| {
         page.iter()
             .filter(|notification| reader.wants(&notification.event.topic))
-            .try_for_each(&mut *each)
+            .try_for_each(&mut *each)?;
+        Ok(PageOutcome::Processed)
     })
 }
 

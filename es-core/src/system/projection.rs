@@ -13,7 +13,7 @@ use crate::domain::event::{AggregateEvent, DomainEvent};
 use crate::error::BoxError;
 use crate::persistence::{Notification, Tracking, View, ViewError};
 
-use super::catch_up::{Batches, catch_up, decode, policy_error};
+use super::catch_up::{Batches, batch_tracking, catch_up, decode, policy_error};
 use super::error::SystemError;
 use super::follower::{DEFAULT_PAGE_SIZE, Leader};
 use super::handlers::{Handlers, Target};
@@ -218,8 +218,11 @@ impl<V: View> Batches for Projection<V> {
         self.handlers.wants(topic)
     }
 
-    fn pass_over(&self, leader: &str, id: u64) -> Result<(), SystemError> {
-        self.write(leader, &Tracking::new(leader, id), &mut |_| Ok(()))
+    fn pass_over(&self, leader: &str, batch: &[Notification]) -> Result<(), SystemError> {
+        let Some(tracking) = batch_tracking(leader, batch) else {
+            return Ok(());
+        };
+        self.write(leader, &tracking, &mut |_| Ok(()))
     }
 
     fn process_batch(
@@ -228,18 +231,18 @@ impl<V: View> Batches for Projection<V> {
         batch: &[Notification],
     ) -> Result<(), SystemError> {
         let name = leader.leader_name();
-        let Some(last) = batch.last() else {
+        let Some(tracking) = batch_tracking(name, batch) else {
             return Ok(());
         };
         let _span = tracing::debug_span!(
             "es.project",
             projection = self.name.as_str(),
             leader = name,
-            first_id = batch.first().map(|n| n.id),
-            last_id = last.id,
+            first_id = tracking.first_notification_id,
+            last_id = tracking.notification_id,
         )
         .entered();
-        self.write(name, &Tracking::new(name, last.id), &mut |transaction| {
+        self.write(name, &tracking, &mut |transaction| {
             for notification in batch {
                 if self.wants(&notification.event.topic) {
                     self.apply(leader, notification, transaction)?;

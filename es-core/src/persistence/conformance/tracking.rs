@@ -22,6 +22,7 @@ macro_rules! process_recorder_conformance_tests {
         $crate::recorder_conformance_tests!(@cases $fixture;
             tracking_starts_empty_and_only_rises,
             tracking_at_or_below_the_recorded_id_is_a_conflict_and_writes_nothing,
+            a_batch_reaching_back_to_the_recorded_id_is_a_conflict_and_writes_nothing,
             events_and_their_tracking_are_recorded_together_or_not_at_all,
             tracking_alone_records_no_event,
             racing_processors_of_one_notification_record_it_once,
@@ -97,6 +98,50 @@ pub fn tracking_at_or_below_the_recorded_id_is_a_conflict_and_writes_nothing(fix
     }
     assert_eq!(recorder.max_tracking_id("orders").expect("max"), Some(3));
     assert_eq!(recorder.max_notification_id().expect("max"), Some(1));
+}
+
+/// A batch of notifications recorded with one record is refused if the
+/// recorded position falls within it, even though its last id is above
+/// that position: part of the batch was processed already.
+pub fn a_batch_reaching_back_to_the_recorded_id_is_a_conflict_and_writes_nothing(fixture: Fixture) {
+    let recorder = process(&fixture);
+    recorder
+        .insert_tracking(&Tracking::new("orders", 5))
+        .expect("processed up to 5");
+    for first in [5, 3] {
+        let late = uuid_id();
+        let error = recorder
+            .insert_events_with_tracking(
+                &[event(&late, 1, "Reserved")],
+                &Tracking::batch("orders", first, 9),
+            )
+            .expect_err("part of the batch was processed");
+        assert!(is_tracking_conflict(&error, "orders", 9), "{error:?}");
+        assert!(
+            recorder
+                .select_events(&late, EventQuery::new())
+                .expect("select")
+                .is_empty()
+        );
+        let error = recorder
+            .insert_tracking(&Tracking::batch("orders", first, 9))
+            .expect_err("part of the batch was processed");
+        assert!(is_tracking_conflict(&error, "orders", 9), "{error:?}");
+    }
+    assert_eq!(recorder.max_tracking_id("orders").expect("max"), Some(5));
+    // A first id above the last is taken as the last: positions only rise.
+    let error = recorder
+        .insert_tracking(&Tracking::batch("orders", 8, 4))
+        .expect_err("below the recorded position");
+    assert!(is_tracking_conflict(&error, "orders", 4), "{error:?}");
+    let ids = recorder
+        .insert_events_with_tracking(
+            &[event(uuid_id(), 1, "Reserved")],
+            &Tracking::batch("orders", 6, 9),
+        )
+        .expect("6 to 9 is new");
+    assert_eq!(ids.len(), 1);
+    assert_eq!(recorder.max_tracking_id("orders").expect("max"), Some(9));
 }
 
 /// A taken version refuses the tracking record with it: the notification

@@ -586,7 +586,11 @@ impl PostgresRecorder {
             let changed = client
                 .execute(
                     upsert,
-                    &[&tracking.application_name, &tracking.notification_id],
+                    &[
+                        &tracking.application_name,
+                        &tracking.notification_id,
+                        &tracking.lowest_id,
+                    ],
                 )
                 .map_err(Write::Before)?;
             if changed == 0 {

@@ -16,7 +16,7 @@ pub(super) struct TrackingTable {
     /// The table's DDL.
     pub(super) ddl: String,
     /// Inserts a position or raises it; touches no row (0 rows changed) if
-    /// the recorded one is at or above it.
+    /// the recorded one is at or above the first id the record covers (`$3`).
     pub(super) upsert_sql: String,
     select_sql: String,
 }
@@ -36,7 +36,7 @@ impl TrackingTable {
             upsert_sql: format!(
                 "INSERT INTO {quoted} AS t (application_name, notification_id) VALUES ($1, $2) \
                  ON CONFLICT (application_name) DO UPDATE SET notification_id = EXCLUDED.notification_id \
-                 WHERE t.notification_id < EXCLUDED.notification_id"
+                 WHERE t.notification_id < $3"
             ),
             select_sql: format!("SELECT notification_id FROM {quoted} WHERE application_name = $1"),
         }
@@ -47,20 +47,25 @@ impl TrackingTable {
 pub(super) struct TrackingParam {
     pub(super) application_name: String,
     pub(super) notification_id: i64,
+    /// [`Tracking::lowest`].
+    pub(super) lowest_id: i64,
     tracking: Tracking,
 }
 
 impl TrackingParam {
     fn of(tracking: &Tracking) -> Result<Self> {
-        let notification_id = i64::try_from(tracking.notification_id).map_err(|_| {
-            Error::Corrupt(format!(
-                "notification id {} of {:?} exceeds the store's 64-bit signed integer range",
-                tracking.notification_id, tracking.application_name
-            ))
-        })?;
+        let to_sql = |id: u64| {
+            i64::try_from(id).map_err(|_| {
+                Error::Corrupt(format!(
+                    "notification id {id} of {:?} exceeds the store's 64-bit signed integer range",
+                    tracking.application_name
+                ))
+            })
+        };
         Ok(TrackingParam {
             application_name: tracking.application_name.clone(),
-            notification_id,
+            notification_id: to_sql(tracking.notification_id)?,
+            lowest_id: to_sql(tracking.lowest())?,
             tracking: tracking.clone(),
         })
     }

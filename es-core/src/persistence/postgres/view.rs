@@ -8,7 +8,7 @@ use super::pool::pg_error;
 use crate::error::{BoxError, Result};
 use crate::persistence::recorder::Tracking;
 use crate::persistence::sql::notification_id_from_sql;
-use crate::persistence::view::{View, ViewError, already_recorded, id_to_sql};
+use crate::persistence::view::{View, ViewError, already_recorded, ids_to_sql};
 
 /// A projection's view in a PostgreSQL database: the user's own tables, and
 /// `projection_tracking` in the configured schema. Each write is one
@@ -139,19 +139,22 @@ impl View for PostgresView {
         tracking: &Tracking,
         work: &mut dyn FnMut(&mut Self::Transaction<'_>) -> Result<(), BoxError>,
     ) -> Result<(), ViewError> {
-        let id = id_to_sql(tracking)?;
+        let (id, lowest) = ids_to_sql(tracking)?;
         let upsert = format!(
             "INSERT INTO {table} AS t (projection, application_name, notification_id) \
              VALUES ($1, $2, $3) \
              ON CONFLICT (projection, application_name) DO UPDATE \
              SET notification_id = EXCLUDED.notification_id \
-             WHERE t.notification_id < EXCLUDED.notification_id",
+             WHERE t.notification_id < $4",
             table = self.table
         );
         self.transact(true, &mut |transaction| {
             work(transaction).map_err(ViewError::Work)?;
             let changed = transaction
-                .execute(&upsert, &[&projection, &tracking.application_name, &id])
+                .execute(
+                    &upsert,
+                    &[&projection, &tracking.application_name, &id, &lowest],
+                )
                 .map_err(|e| pg_error("recording a projection's position", e))?;
             if changed == 0 {
                 return Err(already_recorded(tracking));

@@ -16,24 +16,33 @@ pub(super) const TRACKING_DDL: &str = "CREATE TABLE IF NOT EXISTS notification_t
     notification_id INTEGER NOT NULL
 ) WITHOUT ROWID;";
 
-/// Inserts the position, or raises it; a row at or above it is left alone,
-/// so that no row changes.
+/// Inserts the position, or raises it; a row at or above the first id the
+/// record covers (`?3`, never above `?2`) is left alone, so that no row
+/// changes.
 const UPSERT: &str = "INSERT INTO notification_tracking (application_name, notification_id) \
      VALUES (?1, ?2) \
      ON CONFLICT (application_name) DO UPDATE SET notification_id = excluded.notification_id \
-     WHERE notification_tracking.notification_id < excluded.notification_id";
+     WHERE notification_tracking.notification_id < ?3";
 
 /// Records `tracking` on `connection`, inside the save's transaction or savepoint.
 pub(super) fn record(connection: &Connection, tracking: &Tracking) -> Result<(), BatchError> {
-    let id = i64::try_from(tracking.notification_id).map_err(|_| {
-        BatchError::Refused(Error::Corrupt(format!(
-            "notification id {} of {:?} exceeds the store's 64-bit signed integer range",
-            tracking.notification_id, tracking.application_name
-        )))
-    })?;
+    let to_sql = |id: u64| {
+        i64::try_from(id).map_err(|_| {
+            BatchError::Refused(Error::Corrupt(format!(
+                "notification id {id} of {:?} exceeds the store's 64-bit signed integer range",
+                tracking.application_name
+            )))
+        })
+    };
+    let (id, lowest) = (
+        to_sql(tracking.notification_id)?,
+        to_sql(tracking.lowest())?,
+    );
     let changed = connection
         .prepare_cached(UPSERT)
-        .and_then(|mut upsert| upsert.execute(rusqlite::params![tracking.application_name, id]))
+        .and_then(|mut upsert| {
+            upsert.execute(rusqlite::params![tracking.application_name, id, lowest])
+        })
         .map_err(|e| BatchError::Database("recording a tracking record", e))?;
     if changed == 0 {
         return Err(BatchError::Refused(Error::TrackingConflict {

@@ -8,7 +8,7 @@ use super::SqliteDatabase;
 use crate::error::{BoxError, Error, Result};
 use crate::persistence::recorder::Tracking;
 use crate::persistence::sql::notification_id_from_sql;
-use crate::persistence::view::{View, ViewError, already_recorded, id_to_sql};
+use crate::persistence::view::{View, ViewError, already_recorded, ids_to_sql};
 
 const DDL: &str = "CREATE TABLE IF NOT EXISTS projection_tracking (
     projection TEXT NOT NULL,
@@ -20,7 +20,7 @@ const DDL: &str = "CREATE TABLE IF NOT EXISTS projection_tracking (
 const UPSERT: &str = "INSERT INTO projection_tracking (projection, application_name, notification_id) \
      VALUES (?1, ?2, ?3) \
      ON CONFLICT (projection, application_name) DO UPDATE SET notification_id = excluded.notification_id \
-     WHERE projection_tracking.notification_id < excluded.notification_id";
+     WHERE projection_tracking.notification_id < ?4";
 
 /// A projection's view in a SQLite database, which may be the one of an
 /// application's events or a file of its own. Writes go through the
@@ -117,13 +117,18 @@ impl View for SqliteView {
         tracking: &Tracking,
         work: &mut dyn FnMut(&mut Self::Transaction<'_>) -> Result<(), BoxError>,
     ) -> Result<(), ViewError> {
-        let id = id_to_sql(tracking)?;
+        let (id, lowest) = ids_to_sql(tracking)?;
         self.transact(true, &mut |transaction| {
             work(transaction).map_err(ViewError::Work)?;
             let changed = transaction
                 .prepare_cached(UPSERT)
                 .and_then(|mut upsert| {
-                    upsert.execute(rusqlite::params![projection, tracking.application_name, id])
+                    upsert.execute(rusqlite::params![
+                        projection,
+                        tracking.application_name,
+                        id,
+                        lowest
+                    ])
                 })
                 .map_err(|e| Error::database("recording a projection's position", e))?;
             if changed == 0 {
