@@ -36,8 +36,13 @@ const KILLS: usize = 30;
 const DEFAULT_SEED: u64 = 20_261_207;
 /// Tickets sold before each start of the follower.
 const SOLD: (u64, u64) = (20, 120);
-/// How long the follower runs after opening its stores before it is killed.
-const WAIT_MS: (u64, u64) = (0, 40);
+/// The longest the follower first runs after opening its stores before it
+/// is killed (a random time up to it). How long a catch-up takes depends on
+/// the disk by orders of magnitude, so the bound then follows the runs: it
+/// shrinks after a run the kill missed by coming late (the follower was
+/// done) and grows after one it missed by coming early (nothing processed).
+const FIRST_MAX_WAIT: Duration = Duration::from_millis(40);
+const MIN_MAX_WAIT: Duration = Duration::from_micros(200);
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const POSTGRES_PREFIX: &str = "es_crash_follower";
 const FAULT: &str = "SIGKILL of a follower process while it processes its leader's log";
@@ -138,6 +143,7 @@ fn crash_test(dir: &Path, follower: &Follower) {
     let mut rng = Rng(seed);
     let (mut sold, mut seat) = (0u64, 0u64);
     let (mut killed_mid_way, mut runs) = (0, 0);
+    let mut max_wait = FIRST_MAX_WAIT;
     // The follower's store, as the test sees it between runs.
     let watched = follower.open();
     let position = || {
@@ -162,16 +168,19 @@ fn crash_test(dir: &Path, follower: &Follower) {
         sold += tickets.len() as u64;
         leader.save(&mut tickets).expect("sell");
         let sizes = (rng.between(1, 50), rng.between(1, 20));
-        let wait = Duration::from_millis(rng.between(WAIT_MS.0, WAIT_MS.1));
+        let wait = Duration::from_micros(rng.between(0, micros(max_wait)));
         let before = position();
-        if let Ended::Killed { after_ready: true } =
-            run(&leader_path, follower, sizes, Some(wait), seed)
-        {
+        let ended = run(&leader_path, follower, sizes, Some(wait), seed);
+        let after = position();
+        match ended {
             // Counted only if it was killed part of the way through.
-            let after = position();
-            if before < after && after < sold {
+            Ended::Killed { after_ready: true } if before < after && after < sold => {
                 killed_mid_way += 1;
             }
+            Ended::Killed { after_ready: true } if after == before => {
+                max_wait = max_wait.mul_f64(1.5);
+            }
+            _ => max_wait = (max_wait.mul_f64(2.0 / 3.0)).max(MIN_MAX_WAIT),
         }
     }
     // Once more, to the end.
@@ -194,6 +203,10 @@ fn crash_test(dir: &Path, follower: &Follower) {
              way through a catch-up ({runs} runs in all)"
         ),
     });
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Starts the follower, kills it `kill_after` its stores are open (or lets it
