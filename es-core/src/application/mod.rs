@@ -12,11 +12,11 @@ mod notification_log;
 mod postgres;
 mod repository;
 mod save;
-mod saves;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub(crate) use crate::persistence::Signal;
 pub use builder::ApplicationBuilder;
 pub use environment::Environment;
 pub use factory::{
@@ -26,7 +26,6 @@ pub use factory::{
 pub use notification_log::{DEFAULT_SECTION_SIZE, NotificationIter, NotificationLog, Section};
 pub use repository::Repository;
 pub use save::{Save, Unsaved};
-pub(crate) use saves::Signal;
 
 use crate::domain::aggregate::Aggregate;
 use crate::domain::event::{AnyEvent, DomainEvent};
@@ -86,7 +85,7 @@ pub struct Application {
     section_size: usize,
     subscribers: Vec<Subscriber>,
     cache: Option<cache::AggregateCache>,
-    saves: saves::Signal,
+    saves: Signal,
 }
 
 impl std::fmt::Debug for Application {

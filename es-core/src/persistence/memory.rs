@@ -1,8 +1,9 @@
 //! The in-memory recorder ("POPO" in the Python library): fast, and gone with the process.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
+use super::listen::{Listener, Signal, SignalListener};
 use super::recorder::{
     AggregateRecorder, ApplicationRecorder, EventQuery, ProcessRecorder, Tracking, TrackingRecorder,
 };
@@ -27,6 +28,8 @@ use crate::error::{Error, Result};
 #[derive(Debug, Default)]
 pub struct MemoryRecorder {
     inner: RwLock<Inner>,
+    /// Bumped after each insert of events, for listeners.
+    recorded: Arc<Signal>,
 }
 
 #[derive(Debug, Default)]
@@ -93,6 +96,16 @@ impl MemoryRecorder {
         Self::default()
     }
 
+    /// Records `events` and `tracking` if neither conflicts, else nothing,
+    /// and wakes the listeners if events were recorded.
+    fn insert(&self, events: &[StoredEvent], tracking: Option<&Tracking>) -> Result<Vec<u64>> {
+        let ids = self.write().insert(events, tracking)?;
+        if !ids.is_empty() {
+            self.recorded.bump();
+        }
+        Ok(ids)
+    }
+
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
         // A poisoned lock only means another thread panicked; the data itself is
         // only changed after every check has passed, so it is still whole.
@@ -106,7 +119,7 @@ impl MemoryRecorder {
 
 impl AggregateRecorder for MemoryRecorder {
     fn insert_events(&self, events: &[StoredEvent]) -> Result<Vec<u64>> {
-        self.write().insert(events, None)
+        self.insert(events, None)
     }
 
     fn select_events(
@@ -179,11 +192,16 @@ impl ApplicationRecorder for MemoryRecorder {
         let inner = self.read();
         Ok((!inner.log.is_empty()).then_some(inner.log.len() as u64))
     }
+
+    /// Woken by every insert of events, at once.
+    fn listen(&self) -> Result<Box<dyn Listener>> {
+        Ok(Box::new(SignalListener::new(Arc::clone(&self.recorded))))
+    }
 }
 
 impl TrackingRecorder for MemoryRecorder {
     fn insert_tracking(&self, tracking: &Tracking) -> Result<()> {
-        self.write().insert(&[], Some(tracking)).map(drop)
+        self.insert(&[], Some(tracking)).map(drop)
     }
 
     fn max_tracking_id(&self, application_name: &str) -> Result<Option<u64>> {
@@ -197,6 +215,6 @@ impl ProcessRecorder for MemoryRecorder {
         events: &[StoredEvent],
         tracking: &Tracking,
     ) -> Result<Vec<u64>> {
-        self.write().insert(events, Some(tracking))
+        self.insert(events, Some(tracking))
     }
 }

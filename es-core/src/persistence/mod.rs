@@ -7,6 +7,7 @@ mod compressor;
 pub mod conformance;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod group_commit;
+mod listen;
 mod mapper;
 mod memory;
 #[cfg(feature = "postgres")]
@@ -28,6 +29,8 @@ pub use self::postgres::{
 pub(crate) use self::postgres::{checked_schema, table_prefix_from_name};
 pub use cipher::{Cipher, CipherError};
 pub use compressor::{Compressor, CompressorError};
+pub(crate) use listen::Signal;
+pub use listen::{DEFAULT_LISTEN_POLL_INTERVAL, Listener, PollingListener, Subscription};
 pub use mapper::{DEFAULT_MAX_EVENT_SIZE, Mapper, TooLarge};
 pub use memory::MemoryRecorder;
 pub use recorder::{
@@ -37,7 +40,10 @@ pub use recorder::{
 #[cfg(feature = "sqlite")]
 pub(crate) use sqlite::empty_path as empty_sqlite_path;
 #[cfg(feature = "sqlite")]
-pub use sqlite::{SqliteDatabase, SqliteOpenError, SqliteRecorder, SqliteView, Synchronous};
+pub use sqlite::{
+    SQLITE_LISTEN_POLL_INTERVAL, SqliteDatabase, SqliteOpenError, SqliteRecorder, SqliteView,
+    Synchronous,
+};
 pub use stored_event::{Notification, StoredEvent};
 pub use transcoder::{Transcoder, TranscoderError};
 pub use view::{View, ViewError};

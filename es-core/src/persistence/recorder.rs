@@ -4,6 +4,7 @@ use std::any::Any;
 
 use crate::domain::id::OriginatorId;
 
+use super::listen::{DEFAULT_LISTEN_POLL_INTERVAL, Listener, PollingListener};
 use super::stored_event::{Notification, StoredEvent};
 use crate::error::Result;
 
@@ -230,6 +231,17 @@ pub trait ApplicationRecorder: AggregateRecorder {
 
     /// The highest notification id recorded, or `None` for an empty log.
     fn max_notification_id(&self) -> Result<Option<u64>>;
+
+    /// A [`Listener`] that says when the log may have grown, made before the
+    /// reader's next read. Every store of this crate wakes it at once for
+    /// saves of this process; PostgreSQL (`LISTEN`) and SQLite (a change
+    /// count checked every few milliseconds) for other processes' too. The
+    /// default polls every [`DEFAULT_LISTEN_POLL_INTERVAL`].
+    fn listen(&self) -> Result<Box<dyn Listener>> {
+        Ok(Box::new(PollingListener::every(
+            DEFAULT_LISTEN_POLL_INTERVAL,
+        )))
+    }
 }
 
 /// How far a follower has processed an upstream application's notification

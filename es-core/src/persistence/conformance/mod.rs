@@ -26,7 +26,9 @@ use crate::error::Error;
 use super::recorder::{AggregateRecorder, ApplicationRecorder, EventQuery, ProcessRecorder};
 use super::stored_event::{Notification, StoredEvent};
 
+mod listen;
 mod tracking;
+pub use listen::*;
 pub use tracking::*;
 
 /// A fresh recorder for one case, with whatever must live as long as it (a
@@ -112,6 +114,8 @@ macro_rules! recorder_conformance_tests {
             visit_events_visits_what_select_events_selects,
             visit_events_stops_at_the_visitors_error,
             visit_from_snapshot_starts_after_the_latest_snapshot_at_or_below_the_version,
+            a_listener_hears_a_commit_made_after_it,
+            a_subscription_from_any_id_hands_out_each_later_notification_once,
         );
     };
     (@cases $fixture:expr; $($case:ident,)+) => {

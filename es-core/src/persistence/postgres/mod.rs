@@ -7,11 +7,13 @@
 //! `connection_string` (reading a URL without ever repeating a secret),
 //! `pool` (connections, statement caching, retries on lost sessions), `schema`
 //! (creating and checking tables), `tls` (encryption, and the bound on a
-//! reply's wait), `recorder` (the recorder traits) and `tracking` (a
-//! follower's positions, written with its events).
+//! reply's wait), `recorder` (the recorder traits), `tracking` (a
+//! follower's positions, written with its events) and `listen` (`LISTEN`
+//! for the `NOTIFY` each commit of events sends).
 
 mod config;
 mod connection_string;
+mod listen;
 mod pool;
 mod recorder;
 mod schema;

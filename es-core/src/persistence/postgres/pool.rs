@@ -47,9 +47,15 @@ impl<'a> Transaction<'a> {
         Ok(transaction)
     }
 
-    pub(super) fn commit(mut self) -> std::result::Result<(), postgres::Error> {
+    pub(super) fn commit(self) -> std::result::Result<(), postgres::Error> {
+        self.commit_with("COMMIT")
+    }
+
+    /// Commits with `sql`, which ends with `COMMIT`: statements that belong
+    /// at the end of the transaction share the commit's round trip.
+    pub(super) fn commit_with(mut self, sql: &str) -> std::result::Result<(), postgres::Error> {
         self.open = false;
-        self.client.batch_execute("COMMIT")
+        self.client.batch_execute(sql)
     }
 }
 
@@ -64,7 +70,7 @@ impl Drop for Transaction<'_> {
 }
 
 /// Opens connections for r2d2, each with a statement cache.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Manager {
     config: postgres::Config,
     tls: Connector,
@@ -216,6 +222,8 @@ const FAILURE_POLL: Duration = Duration::from_millis(20);
 /// ```
 pub struct PostgresDatabase {
     pool: r2d2::Pool<Manager>,
+    /// The pool's manager, for connections kept outside it (a listener's).
+    manager: Manager,
     failures: Arc<ConnectFailures>,
     pub(super) schema: String,
     /// The type set in the configuration; `None` takes each table's own.
@@ -277,9 +285,10 @@ impl PostgresDatabase {
             .max_lifetime(config.conn_max_age)
             .connection_timeout(config.connect_timeout)
             .error_handler(Box::new(RecordFailures(failures.clone())))
-            .build_unchecked(manager);
+            .build_unchecked(manager.clone());
         Ok(Arc::new(PostgresDatabase {
             pool,
+            manager,
             failures,
             schema,
             configured_id_type: config.originator_id_type,
@@ -346,6 +355,15 @@ impl PostgresDatabase {
                 }
             }
         }
+    }
+
+    /// A connection of its own, outside the pool, with the pool's settings:
+    /// for a session that must stay open (a listener's `LISTEN`).
+    pub(super) fn dedicated_client(&self) -> Result<Client> {
+        self.manager
+            .connect()
+            .map(|connection| connection.client)
+            .map_err(|error| Error::database("opening a PostgreSQL connection", error))
     }
 
     /// Runs `work` on a pooled connection, again on another one if the first

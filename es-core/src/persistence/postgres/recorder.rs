@@ -12,11 +12,13 @@ use postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::config::{OriginatorIdType, checked_prefix};
+use super::listen::PostgresListener;
 use super::pool::{CachingConnection, PostgresDatabase, Transaction, pg_error};
 use super::tracking::{TrackingParam, TrackingTable};
 use crate::domain::id::OriginatorId;
 use crate::error::{Error, Result};
 use crate::persistence::group_commit::GroupCommit;
+use crate::persistence::listen::Listener;
 use crate::persistence::recorder::{
     AggregateRecorder, ApplicationRecorder, EventQuery, SnapshotOrEvent, collect_visited,
     visit_from_snapshot_in_two_reads,
@@ -78,6 +80,11 @@ pub struct PostgresRecorder {
     pub(super) id_type: OriginatorIdType,
     /// The follower positions' table, beside an events table.
     pub(super) tracking: Option<TrackingTable>,
+    /// The channel an events table's commits notify, quoted; `None` for
+    /// snapshots, which no one listens to.
+    pub(super) channel: Option<String>,
+    /// Ends a write that recorded events: the notification, then COMMIT.
+    commit_sql: String,
 }
 
 impl PostgresRecorder {
@@ -169,7 +176,18 @@ impl PostgresRecorder {
         } else {
             "BEGIN".to_owned()
         };
+        // One identifier naming schema and table, as a channel is; longer
+        // than PostgreSQL's 63 bytes, it is cut short the same way by NOTIFY
+        // and LISTEN, and two tables sharing a channel only wake each
+        // other's readers for nothing.
+        let channel = with_log.then(|| format!("\"{}.{}\"", db.schema, table));
+        let commit_sql = match &channel {
+            Some(channel) => format!("NOTIFY {channel}; COMMIT"),
+            None => "COMMIT".to_owned(),
+        };
         let recorder = PostgresRecorder {
+            channel,
+            commit_sql,
             begin_sql: begin_sql.clone(),
             begin_group_sql: format!("{begin_sql}; SAVEPOINT es_group"),
             commits: GroupCommit::default(),
@@ -531,7 +549,17 @@ impl PostgresRecorder {
         if let Some(error) = faults::lose_commit_reply(transaction.client) {
             return Err(Write::Commit(error, outcomes));
         }
-        match transaction.commit() {
+        // Listeners are told only of new events (a tracking record alone
+        // adds nothing to the log); the notification is delivered at commit.
+        let recorded = outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::Inserted(ids) if !ids.is_empty()));
+        let commit = if recorded {
+            transaction.commit_with(&self.commit_sql)
+        } else {
+            transaction.commit()
+        };
+        match commit {
             Ok(()) => Ok(outcomes),
             Err(error) => Err(Write::Commit(error, outcomes)),
         }
@@ -1049,6 +1077,22 @@ enum Streamed {
 }
 
 impl ApplicationRecorder for PostgresRecorder {
+    /// `LISTEN` on a connection of the listener's own, for the `NOTIFY`
+    /// each commit of events sends (from any process). If that connection
+    /// is lost, the listener says "maybe" and connects again when next asked.
+    fn listen(&self) -> Result<Box<dyn Listener>> {
+        let channel = self.channel.as_deref().ok_or_else(|| {
+            Error::database(
+                "listening",
+                format!("{} is a snapshots table, which has no log", self.name),
+            )
+        })?;
+        Ok(Box::new(PostgresListener::new(
+            Arc::clone(&self.db),
+            channel.to_owned(),
+        )?))
+    }
+
     fn select_notifications(
         &self,
         start: u64,

@@ -9,15 +9,18 @@ use rusqlite::{
     Connection, ErrorCode, OpenFlags, TransactionBehavior, params_from_iter, types::Value,
 };
 
+mod listen;
 mod open;
 mod tracking;
 mod view;
 
 use super::group_commit::GroupCommit;
+pub use listen::SQLITE_LISTEN_POLL_INTERVAL;
 pub use open::SqliteOpenError;
 pub(crate) use open::empty_path;
 pub use view::SqliteView;
 
+use super::listen::{Listener, Signal};
 use super::recorder::{
     AggregateRecorder, ApplicationRecorder, EventQuery, Tracking, collect_visited,
 };
@@ -93,6 +96,8 @@ pub struct SqliteDatabase {
     writer: Mutex<Connection>,
     commits: GroupCommit<Batch, Vec<u64>>,
     readers: Mutex<Vec<Connection>>,
+    /// Bumped after each commit of events, for listeners in this process.
+    recorded: Arc<Signal>,
 }
 
 impl std::fmt::Debug for SqliteDatabase {
@@ -166,6 +171,7 @@ impl SqliteDatabase {
             writer: Mutex::new(writer),
             commits: GroupCommit::default(),
             readers: Mutex::new(Vec::new()),
+            recorded: Arc::default(),
         }))
     }
 
@@ -186,6 +192,7 @@ impl SqliteDatabase {
             writer: Mutex::new(writer),
             commits: GroupCommit::default(),
             readers: Mutex::new(Vec::new()),
+            recorded: Arc::default(),
         }))
     }
 
@@ -216,17 +223,7 @@ impl SqliteDatabase {
             .pop();
         let connection = match pooled {
             Some(connection) => connection,
-            None => {
-                let connection = Connection::open_with_flags(
-                    path,
-                    OpenFlags::SQLITE_OPEN_READ_WRITE
-                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                        | OpenFlags::SQLITE_OPEN_URI,
-                )
-                .map_err(|e| Error::database("opening a SQLite reader", e))?;
-                configure(&connection, self.lock_timeout)?;
-                connection
-            }
+            None => Self::open_reader_of(path, self.lock_timeout)?,
         };
         let result = read(&connection);
         let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
@@ -234,6 +231,29 @@ impl SqliteDatabase {
             readers.push(connection);
         }
         result
+    }
+}
+
+impl SqliteDatabase {
+    /// A new reader connection of the database file, or `None` for an
+    /// in-memory database (whose only connection is the writer's).
+    fn open_reader(&self) -> Result<Option<Connection>> {
+        self.path
+            .as_deref()
+            .map(|path| Self::open_reader_of(path, self.lock_timeout))
+            .transpose()
+    }
+
+    fn open_reader_of(path: &Path, lock_timeout: Duration) -> Result<Connection> {
+        let connection = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(|e| Error::database("opening a SQLite reader", e))?;
+        configure(&connection, lock_timeout)?;
+        Ok(connection)
     }
 }
 
@@ -345,9 +365,14 @@ impl SqliteRecorder {
             events: events.to_vec(),
             tracking: tracking.cloned(),
         };
-        self.db
+        let ids = self
+            .db
             .commits
-            .submit(batch, |batches| write_group(&mut self.db.writer(), batches))
+            .submit(batch, |batches| write_group(&mut self.db.writer(), batches))?;
+        if !ids.is_empty() {
+            self.db.recorded.bump();
+        }
+        Ok(ids)
     }
 }
 
@@ -634,6 +659,12 @@ impl ApplicationRecorder for SqliteRecorder {
                 .query_row([], |row| row.get(0))
         })?;
         max.map(notification_id_from_sql).transpose()
+    }
+
+    /// Woken at once by this process's commits, and within
+    /// [`SQLITE_LISTEN_POLL_INTERVAL`] by other processes'.
+    fn listen(&self) -> Result<Box<dyn Listener>> {
+        Ok(Box::new(listen::SqliteListener::new(&self.db)?))
     }
 }
 

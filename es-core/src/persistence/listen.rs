@@ -1,0 +1,241 @@
+//! Learning that a log may have grown, without reading it in a loop: a
+//! listener per reader, woken by saves in this process at once, and by other
+//! processes' saves as the store can tell (PostgreSQL's `LISTEN`, SQLite's
+//! `data_version`), and a subscription that reads the log from any position
+//! with it.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::recorder::ApplicationRecorder;
+use super::stored_event::Notification;
+use crate::error::Result;
+
+/// Tells a reader of a log when it may have grown, including by other
+/// processes where the store can tell. A wake-up is a hint, never a promise:
+/// the reader reads the log after its own position to find out, so a
+/// spurious one costs a read and a missed one cannot happen for what was
+/// committed after the listener was made.
+///
+/// ```
+/// use std::time::Duration;
+/// use es_core::persistence::{ApplicationRecorder, MemoryRecorder, StoredEvent, AggregateRecorder};
+/// let recorder = MemoryRecorder::new();
+/// let mut listener = recorder.listen()?;
+/// assert!(!listener.wait(Duration::from_millis(1))?);
+/// recorder.insert_events(&[StoredEvent {
+///     originator_id: uuid::Uuid::new_v4().into(), originator_version: 1, topic: "T".into(), state: vec![],
+/// }])?;
+/// assert!(listener.wait(Duration::from_secs(5))?);
+/// # Ok::<(), es_core::Error>(())
+/// ```
+pub trait Listener: Send {
+    /// Waits until the log may have grown since this listener was made or
+    /// last said so, or until `timeout` passes; says which. An error means
+    /// the store could not be asked (a server gone); the next call tries again.
+    fn wait(&mut self, timeout: Duration) -> Result<bool>;
+}
+
+/// How often a listener that can only poll says the log may have grown.
+pub const DEFAULT_LISTEN_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A listener of a store that cannot tell: it says "maybe" every
+/// `interval`. The default of [`ApplicationRecorder::listen`], so a backend
+/// of another crate works unchanged, only later.
+#[derive(Debug)]
+pub struct PollingListener {
+    interval: Duration,
+    next: Instant,
+}
+
+impl PollingListener {
+    /// Says "maybe" every `interval`.
+    pub fn every(interval: Duration) -> Self {
+        PollingListener {
+            interval,
+            next: Instant::now() + interval,
+        }
+    }
+}
+
+impl Listener for PollingListener {
+    fn wait(&mut self, timeout: Duration) -> Result<bool> {
+        let now = Instant::now();
+        if self.next > now + timeout {
+            std::thread::sleep(timeout);
+            return Ok(false);
+        }
+        std::thread::sleep(self.next.saturating_duration_since(now));
+        self.next = Instant::now() + self.interval;
+        Ok(true)
+    }
+}
+
+/// A count that threads in the same process can wait on instead of polling
+/// the store: a store's commits, an application's saves, a runner's rounds.
+#[derive(Debug, Default)]
+pub(crate) struct Signal {
+    count: Mutex<u64>,
+    changed: Condvar,
+}
+
+impl Signal {
+    pub(crate) fn count(&self) -> u64 {
+        *self.count.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn bump(&self) {
+        *self.count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.changed.notify_all();
+    }
+
+    /// Waits until the count is past `seen` or `timeout` passes; the count.
+    pub(crate) fn wait_past(&self, seen: u64, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        let mut count = self.count.lock().unwrap_or_else(PoisonError::into_inner);
+        while *count <= seen {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            count = self
+                .changed
+                .wait_timeout(count, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        *count
+    }
+}
+
+/// A listener of the commits made in this process, through one [`Signal`].
+#[derive(Debug)]
+pub(crate) struct SignalListener {
+    signal: Arc<Signal>,
+    seen: u64,
+}
+
+impl SignalListener {
+    pub(crate) fn new(signal: Arc<Signal>) -> Self {
+        let seen = signal.count();
+        SignalListener { signal, seen }
+    }
+
+    /// Whether the signal moved since last asked, waiting up to `timeout`.
+    pub(crate) fn moved(&mut self, timeout: Duration) -> bool {
+        let count = self.signal.wait_past(self.seen, timeout);
+        let moved = count > self.seen;
+        self.seen = count;
+        moved
+    }
+}
+
+impl Listener for SignalListener {
+    fn wait(&mut self, timeout: Duration) -> Result<bool> {
+        Ok(self.moved(timeout))
+    }
+}
+
+/// How many notifications a subscription reads at a time.
+const SUBSCRIPTION_PAGE: usize = 500;
+
+/// Every notification of a log after a position, in order, each once, as
+/// they are recorded: reads what is there, then waits on the store's
+/// [`Listener`] for more. Its position moves only past notifications it
+/// handed out, so after an error (a server gone) the next call goes on
+/// from there, and nothing is skipped or repeated.
+///
+/// ```
+/// use std::time::Duration;
+/// use es_core::persistence::{AggregateRecorder, ApplicationRecorder, MemoryRecorder, StoredEvent, Subscription};
+/// let recorder = std::sync::Arc::new(MemoryRecorder::new());
+/// let event = |v| StoredEvent {
+///     originator_id: uuid::Uuid::nil().into(), originator_version: v, topic: "T".into(), state: vec![],
+/// };
+/// recorder.insert_events(&[event(1), event(2)])?;
+/// let mut subscription = Subscription::new(recorder.clone(), Some(1))?;
+/// assert_eq!(subscription.next_within(Duration::ZERO)?.map(|n| n.id), Some(2));
+/// assert!(subscription.next_within(Duration::from_millis(1))?.is_none());
+/// recorder.insert_events(&[event(3)])?;
+/// assert_eq!(subscription.next_within(Duration::from_secs(5))?.map(|n| n.id), Some(3));
+/// # Ok::<(), es_core::Error>(())
+/// ```
+pub struct Subscription {
+    recorder: Arc<dyn ApplicationRecorder>,
+    listener: Box<dyn Listener>,
+    position: Option<u64>,
+    read: VecDeque<Notification>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("position", &self.position)
+            .field("read", &self.read.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Subscription {
+    /// The notifications of `recorder`'s log after `after` (from the start
+    /// if `None`). The listener is made before the first read, so a save
+    /// committed while that read runs still wakes it.
+    pub fn new(recorder: Arc<dyn ApplicationRecorder>, after: Option<u64>) -> Result<Self> {
+        let listener = recorder.listen()?;
+        Ok(Subscription {
+            recorder,
+            listener,
+            position: after,
+            read: VecDeque::new(),
+        })
+    }
+
+    /// The id of the last notification handed out (or the starting one).
+    pub fn position(&self) -> Option<u64> {
+        self.position
+    }
+
+    /// The next notification, waiting up to `timeout` for one to be
+    /// recorded; `None` if none was by then.
+    pub fn next_within(&mut self, timeout: Duration) -> Result<Option<Notification>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(notification) = self.read.pop_front() {
+                self.position = Some(notification.id);
+                return Ok(Some(notification));
+            }
+            let start = self.position.map_or(1, |id| id + 1);
+            self.read = self
+                .recorder
+                .select_notifications(start, SUBSCRIPTION_PAGE, None, &[])?
+                .into();
+            if !self.read.is_empty() {
+                continue;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            // Read again whatever it says: at the deadline, that last read
+            // finds what was committed while the listener was being reset.
+            self.listener.wait(left)?;
+        }
+    }
+}
+
+/// Blocks until the next notification; stops only at an error (after which
+/// it may be called again).
+impl Iterator for Subscription {
+    type Item = Result<Notification>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.next_within(Duration::from_secs(3600)) {
+                Ok(Some(notification)) => return Some(Ok(notification)),
+                Ok(None) => {}
+                Err(error) => return Some(Err(error)),
+            }
+        }
+    }
+}
