@@ -199,6 +199,27 @@ impl Application {
         self.saves.wait_past(seen, timeout)
     }
 
+    /// Every notification of the log after `after` (from the start if
+    /// `None`), each once and in order, as they are recorded by this
+    /// process or another: see [`Subscription`](crate::persistence::Subscription).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # use es_core::prelude::*;
+    /// # #[aggregate] pub struct Kite { up: bool }
+    /// # #[aggregate] impl Kite { #[event("Flown")] pub fn fly() -> Self { Kite { up: true } } }
+    /// let app = Application::builder().in_memory().build()?;
+    /// app.save(&mut Kite::fly())?;
+    /// let mut subscription = app.log_subscription(None)?;
+    /// let first = subscription.next_within(Duration::from_secs(1))?.expect("the first");
+    /// assert_eq!((first.id, first.event.topic.as_str()), (1, "Kite.Flown"));
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    pub fn log_subscription(&self, after: Option<u64>) -> Result<crate::persistence::Subscription> {
+        let recorder: Arc<dyn ApplicationRecorder> = self.events.clone();
+        crate::persistence::Subscription::new(recorder, after)
+    }
+
     /// The application's notification log.
     pub fn notification_log(&self) -> NotificationLog<'_> {
         NotificationLog::new(&*self.events, self.section_size)

@@ -17,6 +17,7 @@ use super::catch_up::{Batches, batch_tracking, catch_up, decode, policy_error};
 use super::error::SystemError;
 use super::follower::{DEFAULT_PAGE_SIZE, Leader};
 use super::handlers::{Handlers, Target};
+use super::runner::{listen_to, wait_for_news};
 
 /// A view kept by handlers, one per event enum, that write to the view's
 /// database with its transaction: the change of each event (or batch of
@@ -290,8 +291,9 @@ impl<V: View> Target for Transactions<V> {
 
 /// Keeps a projection up to date with one application in a thread of its
 /// own: it catches up from the view's position when started, then takes in
-/// each save of the application as it happens (and, every poll interval,
-/// what other processes saved). [`wait`](Self::wait) gives a request
+/// each save to the application's store as it happens, by this process or
+/// another (heard by the store's listener; looked for every poll interval
+/// besides). [`wait`](Self::wait) gives a request
 /// handler read-your-writes.
 ///
 /// ```
@@ -444,8 +446,8 @@ impl<V: View> ProjectionRunner<V> {
     fn shut_down(&mut self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         if let Some(thread) = self.thread.take() {
-            // The thread notices within a poll interval; it does not panic
-            // unless a handler does, which only ends the thread.
+            // The thread notices within a tenth of a second; it does not
+            // panic unless a handler does, which only ends the thread.
             let _ = thread.join();
         }
     }
@@ -466,7 +468,9 @@ impl<V: View> RunnerShared<V> {
     }
 
     fn run(&self) {
-        let mut seen = self.leader.saves();
+        // Made before the first catch-up, so that nothing saved while it
+        // runs goes unheard.
+        let mut listener = listen_to(&self.leader, self.poll_interval);
         while !self.stopping.load(Ordering::SeqCst) {
             if let Err(error) = self.projection.pull_and_process(&*self.leader, None) {
                 tracing::warn!(projection = self.projection.name.as_str(), %error, "projection stopped");
@@ -476,7 +480,9 @@ impl<V: View> RunnerShared<V> {
                 return;
             }
             self.rounds.bump();
-            seen = self.leader.wait_for_save(seen, self.poll_interval);
+            if !wait_for_news(&mut *listener, self.poll_interval, &self.stopping) {
+                return;
+            }
         }
     }
 }

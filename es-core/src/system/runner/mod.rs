@@ -9,11 +9,15 @@ mod single;
 pub use multi::{DEFAULT_POLL_INTERVAL, MultiThreadedRunner};
 pub use single::SingleThreadedRunner;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
 use super::error::SystemError;
 use super::follower::ProcessApplication;
 use super::pipes::System;
 use crate::application::Application;
 use crate::error::BoxError;
+use crate::persistence::{Listener, PollingListener};
 
 impl System {
     /// Has every leader tell `prompt` (with the leader's index) after each
@@ -79,4 +83,53 @@ fn unknown(system: &System, name: &str) -> SystemError {
         "no application {name:?} in this system (its applications: {:?})",
         system.names()
     ))
+}
+
+/// A listener of `app`'s log; if the store cannot give one (its server is
+/// down as the runner starts), one that says "maybe" every `poll_interval`,
+/// with a warning.
+pub(crate) fn listen_to(app: &Application, poll_interval: Duration) -> Box<dyn Listener> {
+    app.recorder().listen().unwrap_or_else(|error| {
+        tracing::warn!(
+            application = app.name().unwrap_or_default(),
+            %error,
+            "cannot listen to the log; polling it instead",
+        );
+        Box::new(PollingListener::every(poll_interval))
+    })
+}
+
+/// The longest a runner's thread waits on a listener before it looks
+/// whether it is asked to stop.
+const STOP_LATENCY: Duration = Duration::from_millis(100);
+
+/// Waits for news from `listener` for up to `poll_interval`, looking at
+/// `stopping` at least every [`STOP_LATENCY`]. True if there may be news,
+/// or the poll interval is up; false if asked to stop. A listener that
+/// fails (a server gone) is waited out: the next read of the log says what
+/// is wrong.
+pub(crate) fn wait_for_news(
+    listener: &mut dyn Listener,
+    poll_interval: Duration,
+    stopping: &AtomicBool,
+) -> bool {
+    let deadline = Instant::now() + poll_interval;
+    loop {
+        if stopping.load(Ordering::SeqCst) {
+            return false;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        let slice = left.min(STOP_LATENCY);
+        match listener.wait(slice) {
+            Ok(true) => return true,
+            Ok(false) => {}
+            Err(error) => {
+                tracing::debug!(%error, "listening to a log");
+                std::thread::sleep(slice);
+            }
+        }
+    }
 }

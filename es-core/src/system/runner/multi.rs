@@ -1,5 +1,5 @@
 //! The multi-threaded runner: a thread per follower, woken by its leaders'
-//! saves, and polling now and then for what other processes wrote.
+//! saves, and a thread per leader listening for what other processes save.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
@@ -8,17 +8,20 @@ use std::time::{Duration, Instant};
 
 use super::{application, process};
 use crate::application::{Application, Signal};
+use crate::persistence::Listener;
 use crate::system::error::SystemError;
 use crate::system::follower::ProcessApplication;
 use crate::system::pipes::System;
 
-/// How often a follower looks at its leaders' logs without being woken: for
-/// events saved by other processes, which cannot wake it.
+/// How often a follower looks at its leaders' logs without being woken: a
+/// bound on how late it can be for a store whose listener can only poll.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Runs a [`System`] with a thread per follower. A leader's save wakes its
-/// followers, which process in their own threads; each follower catches up
-/// from its recorded position when the runner starts. A follower that fails
+/// followers, which process in their own threads; so does a save to a
+/// leader's store by another process, heard by a thread per leader that
+/// listens to its log ([`ApplicationRecorder::listen`](crate::persistence::ApplicationRecorder::listen)).
+/// Each follower catches up from its recorded position when the runner starts. A follower that fails
 /// stops (the others go on); its error is in [`errors`](Self::errors) and is
 /// the result of [`stop`](Self::stop) and of a [`wait`](Self::wait) on it.
 ///
@@ -133,6 +136,25 @@ impl MultiThreadedRunner {
             }
         });
         let mut threads = Vec::with_capacity(followers.len());
+        let mut leaders: Vec<usize> = followers
+            .iter()
+            .flat_map(|(_, leaders)| leaders.iter().copied())
+            .collect();
+        leaders.sort_unstable();
+        leaders.dedup();
+        for leader in leaders {
+            // Made here, before any follower's first catch-up, so that
+            // nothing saved meanwhile goes unheard.
+            let listener =
+                super::listen_to(shared.system.nodes[leader].application(), poll_interval);
+            let shared = Arc::clone(&shared);
+            let name = format!("es-listener-{}", shared.system.name(leader));
+            let thread = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || shared.listen(leader, listener))
+                .map_err(|e| SystemError::Runner(format!("starting a listener thread: {e}")))?;
+            threads.push(thread);
+        }
         for (follower, leaders) in followers {
             let shared = Arc::clone(&shared);
             let name = format!("es-follower-{}", shared.system.name(follower));
@@ -257,6 +279,14 @@ impl Shared {
             .iter()
             .find(|(index, _)| *index == follower)
             .map(|(_, error)| Arc::clone(error))
+    }
+
+    /// A leader's listener thread: wakes the leader's followers when its log
+    /// may have grown, until stopped.
+    fn listen(&self, leader: usize, mut listener: Box<dyn Listener>) {
+        while super::wait_for_news(&mut *listener, self.poll_interval, &self.stopping) {
+            self.wake_followers_of(leader);
+        }
     }
 
     /// A follower thread: catch up with each leader, then wait to be woken
