@@ -35,7 +35,7 @@ const HEARD_WITHIN: Duration = Duration::from_secs(2);
 /// Where the box office keeps its events, for this process and the child.
 enum Store {
     Sqlite(std::path::PathBuf),
-    Postgres(PostgresConfig, String),
+    Postgres(Box<PostgresConfig>, String),
 }
 
 impl Store {
@@ -44,7 +44,7 @@ impl Store {
         match self {
             Store::Sqlite(path) => builder.sqlite(path.with_file_name(format!("{name}.sqlite3"))),
             Store::Postgres(config, prefix) => {
-                let mut config = config.clone();
+                let mut config = PostgresConfig::clone(config);
                 config.table_prefix = Some(format!("{prefix}_{name}"));
                 builder.postgres(config)
             }
@@ -179,7 +179,7 @@ fn postgres_store(test: &str) -> Option<(Store, Vec<DropTables>)> {
         .into_iter()
         .map(|name| DropTables::new(&format!("{prefix}_{name}")))
         .collect();
-    Some((Store::Postgres(config, prefix), drops))
+    Some((Store::Postgres(Box::new(config), prefix), drops))
 }
 
 #[test]
