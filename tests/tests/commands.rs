@@ -304,3 +304,26 @@ fn a_view_fed_by_several_leaders_is_not_reset_in_only_some_of_their_logs() {
         .0
         .expect("every leader");
 }
+
+/// A sync of a log longer than a progress step goes in steps, and does what
+/// one catch-up does: every event processed once, the positions at the end.
+#[test]
+fn a_long_sync_goes_in_steps_and_processes_each_event_once() {
+    let setup = setup();
+    let bank = setup.system.application("bank").expect("bank");
+    let mut accounts: Vec<Account> = (0..1_250).map(|_| Account::open()).collect();
+    bank.save(&mut accounts).expect("save");
+    let (result, out) = setup.run(&["sync-followers", "-v", "2"]);
+    result.expect("sync");
+    // 3 accounts opened and credited by setup, then 1,250 opened: every
+    // event of the account is the policy's (it notes the openings).
+    assert!(out.contains("audit: 1256 events processed"), "{out}");
+    assert!(out.contains("balances: 1256 events processed"), "{out}");
+    let last = bank.notification_log().max_id().expect("max");
+    assert_eq!(setup.balances.position("bank").expect("position"), last);
+    let audit = setup.system.process("audit").expect("audit");
+    assert_eq!(audit.position("bank").expect("position"), last);
+    let (result, out) = setup.run(&["sync-followers"]);
+    result.expect("sync again");
+    assert!(out.contains("audit: 0 events processed"), "{out}");
+}

@@ -249,7 +249,7 @@ fn sync(
             let done = if dry_run {
                 follower.dry_run(*leader)
             } else {
-                follower.pull_and_process(*leader, None)
+                catch_up_in_steps(*follower, *leader)
             };
             match done {
                 Ok(count) => counts.push((leader.leader_name(), count)),
@@ -288,6 +288,43 @@ fn sync(
     } else {
         Err(CommandError::Failed { failures })
     }
+}
+
+/// How many notification ids a sync processes between two looks at its
+/// progress: small enough for the bar to move, large enough not to cost.
+const PROGRESS_STEP: u64 = 1_000;
+
+/// Catches `follower` up with `leader` in steps of [`PROGRESS_STEP`] ids,
+/// with a progress bar on stderr when it is a terminal (indicatif draws
+/// nothing otherwise, so redirected output stays plain lines). The outcome
+/// is that of one catch-up: every step records what it processed.
+fn catch_up_in_steps(follower: &dyn Follower, leader: &dyn Leader) -> Result<usize, SystemError> {
+    let name = leader.leader_name();
+    let store_error = |source| SystemError::Store {
+        follower: follower.follower_name().to_owned(),
+        leader: name.to_owned(),
+        source: Box::new(source),
+    };
+    let start = follower.position(name)?.unwrap_or(0);
+    let last = leader.last_id().map_err(store_error)?.unwrap_or(0);
+    let bar = indicatif::ProgressBar::new(last.saturating_sub(start)).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} {wide_bar} {pos}/{len} notifications, {per_sec}, {eta} left",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_prefix(format!("{} <- {name}", follower.follower_name()));
+    let mut processed = 0;
+    let mut reached = start;
+    while reached < last {
+        reached = reached.saturating_add(PROGRESS_STEP).min(last);
+        processed += follower.pull_and_process(leader, Some(reached))?;
+        bar.set_position(reached - start);
+    }
+    // What was saved since `last` was read.
+    processed += follower.pull_and_process(leader, None)?;
+    bar.finish_and_clear();
+    Ok(processed)
 }
 
 fn reset(
