@@ -496,6 +496,58 @@ fn under_the_multi_threaded_runner_a_failing_follower_stops_and_the_others_go_on
     assert!(runner.stop().is_err());
 }
 
+/// With a batch latency, events saved one by one while the follower holds
+/// back share its transactions: fewer saves than events, the same receipts.
+/// (Without it, this test sees about one transaction per sale.)
+#[test]
+fn a_batch_latency_gathers_events_saved_meanwhile_into_fewer_transactions() {
+    let mut accounts = app("accounts");
+    let saves = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    {
+        let saves = Arc::clone(&saves);
+        accounts.subscribe(move |_| {
+            saves.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        });
+    }
+    let follower = ProcessApplication::new(accounts, receipts())
+        .expect("follower")
+        .with_batch_size(100)
+        .with_batch_latency(Duration::from_millis(300));
+    let system = System::builder()
+        .application(app("box_office"))
+        .process(follower)
+        .pipe(["box_office", "accounts"])
+        .build()
+        .expect("system");
+    let runner = MultiThreadedRunner::start(system).expect("runner");
+    let box_office = runner.application("box_office").expect("app");
+    // The follower is running and waiting before the sales begin.
+    sell(box_office, 0..1);
+    runner
+        .wait("accounts", "box_office", 1, Duration::from_secs(10))
+        .expect("the first ticket processed");
+    let before = saves.load(Ordering::SeqCst);
+    // A sale every 5 ms: without the latency, each would be a transaction.
+    for seat in 1..31 {
+        sell(box_office, seat..seat + 1);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    runner
+        .wait("accounts", "box_office", 31, Duration::from_secs(10))
+        .expect("every ticket processed");
+    assert_eq!(
+        receipt_count(runner.application("accounts").expect("app")),
+        31
+    );
+    let transactions = saves.load(Ordering::SeqCst) - before;
+    assert!(
+        transactions < 10,
+        "30 tickets sold in quick succession took {transactions} transactions"
+    );
+    runner.stop().expect("stop");
+}
+
 #[aggregate]
 pub struct Tally {
     count: u32,

@@ -1,6 +1,8 @@
 //! A process application: an application that follows others, running its
 //! policy on each of their events exactly once.
 
+use std::time::Duration;
+
 use crate::application::Application;
 use crate::domain::event::{AnyEvent, DomainEvent};
 use crate::error::Result;
@@ -97,6 +99,7 @@ pub struct ProcessApplication {
     policy: Box<dyn Policy>,
     page_size: usize,
     batch_size: usize,
+    batch_latency: Duration,
 }
 
 impl std::fmt::Debug for ProcessApplication {
@@ -105,6 +108,7 @@ impl std::fmt::Debug for ProcessApplication {
             .field("name", &self.name)
             .field("page_size", &self.page_size)
             .field("batch_size", &self.batch_size)
+            .field("batch_latency", &self.batch_latency)
             .finish_non_exhaustive()
     }
 }
@@ -129,6 +133,7 @@ impl ProcessApplication {
             policy: Box::new(policy),
             page_size: DEFAULT_PAGE_SIZE,
             batch_size: 1,
+            batch_latency: Duration::ZERO,
         })
     }
 
@@ -141,8 +146,9 @@ impl ProcessApplication {
     /// Records up to `batch_size` processed events in one transaction (at
     /// least 1, the default), with one tracking record: the id of the last.
     /// A batch is made of the events already in the leader's log, never
-    /// waited for, so it adds no latency; it saves commits when a follower
-    /// has a backlog. The outcome is the one of processing one at a time
+    /// waited for, so it adds no latency (unless a
+    /// [`batch_latency`](Self::with_batch_latency) is set); it saves commits
+    /// when a follower has a backlog. The outcome is the one of processing one at a time
     /// provided the policy reads its own aggregates with
     /// [`ProcessingContext::get`], which sees what the batch collected so far.
     /// A failing event is met again one at a time, so that the events
@@ -150,6 +156,34 @@ impl ProcessApplication {
     pub fn with_batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size.max(1);
         self
+    }
+
+    /// Under the [`MultiThreadedRunner`](super::MultiThreadedRunner), how
+    /// long the follower may hold back a catch-up it was woken for, so that
+    /// events saved meanwhile share its batches' transactions: the bound on
+    /// the latency batching adds. Zero, the default, processes at once;
+    /// worth raising with [`with_batch_size`](Self::with_batch_size) when
+    /// leaders save often and commits cost (a disk's sync).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use es_core::prelude::*;
+    /// # use es_core::system::{Policies, ProcessApplication};
+    /// let app = Application::builder().name("audit").in_memory().build()?;
+    /// let audit = ProcessApplication::new(app, Policies::new())?
+    ///     .with_batch_size(100)
+    ///     .with_batch_latency(Duration::from_millis(5));
+    /// assert_eq!(audit.batch_latency(), Duration::from_millis(5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_batch_latency(mut self, latency: Duration) -> Self {
+        self.batch_latency = latency;
+        self
+    }
+
+    /// See [`with_batch_latency`](Self::with_batch_latency).
+    pub fn batch_latency(&self) -> Duration {
+        self.batch_latency
     }
 
     /// The follower's own application: its repository, its log.

@@ -81,14 +81,15 @@ impl Waker {
         self.wake.notify_one();
     }
 
-    /// Waits until woken or `timeout` passes, and clears the flag.
-    fn wait(&self, timeout: Duration) {
+    /// Waits until woken or `timeout` passes, and clears the flag; whether
+    /// it was woken.
+    fn wait(&self, timeout: Duration) -> bool {
         let woken = lock(&self.woken);
         let (mut woken, _) = self
             .wake
             .wait_timeout_while(woken, timeout, |woken| !*woken)
             .unwrap_or_else(PoisonError::into_inner);
-        *woken = false;
+        std::mem::replace(&mut *woken, false)
     }
 }
 
@@ -289,6 +290,22 @@ impl Shared {
         }
     }
 
+    /// Waits out `follower`'s batch latency after a wake-up, so that what
+    /// is saved meanwhile joins the catch-up's batches; a stop ends it.
+    fn hold_back(&self, follower: usize) {
+        let latency = self.system.nodes[follower]
+            .process()
+            .map_or(Duration::ZERO, ProcessApplication::batch_latency);
+        let deadline = Instant::now() + latency;
+        while !self.stopping.load(Ordering::SeqCst) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+    }
+
     /// A follower thread: catch up with each leader, then wait to be woken
     /// (or for the poll interval), until stopped or failed.
     fn follow(&self, follower: usize, leaders: &[usize]) {
@@ -304,7 +321,9 @@ impl Shared {
                 }
             }
             self.rounds.bump();
-            self.wakers[follower].wait(self.poll_interval);
+            if self.wakers[follower].wait(self.poll_interval) {
+                self.hold_back(follower);
+            }
         }
     }
 }
