@@ -4,7 +4,7 @@
 
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use super::catch_up::{Batches, batch_tracking, catch_up, decode, policy_error};
 use super::error::SystemError;
 use super::follower::{DEFAULT_PAGE_SIZE, Leader};
 use super::handlers::{Handlers, Target};
-use super::runner::{listen_to, wait_for_news};
+use super::runner::{Backoff, is_transient, listen_to, lock, wait_for_news};
 
 /// A view kept by handlers, one per event enum, that write to the view's
 /// database with its transaction: the change of each event (or batch of
@@ -329,6 +329,9 @@ struct RunnerShared<V: View> {
     projection: Projection<V>,
     stopping: AtomicBool,
     failure: Mutex<Option<Arc<SystemError>>>,
+    /// The last failure while the store fails and the projection tries
+    /// again, until a try succeeds.
+    retrying: Mutex<Option<Arc<SystemError>>>,
     poll_interval: Duration,
     /// Bumped after each catch-up (and when it stops), for `wait`.
     rounds: Signal,
@@ -367,6 +370,7 @@ impl<V: View> ProjectionRunner<V> {
             projection,
             stopping: AtomicBool::new(false),
             failure: Mutex::new(None),
+            retrying: Mutex::new(None),
             poll_interval,
             rounds: Signal::default(),
         });
@@ -414,8 +418,12 @@ impl<V: View> ProjectionRunner<V> {
             }
             let now = Instant::now();
             if now >= deadline {
+                let retrying = lock(&self.shared.retrying)
+                    .as_ref()
+                    .map(|error| format!(" (it is trying again after: {error})"))
+                    .unwrap_or_default();
                 return Err(SystemError::Runner(format!(
-                    "{} did not reach notification {notification_id} within {timeout:?}",
+                    "{} did not reach notification {notification_id} within {timeout:?}{retrying}",
                     self.shared.projection.name
                 )));
             }
@@ -461,26 +469,36 @@ impl<V: View> Drop for ProjectionRunner<V> {
 
 impl<V: View> RunnerShared<V> {
     fn failure(&self) -> Option<Arc<SystemError>> {
-        self.failure
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        lock(&self.failure).clone()
     }
 
     fn run(&self) {
         // Made before the first catch-up, so that nothing saved while it
         // runs goes unheard.
         let mut listener = listen_to(&self.leader, self.poll_interval);
+        let mut backoff = Backoff::new();
+        let name = self.projection.name.as_str();
         while !self.stopping.load(Ordering::SeqCst) {
-            if let Err(error) = self.projection.pull_and_process(&*self.leader, None) {
-                tracing::warn!(projection = self.projection.name.as_str(), %error, "projection stopped");
-                *self.failure.lock().unwrap_or_else(PoisonError::into_inner) =
-                    Some(Arc::new(error));
-                self.rounds.bump();
-                return;
+            let mut wait = self.poll_interval;
+            match self.projection.pull_and_process(&*self.leader, None) {
+                Ok(_) => {
+                    *lock(&self.retrying) = None;
+                    backoff.reset();
+                }
+                Err(error) if is_transient(&error) => {
+                    wait = backoff.next();
+                    tracing::warn!(projection = name, %error, ?wait, "projection trying again");
+                    *lock(&self.retrying) = Some(Arc::new(error));
+                }
+                Err(error) => {
+                    tracing::warn!(projection = name, %error, "projection stopped");
+                    *lock(&self.failure) = Some(Arc::new(error));
+                    self.rounds.bump();
+                    return;
+                }
             }
             self.rounds.bump();
-            if !wait_for_news(&mut *listener, self.poll_interval, &self.stopping) {
+            if !wait_for_news(&mut *listener, wait, &self.stopping) {
                 return;
             }
         }

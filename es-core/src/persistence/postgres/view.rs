@@ -80,13 +80,15 @@ impl PostgresView {
         self.read(|client| client.batch_execute(sql))
     }
 
-    /// Reads with a pooled connection's client.
+    /// Reads with a pooled connection's client; again on another
+    /// connection if the first was found closed (a server restarted since),
+    /// so `read` may be called more than once.
     pub fn read<T>(
         &self,
-        read: impl FnOnce(&mut postgres::Client) -> std::result::Result<T, postgres::Error>,
+        mut read: impl FnMut(&mut postgres::Client) -> std::result::Result<T, postgres::Error>,
     ) -> Result<T> {
-        let mut connection = self.db.connection()?;
-        read(&mut connection.client).map_err(|e| pg_error("reading a view", e))
+        self.db
+            .read("reading a view", |connection| read(&mut connection.client))
     }
 
     /// Runs `work` in a transaction on a pooled connection, then commits

@@ -10,6 +10,7 @@ pub use multi::{DEFAULT_POLL_INTERVAL, MultiThreadedRunner};
 pub use single::SingleThreadedRunner;
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::error::SystemError;
@@ -131,5 +132,48 @@ pub(crate) fn wait_for_news(
                 std::thread::sleep(slice);
             }
         }
+    }
+}
+
+/// A runner's lock; a thread that panicked holding it (a policy's panic)
+/// left nothing half-changed in what these locks guard.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Whether a follower's failure may pass by itself, so that the runner
+/// tries again rather than stopping the follower: the store could not be
+/// reached or failed (a server restarting, a network gone). Its policy's
+/// errors, events it cannot decode and corrupt rows stop it.
+pub(crate) fn is_transient(error: &SystemError) -> bool {
+    matches!(
+        error,
+        SystemError::Store { source, .. }
+            if matches!(**source, crate::Error::Database { .. } | crate::Error::OutcomeUnknown { .. })
+    )
+}
+
+/// The waits between a follower's tries while its store is failing: from a
+/// tenth of a second, doubling to at most five.
+#[derive(Debug)]
+pub(crate) struct Backoff(Duration);
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MOST: Duration = Duration::from_secs(5);
+
+    pub(crate) fn new() -> Self {
+        Backoff(Self::FIRST)
+    }
+
+    /// The next wait, and doubles the one after.
+    pub(crate) fn next(&mut self) -> Duration {
+        let wait = self.0;
+        self.0 = (self.0 * 2).min(Self::MOST);
+        wait
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.0 = Self::FIRST;
     }
 }

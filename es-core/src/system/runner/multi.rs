@@ -2,11 +2,11 @@
 //! saves, and a thread per leader listening for what other processes save.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{application, process};
+use super::{Backoff, application, is_transient, lock, process};
 use crate::application::{Application, Signal};
 use crate::persistence::Listener;
 use crate::system::error::SystemError;
@@ -21,8 +21,11 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// followers, which process in their own threads; so does a save to a
 /// leader's store by another process, heard by a thread per leader that
 /// listens to its log ([`ApplicationRecorder::listen`](crate::persistence::ApplicationRecorder::listen)).
-/// Each follower catches up from its recorded position when the runner starts. A follower that fails
-/// stops (the others go on); its error is in [`errors`](Self::errors) and is
+/// Each follower catches up from its recorded position when the runner
+/// starts. While a follower's store fails (a server restarting), it tries
+/// again, waiting from 0.1 s up to 5 s between tries, and goes on from its
+/// position when the store is back. A follower that fails otherwise (its
+/// policy, an event it cannot read) stops (the others go on); its error is in [`errors`](Self::errors) and is
 /// the result of [`stop`](Self::stop) and of a [`wait`](Self::wait) on it.
 ///
 /// ```
@@ -64,6 +67,9 @@ struct Shared {
     stopping: AtomicBool,
     /// The failures of followers that stopped, with their indexes.
     errors: Mutex<Vec<(usize, Arc<SystemError>)>>,
+    /// The last failure of each follower that is trying again (its store
+    /// failing), until a try succeeds.
+    retrying: Mutex<Vec<(usize, Arc<SystemError>)>>,
     /// Bumped after each round of processing, for `wait`.
     rounds: Signal,
     poll_interval: Duration,
@@ -91,10 +97,6 @@ impl Waker {
             .unwrap_or_else(PoisonError::into_inner);
         std::mem::replace(&mut *woken, false)
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl std::fmt::Debug for MultiThreadedRunner {
@@ -132,6 +134,7 @@ impl MultiThreadedRunner {
                 system,
                 stopping: AtomicBool::new(false),
                 errors: Mutex::new(Vec::new()),
+                retrying: Mutex::new(Vec::new()),
                 rounds: Signal::default(),
                 poll_interval,
             }
@@ -210,9 +213,14 @@ impl MultiThreadedRunner {
             }
             let now = Instant::now();
             if now >= deadline {
+                let retrying = self
+                    .shared
+                    .retrying_after(index)
+                    .map(|error| format!(" (it is trying again after: {error})"))
+                    .unwrap_or_default();
                 return Err(SystemError::Runner(format!(
                     "{follower} did not reach notification {notification_id} of {leader} \
-                     within {timeout:?}"
+                     within {timeout:?}{retrying}"
                 )));
             }
             // Bounded, so that a position reached by another process is seen too.
@@ -306,15 +314,43 @@ impl Shared {
         }
     }
 
+    fn retrying_after(&self, follower: usize) -> Option<Arc<SystemError>> {
+        lock(&self.retrying)
+            .iter()
+            .find(|(index, _)| *index == follower)
+            .map(|(_, error)| Arc::clone(error))
+    }
+
     /// A follower thread: catch up with each leader, then wait to be woken
-    /// (or for the poll interval), until stopped or failed.
+    /// (or for the poll interval), until stopped or failed. While its store
+    /// fails, it tries again, waiting longer each time.
     fn follow(&self, follower: usize, leaders: &[usize]) {
-        let _span =
-            tracing::debug_span!("es.follow", follower = self.system.name(follower)).entered();
+        let name = self.system.name(follower);
+        let _span = tracing::debug_span!("es.follow", follower = name).entered();
+        let mut backoff = Backoff::new();
         while !self.stopping.load(Ordering::SeqCst) {
-            for &leader in leaders {
-                if let Err(error) = self.system.pull(leader, follower) {
-                    tracing::warn!(follower = self.system.name(follower), %error, "follower stopped");
+            let pulled = leaders
+                .iter()
+                .try_for_each(|&leader| self.system.pull(leader, follower).map(drop));
+            match pulled {
+                Ok(()) => {
+                    lock(&self.retrying).retain(|(index, _)| *index != follower);
+                    backoff.reset();
+                }
+                Err(error) if is_transient(&error) => {
+                    let wait = backoff.next();
+                    tracing::warn!(follower = name, %error, ?wait, "follower trying again");
+                    {
+                        let mut retrying = lock(&self.retrying);
+                        retrying.retain(|(index, _)| *index != follower);
+                        retrying.push((follower, Arc::new(error)));
+                    }
+                    self.rounds.bump();
+                    self.wakers[follower].wait(wait);
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(follower = name, %error, "follower stopped");
                     lock(&self.errors).push((follower, Arc::new(error)));
                     self.rounds.bump();
                     return;
