@@ -26,14 +26,14 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import version
-from time import perf_counter
+from time import perf_counter, sleep
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import IntegrityError
-from eventsourcing.system import ProcessApplication
+from eventsourcing.system import MultiThreadedRunner, ProcessApplication, System
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -131,6 +131,27 @@ class PyBenchFollower(ProcessApplication):
             processing_event.collect_events(Mirror(source=source))
 
 
+class PyLiveLeader(Bank):
+    """F2: the leader saving at a steady rate under the runner."""
+
+
+class PyLiveFollower(PyBenchFollower):
+    """F2: the F1 follower, noting when each derived event was committed
+    (`_notify` is called after the follower's record has returned)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.committed: dict[int, float] = {}
+
+    def _notify(self, recordings: Any) -> None:
+        super()._notify(recordings)
+        now = perf_counter()
+        for recording in recordings:
+            source = getattr(recording.domain_event, "source", None)
+            if source is not None:
+                self.committed[source] = now
+
+
 # --- Backends ----------------------------------------------------------------
 
 SQLITE_SYNCHRONOUS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
@@ -162,6 +183,11 @@ class Backend:
     def probe_durability(self, app: Bank) -> str:
         raise NotImplementedError
 
+    @contextmanager
+    def system_environment(self, app_classes: list[type[Bank]]) -> Iterator[dict[str, str]]:
+        """The environment of a system of fresh, empty `app_classes`."""
+        yield self.environment()
+
 
 class MemoryBackend(Backend):
     name = "memory"
@@ -189,6 +215,18 @@ class SQLiteBackend(Backend):
             )
             with super().store(app_class) as app:
                 yield app
+
+    @contextmanager
+    def system_environment(self, app_classes: list[type[Bank]]) -> Iterator[dict[str, str]]:
+        # A file per application, named by the variable prefixed with the
+        # application's name, which the library reads before the plain one.
+        with tempfile.TemporaryDirectory(prefix="pybench-") as directory:
+            env = self.environment()
+            for app_class in app_classes:
+                env[f"{app_class.name.upper()}_SQLITE_DBNAME"] = os.path.join(
+                    directory, f"{app_class.name}.sqlite3"
+                )
+            yield env
 
     def probe_durability(self, app: Bank) -> str:
         # The library sets the journal mode itself and leaves `synchronous` at
@@ -261,6 +299,16 @@ class PostgresBackend(Backend):
         finally:
             self.drop_tables(app_class)
 
+    @contextmanager
+    def system_environment(self, app_classes: list[type[Bank]]) -> Iterator[dict[str, str]]:
+        for app_class in app_classes:
+            self.drop_tables(app_class)
+        try:
+            yield self.environment()
+        finally:
+            for app_class in app_classes:
+                self.drop_tables(app_class)
+
     def probe_durability(self, app: Bank) -> str:
         with self.connect() as conn:
             fsync = conn.execute("SHOW fsync").fetchone()[0]
@@ -279,6 +327,7 @@ class Sizes:
     zipf_accounts: int
     zipf_commands_per_thread: int
     follower_events: int  # F1
+    live_saves: int  # F2, at LIVE_SAVES_PER_SECOND
 
 
 FULL = Sizes(
@@ -288,6 +337,7 @@ FULL = Sizes(
     zipf_accounts=100,
     zipf_commands_per_thread=250,
     follower_events=100_000,
+    live_saves=500,
 )
 QUICK = Sizes(
     accounts=20,
@@ -296,9 +346,12 @@ QUICK = Sizes(
     zipf_accounts=20,
     zipf_commands_per_thread=10,
     follower_events=2_000,
+    live_saves=30,
 )
 # Accounts opened per leader save while the F1 log is built.
 OPENED_PER_SAVE = 100
+# The leader's steady rate of saves in F2, as es-bench's.
+LIVE_SAVES_PER_SECOND = 100
 
 
 def percentile_us(latencies: list[float], p: float) -> float:
@@ -450,6 +503,38 @@ def f1_follower_catch_up(
     return leader_rate, events / elapsed
 
 
+def f2_live_latencies(backend: Backend, saves: int) -> list[float]:
+    """The seconds from the start of each leader save to the commit of the
+    follower's event derived from it, under the library's
+    MultiThreadedRunner, the leader saving LIVE_SAVES_PER_SECOND times a
+    second."""
+    apps: list[type[Bank]] = [PyLiveLeader, PyLiveFollower]  # type: ignore[list-item]
+    with backend.system_environment(apps) as env:
+        runner = MultiThreadedRunner(System(pipes=[[PyLiveLeader, PyLiveFollower]]), env=env)
+        runner.start()
+        try:
+            leader = runner.get(PyLiveLeader)
+            follower = runner.get(PyLiveFollower)
+            interval = 1.0 / LIVE_SAVES_PER_SECOND
+            saved: list[tuple[int, float]] = []
+            start = perf_counter()
+            for i in range(saves):
+                sleep(max(0.0, start + i * interval - perf_counter()))
+                began = perf_counter()
+                recordings = leader.save(BankAccount(owner=f"owner-{i}", balance=100))
+                saved.append((recordings[0].notification.id, began))
+            last = saved[-1][0]
+            deadline = perf_counter() + 60
+            while (follower.recorder.max_tracking_id(leader.name) or 0) < last:
+                if perf_counter() > deadline:
+                    raise SystemExit("bench.py: F2: the follower did not catch up in 60 s")
+                sleep(0.001)
+            committed = dict(follower.committed)
+        finally:
+            runner.stop()
+    return [committed[notification_id] - began for notification_id, began in saved]
+
+
 def w5_zipf(
     app: Bank, accounts: int, commands_per_thread: int
 ) -> tuple[float, list[float], int]:
@@ -565,6 +650,13 @@ def run_backend(backend: Backend, sizes: Sizes, runs: int) -> list[Measurement]:
         "one transaction per event",
     )
 
+    f2 = Measurement(
+        "F2",
+        "ms",
+        note=f"p99 of leader save to derived event committed, MultiThreadedRunner, "
+        f"{LIVE_SAVES_PER_SECOND} saves/s",
+    )
+
     for run in range(1, runs + 1):
         tag = f"[{backend.name} run {run}/{runs}]"
 
@@ -622,13 +714,17 @@ def run_backend(backend: Backend, sizes: Sizes, runs: int) -> list[Measurement]:
             f1_leader.runs.append(leader_rate)
             f1.runs.append(rate)
             progress(f"{tag} F1 {rate:,.0f} events/s (leader wrote {leader_rate:,.0f})")
+            latencies = f2_live_latencies(backend, sizes.live_saves)
+            f2.runs.append(percentile_us(latencies, 99) / 1000)
+            f2.add_latencies(latencies)
+            progress(f"{tag} F2 p99 {f2.runs[-1]:.1f} ms")
 
     w3s.note = (
         "snapshotting_intervals = {BankAccount: 100}; median of "
         f"{LOADS_PER_W3_RUN} loads; fraction of the full replay time per run: "
         + ", ".join(f"{f:.4f}" for f in fractions)
     )
-    followers = [f1_leader, f1] if f1.runs else []
+    followers = [f1_leader, f1, f2] if f1.runs else []
     return [w1, w2, w3, w3s, w4, *w5.values(), zipf, *followers]
 
 
