@@ -11,71 +11,44 @@
 //! status 1.
 
 mod box_office;
+mod child;
 
-use std::fmt::Display;
-use std::io::Write as _;
-use std::process::exit;
+use child::Child;
 
-use es_core::persistence::PostgresConfig;
+const CHILD: Child = Child {
+    name: "crash-follower",
+    usage: "crash-follower <page-size> <batch-size> <leader.sqlite3> (sqlite <path> | postgres <url> <table-prefix>)",
+};
+
+
 use es_core::prelude::*;
 use es_core::system::ProcessApplication;
-
-fn fail(what: &str, error: impl Display) -> ! {
-    let _ = writeln!(std::io::stderr(), "crash-follower: {what}: {error}");
-    exit(1)
-}
-
-fn usage() -> ! {
-    fail(
-        "usage",
-        "crash-follower <page-size> <batch-size> <leader.sqlite3> \
-         (sqlite <path> | postgres <url> <table-prefix>)",
-    )
-}
-
-fn say(line: &str) {
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{line}");
-    let _ = stdout.flush();
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [page_size, batch_size, leader, store @ ..] = args.as_slice() else {
-        usage()
+        CHILD.usage()
     };
-    let page_size: usize = page_size.parse().unwrap_or_else(|_| usage());
-    let batch_size: usize = batch_size.parse().unwrap_or_else(|_| usage());
+    let page_size: usize = page_size.parse().unwrap_or_else(|_| CHILD.usage());
+    let batch_size: usize = batch_size.parse().unwrap_or_else(|_| CHILD.usage());
     let leader = Application::builder()
         .name(box_office::LEADER)
         .sqlite(leader)
         .build()
-        .unwrap_or_else(|error| fail("opening the leader", error));
-    let builder = Application::builder().name(box_office::FOLLOWER);
-    let builder = match store {
-        [kind, path] if kind == "sqlite" => builder.sqlite(path),
-        [kind, url, prefix] if kind == "postgres" => {
-            let mut config = PostgresConfig::from_url(url)
-                .unwrap_or_else(|error| fail("the PostgreSQL URL", error));
-            config.table_prefix = Some(prefix.clone());
-            builder.postgres(config)
-        }
-        _ => usage(),
-    };
-    let follower = builder
-        .build()
-        .unwrap_or_else(|error| fail("opening the follower", error));
+        .unwrap_or_else(|error| CHILD.fail("opening the leader", error));
+    let follower =
+        CHILD.open(CHILD.store(Application::builder().name(box_office::FOLLOWER), store));
     let follower = ProcessApplication::new(follower, box_office::receipts())
-        .unwrap_or_else(|error| fail("the follower", error))
+        .unwrap_or_else(|error| CHILD.fail("the follower", error))
         .with_page_size(page_size)
         .with_batch_size(batch_size);
-    say("ready");
+    CHILD.say("ready");
     loop {
         match follower.pull_and_process(&leader, None) {
             Ok(0) => break,
             Ok(_) => {}
-            Err(error) => fail("processing", error),
+            Err(error) => CHILD.fail("processing", error),
         }
     }
-    say("done");
+    CHILD.say("done");
 }

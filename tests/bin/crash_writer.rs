@@ -13,46 +13,22 @@
 //! most a partial last line, which the test ignores. Any error is printed to
 //! stderr and ends the process with status 1.
 
+mod child;
 mod ticker;
 
-use std::fmt::Display;
+use child::Child;
+
+const CHILD: Child = Child {
+    name: "crash-writer",
+    usage: "crash-writer <seed> <threads> (sqlite <path> | postgres <url> <table-prefix>)",
+};
+
 use std::io::Write as _;
-use std::process::exit;
 use std::thread;
 
-use es_core::persistence::PostgresConfig;
 use es_core::prelude::*;
 
 use ticker::{Partner, Rng, Ticker};
-
-fn fail(what: &str, error: impl Display) -> ! {
-    let _ = writeln!(std::io::stderr(), "crash-writer: {what}: {error}");
-    exit(1)
-}
-
-fn usage() -> ! {
-    fail(
-        "usage",
-        "crash-writer <seed> <threads> (sqlite <path> | postgres <url> <table-prefix>)",
-    )
-}
-
-fn open(args: &[String]) -> Application {
-    let builder = Application::builder();
-    let builder = match args {
-        [kind, path] if kind == "sqlite" => builder.sqlite(path),
-        [kind, url, prefix] if kind == "postgres" => {
-            let mut config = PostgresConfig::from_url(url)
-                .unwrap_or_else(|error| fail("the PostgreSQL URL", error));
-            config.table_prefix = Some(prefix.clone());
-            builder.postgres(config)
-        }
-        _ => usage(),
-    };
-    builder
-        .build()
-        .unwrap_or_else(|error| fail("opening the store", error))
-}
 
 /// One of a thread's two aggregates: the one it is continuing, or none yet.
 struct Slot(Option<Ticker>);
@@ -142,10 +118,10 @@ fn write_loop(app: &Application, mut rng: Rng) -> ! {
             }
             _ => app.save(slots[chosen[0]].ticker()),
         };
-        let recordings = saved.unwrap_or_else(|error| fail("save", error));
+        let recordings = saved.unwrap_or_else(|error| CHILD.fail("save", error));
 
         if recordings.len() != pending.len() {
-            fail(
+            CHILD.fail(
                 "save",
                 format!(
                     "{} events were pending, {} recorded",
@@ -159,7 +135,7 @@ fn write_loop(app: &Application, mut rng: Rng) -> ! {
             if recording.event.originator_id != *id
                 || recording.event.originator_version != *version
             {
-                fail(
+                CHILD.fail(
                     "save",
                     format!(
                         "recorded {} v{} where {id} v{version} was pending",
@@ -177,7 +153,7 @@ fn write_loop(app: &Application, mut rng: Rng) -> ! {
             .write_all(lines.as_bytes())
             .and_then(|()| stdout.flush())
         {
-            fail("writing to stdout", error);
+            CHILD.fail("writing to stdout", error);
         }
         drop(stdout);
 
@@ -192,14 +168,14 @@ fn write_loop(app: &Application, mut rng: Rng) -> ! {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [seed, threads, store @ ..] = args.as_slice() else {
-        usage()
+        CHILD.usage()
     };
     let (Ok(seed), Ok(threads)) = (seed.parse::<u64>(), threads.parse::<u64>()) else {
-        usage()
+        CHILD.usage()
     };
-    let app = open(store);
+    let app = CHILD.open(CHILD.store(Application::builder(), store));
     if let Err(error) = writeln!(std::io::stdout().lock(), "ready") {
-        fail("writing to stdout", error);
+        CHILD.fail("writing to stdout", error);
     }
 
     thread::scope(|scope| {

@@ -51,6 +51,15 @@ pub struct PollingListener {
 
 impl PollingListener {
     /// Says "maybe" every `interval`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use es_core::persistence::{Listener, PollingListener};
+    /// let mut listener = PollingListener::every(Duration::from_millis(5));
+    /// assert!(!listener.wait(Duration::ZERO)?);
+    /// assert!(listener.wait(Duration::from_secs(1))?);
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
     pub fn every(interval: Duration) -> Self {
         PollingListener {
             interval,
