@@ -1,5 +1,6 @@
 //! Listening to a PostgreSQL events table: each commit of events sends a
-//! `NOTIFY` on the table's channel (in the commit's round trip), and a
+//! `NOTIFY` on the table's channel (named as the table, as the Python
+//! library names it; in the commit's round trip), and a
 //! listener keeps a session of its own in `LISTEN` for it, so saves of any
 //! process wake it within a round trip of their commit.
 

@@ -176,11 +176,11 @@ impl PostgresRecorder {
         } else {
             "BEGIN".to_owned()
         };
-        // One identifier naming schema and table, as a channel is; longer
-        // than PostgreSQL's 63 bytes, it is cut short the same way by NOTIFY
-        // and LISTEN, and two tables sharing a channel only wake each
-        // other's readers for nothing.
-        let channel = with_log.then(|| format!("\"{}.{}\"", db.schema, table));
+        // The table's own name, as the Python library names its channel, so
+        // that its listeners hear these commits too. Tables of one name in
+        // two schemas share it, which only wakes each other's readers for
+        // nothing.
+        let channel = with_log.then(|| format!("\"{table}\""));
         let commit_sql = match &channel {
             Some(channel) => format!("NOTIFY {channel}; COMMIT"),
             None => "COMMIT".to_owned(),
