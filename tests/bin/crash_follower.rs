@@ -20,7 +20,6 @@ const CHILD: Child = Child {
     usage: "crash-follower <page-size> <batch-size> <leader.sqlite3> (sqlite <path> | postgres <url> <table-prefix>)",
 };
 
-
 use es_core::prelude::*;
 use es_core::system::ProcessApplication;
 
