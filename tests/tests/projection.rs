@@ -281,3 +281,118 @@ fn a_postgres_view_changes_once_per_event_and_rebuilds_the_same() {
     balances.pull_and_process(&bank, None).expect("rebuild");
     assert_eq!(contents(&view), before);
 }
+
+/// A view whose transactions meet the two faults a commit can: every third
+/// write fails before anything is committed, every fifth commits and then
+/// reports the store's failure (a reply lost after COMMIT was sent).
+struct FaultyCommits<V> {
+    inner: V,
+    writes: std::sync::atomic::AtomicUsize,
+}
+
+impl<V: View> View for FaultyCommits<V> {
+    type Transaction<'t> = V::Transaction<'t>;
+
+    fn position(&self, projection: &str, leader: &str) -> es_core::Result<Option<u64>> {
+        self.inner.position(projection, leader)
+    }
+
+    fn write(
+        &self,
+        projection: &str,
+        tracking: &es_core::persistence::Tracking,
+        work: &mut dyn FnMut(&mut Self::Transaction<'_>) -> Result<(), es_core::BoxError>,
+    ) -> Result<(), es_core::persistence::ViewError> {
+        let lost = |when: &str| {
+            es_core::persistence::ViewError::Store(es_core::Error::Database {
+                operation: "ending a view's transaction",
+                source: format!("the connection went away {when}").into(),
+            })
+        };
+        let n = self
+            .writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        if n % 3 == 0 {
+            return Err(lost("before COMMIT"));
+        }
+        self.inner.write(projection, tracking, work)?;
+        if n % 5 == 0 {
+            return Err(lost("after COMMIT was sent"));
+        }
+        Ok(())
+    }
+
+    fn rehearse(
+        &self,
+        work: &mut dyn FnMut(&mut Self::Transaction<'_>) -> Result<(), es_core::BoxError>,
+    ) -> Result<(), es_core::persistence::ViewError> {
+        self.inner.rehearse(work)
+    }
+
+    fn reset(
+        &self,
+        projection: &str,
+        leader: Option<&str>,
+        work: &mut dyn FnMut(&mut Self::Transaction<'_>) -> Result<(), es_core::BoxError>,
+    ) -> Result<(), es_core::persistence::ViewError> {
+        self.inner.reset(projection, leader, work)
+    }
+}
+
+/// Under the runner, a view's commits that fail before or after COMMIT
+/// (outcome unknown) still change the view once per event: the runner tries
+/// again from the recorded position, which says what was committed.
+#[test]
+fn commits_that_fail_before_or_after_commit_still_change_the_view_once_per_event() {
+    let dir = tempfile::tempdir().expect("dir");
+    let bank = Arc::new(bank(&dir.path().join("bank.sqlite3")));
+    let db =
+        SqliteDatabase::open(dir.path().join("view.sqlite3"), Duration::from_secs(5)).expect("db");
+    let view = SqliteView::new(db).expect("view");
+    view.execute_batch(SQLITE_TABLE).expect("table");
+    let faulty = FaultyCommits {
+        inner: view.clone(),
+        writes: Default::default(),
+    };
+    let projection = Projection::new("balances", faulty).with_batch_size(3).on(
+        |event: DomainEvent<AccountEvent>, transaction| {
+            let id = event.originator_id.to_string();
+            match event.payload {
+                AccountEvent::Opened {} => {
+                    transaction.execute("INSERT INTO balances VALUES (?1, 0)", [&id])?;
+                }
+                AccountEvent::Credited { amount } => {
+                    transaction.execute(
+                        "UPDATE balances SET balance = balance + ?1 WHERE id = ?2",
+                        es_core::rusqlite::params![amount, id],
+                    )?;
+                }
+            }
+            Ok(())
+        },
+    );
+    let runner = ProjectionRunner::start_with_poll_interval(
+        Arc::clone(&bank),
+        projection,
+        Duration::from_millis(20),
+    )
+    .expect("runner");
+    open_accounts(&bank, 10);
+    let last = bank
+        .notification_log()
+        .max_id()
+        .expect("max")
+        .expect("events");
+    runner
+        .wait(last, Duration::from_secs(30))
+        .expect("the view caught up despite the faults");
+    assert!(runner.failure().is_none());
+    runner.stop().expect("stop");
+    let contents = sqlite_contents(&view);
+    assert_eq!(contents.len(), 10);
+    assert!(
+        contents.iter().all(|(_, balance)| *balance == 6),
+        "each credit applied once: {contents:?}"
+    );
+}

@@ -4,7 +4,7 @@
 //! id of its last notification.
 
 use crate::domain::event::{AnyEvent, DomainEvent};
-use crate::error::{BoxError, Error};
+use crate::error::BoxError;
 use crate::persistence::{Notification, Tracking};
 
 use super::error::SystemError;
@@ -58,10 +58,12 @@ pub(crate) fn catch_up(
 pub(crate) enum PageOutcome {
     /// Every notification of it was handled here.
     Processed,
-    /// Another process recorded part of it first (one running beside this
-    /// one, or a killed one whose commit reached the server after this one
-    /// had read its position): nothing of the batch that met its record was
-    /// written here, and the reader goes on from the position it recorded.
+    /// The recorded position moved past the start of one of its batches
+    /// while it was written: another process recorded part of it first (one
+    /// running beside this one, or a killed one whose commit reached the
+    /// server after this one had read its position), or this write was
+    /// committed though its reply was lost. The reader goes on from the
+    /// recorded position.
     Overtaken,
 }
 
@@ -146,7 +148,9 @@ fn process_page(
             if overtaken(reader, leader, batch, &error)? {
                 return Ok((processed, PageOutcome::Overtaken));
             }
-            if wanted <= 1 {
+            // Only a failure of the processing itself is worth meeting
+            // again one event at a time; the store's failure is the store's.
+            if wanted <= 1 || matches!(error, SystemError::Store { .. }) {
                 return Err(error);
             }
             // Nothing of the batch was recorded. One event at a time, the
@@ -164,31 +168,30 @@ fn process_page(
     Ok((processed, PageOutcome::Processed))
 }
 
-/// Whether `error`, met writing `batch`, means another process recorded a
-/// position within the batch first: a conflict, with the reader's recorded
-/// position now at or past the batch's first notification. Exactly once
-/// still holds (the conflict wrote nothing here); the reader goes on after
-/// that position instead of stopping.
+/// Whether `error`, met writing `batch`, left the reader's recorded position
+/// at or past the batch's first notification: another process recorded part
+/// of it first (a conflict, which wrote nothing here), or this write was
+/// committed though the store reported a failure (a reply lost after COMMIT
+/// was sent). Either way the position says what is done, and the reader goes
+/// on after it instead of stopping or doing any of the batch again.
 fn overtaken(
     reader: &impl Batches,
     leader: &dyn Leader,
     batch: &[Notification],
     error: &SystemError,
 ) -> Result<bool, SystemError> {
-    let SystemError::Store { source, .. } = error else {
-        return Ok(false);
-    };
-    if !matches!(
-        **source,
-        Error::TrackingConflict { .. } | Error::Conflict { .. }
-    ) {
+    if !matches!(error, SystemError::Store { .. }) {
         return Ok(false);
     }
     let Some(first) = batch.first() else {
         return Ok(false);
     };
     let name = leader.leader_name();
-    let position = reader.position(name)?;
+    // If the store cannot even say where the reader is, the write's own
+    // error is the one to report.
+    let Ok(position) = reader.position(name) else {
+        return Ok(false);
+    };
     let overtaken = position.is_some_and(|position| position >= first.id);
     if overtaken {
         tracing::info!(
@@ -196,7 +199,8 @@ fn overtaken(
             leader = name,
             first_id = first.id,
             position,
-            "another process recorded part of this batch first; going on after its position",
+            "the position moved past this batch's start (another process, or a commit whose \
+             reply was lost); going on after it",
         );
     }
     Ok(overtaken)

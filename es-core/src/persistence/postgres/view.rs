@@ -150,7 +150,24 @@ impl View for PostgresView {
              WHERE t.notification_id < $4",
             table = self.table
         );
+        let select = format!(
+            "SELECT notification_id FROM {} WHERE projection = $1 AND application_name = $2 \
+             FOR UPDATE",
+            self.table
+        );
         self.transact(true, &mut |transaction| {
+            // Looked at first, its row locked until the commit: events
+            // already in the view must not reach the user's code, whose own
+            // constraints would fail on them before the position could say
+            // they are done. (A projection's very first write has no row to
+            // lock; the upsert below still refuses a second copy of it.)
+            let recorded: Option<i64> = transaction
+                .query_opt(&select, &[&projection, &tracking.application_name])
+                .and_then(|row| row.map(|row| row.try_get(0)).transpose())
+                .map_err(|e| pg_error("reading a projection's position", e))?;
+            if recorded.is_some_and(|recorded| recorded >= lowest) {
+                return Err(already_recorded(tracking));
+            }
             work(transaction).map_err(ViewError::Work)?;
             let changed = transaction
                 .execute(

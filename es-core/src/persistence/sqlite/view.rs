@@ -22,6 +22,9 @@ const UPSERT: &str = "INSERT INTO projection_tracking (projection, application_n
      ON CONFLICT (projection, application_name) DO UPDATE SET notification_id = excluded.notification_id \
      WHERE projection_tracking.notification_id < ?4";
 
+const SELECT_POSITION: &str = "SELECT notification_id FROM projection_tracking \
+     WHERE projection = ?1 AND application_name = ?2";
+
 /// A projection's view in a SQLite database, which may be the one of an
 /// application's events or a file of its own. Writes go through the
 /// database's one writer connection, so they queue with the application's
@@ -101,10 +104,7 @@ impl View for SqliteView {
     fn position(&self, projection: &str, leader: &str) -> Result<Option<u64>> {
         let id: Option<i64> = self.db.read(|connection| {
             connection
-                .prepare_cached(
-                    "SELECT notification_id FROM projection_tracking \
-                     WHERE projection = ?1 AND application_name = ?2",
-                )?
+                .prepare_cached(SELECT_POSITION)?
                 .query_row([projection, leader], |row| row.get(0))
                 .optional()
         })?;
@@ -119,6 +119,21 @@ impl View for SqliteView {
     ) -> Result<(), ViewError> {
         let (id, lowest) = ids_to_sql(tracking)?;
         self.transact(true, &mut |transaction| {
+            // Looked at first, under the write lock the transaction holds:
+            // events already in the view must not reach the user's code,
+            // whose own constraints would fail on them before the position
+            // could say they are done.
+            let recorded: Option<i64> = transaction
+                .prepare_cached(SELECT_POSITION)
+                .and_then(|mut select| {
+                    select
+                        .query_row([projection, &tracking.application_name], |row| row.get(0))
+                        .optional()
+                })
+                .map_err(|e| Error::database("reading a projection's position", e))?;
+            if recorded.is_some_and(|recorded| recorded >= lowest) {
+                return Err(already_recorded(tracking));
+            }
             work(transaction).map_err(ViewError::Work)?;
             let changed = transaction
                 .prepare_cached(UPSERT)

@@ -143,13 +143,20 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Whether a follower's failure may pass by itself, so that the runner
 /// tries again rather than stopping the follower: the store could not be
-/// reached or failed (a server restarting, a network gone). Its policy's
-/// errors, events it cannot decode and corrupt rows stop it.
+/// reached or failed (a server restarting, a network gone), or another
+/// writer changed one of the follower's aggregates first (the next try
+/// reads it anew). Its policy's errors, events it cannot decode and corrupt
+/// rows stop it.
 pub(crate) fn is_transient(error: &SystemError) -> bool {
     matches!(
         error,
         SystemError::Store { source, .. }
-            if matches!(**source, crate::Error::Database { .. } | crate::Error::OutcomeUnknown { .. })
+            if matches!(
+                **source,
+                crate::Error::Database { .. }
+                    | crate::Error::OutcomeUnknown { .. }
+                    | crate::Error::Conflict { .. }
+            )
     )
 }
 
