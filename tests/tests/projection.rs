@@ -313,11 +313,11 @@ impl<V: View> View for FaultyCommits<V> {
             .writes
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
             + 1;
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             return Err(lost("before COMMIT"));
         }
         self.inner.write(projection, tracking, work)?;
-        if n % 5 == 0 {
+        if n.is_multiple_of(5) {
             return Err(lost("after COMMIT was sent"));
         }
         Ok(())
