@@ -396,3 +396,77 @@ fn commits_that_fail_before_or_after_commit_still_change_the_view_once_per_event
         "each credit applied once: {contents:?}"
     );
 }
+
+/// Two copies of one projection on PostgreSQL, racing from an empty view with
+/// different batch sizes: between them every event changes the view once,
+/// and neither fails (the loser of each race goes on after the winner's
+/// position), the very first write included.
+#[test]
+fn two_copies_of_a_postgres_projection_never_apply_an_event_twice() {
+    let Some(mut config) =
+        pg_support::server("two_copies_of_a_postgres_projection_never_apply_an_event_twice")
+    else {
+        return;
+    };
+    config.schema = pg_support::unique_prefix();
+    let _drop = DropSchema(config.schema.clone());
+    let bank = Arc::new(
+        Application::builder()
+            .name("bank")
+            .postgres(config.clone())
+            .build()
+            .expect("bank"),
+    );
+    open_accounts(&bank, 20);
+    let view = PostgresView::new(PostgresDatabase::open(&config).expect("db")).expect("view");
+    let table = format!("\"{}\".balances", view.schema());
+    view.batch_execute(&format!(
+        "CREATE TABLE {table} (id uuid PRIMARY KEY, balance bigint NOT NULL)"
+    ))
+    .expect("the view's table");
+    let copies: Vec<_> = [1, 7]
+        .into_iter()
+        .map(|batch_size| {
+            let (bank, view, table) = (Arc::clone(&bank), view.clone(), table.clone());
+            std::thread::spawn(move || {
+                let (insert, update) = (
+                    format!("INSERT INTO {table} VALUES ($1, 0)"),
+                    format!("UPDATE {table} SET balance = balance + $1 WHERE id = $2"),
+                );
+                Projection::new("balances", view)
+                    .with_batch_size(batch_size)
+                    .on(move |event: DomainEvent<AccountEvent>, transaction| {
+                        let id = event.originator_id.as_uuid().ok_or("a uuid")?;
+                        match event.payload {
+                            AccountEvent::Opened {} => transaction.execute(&insert, &[&id])?,
+                            AccountEvent::Credited { amount } => {
+                                transaction.execute(&update, &[&amount, &id])?
+                            }
+                        };
+                        Ok(())
+                    })
+                    .pull_and_process(&*bank, None)
+            })
+        })
+        .collect();
+    let mut processed = 0;
+    for copy in copies {
+        processed += copy
+            .join()
+            .expect("copy")
+            .expect("caught up without a failure");
+    }
+    assert!(processed <= 80, "{processed} events processed for 80");
+    let balances: Vec<i64> = view
+        .read(|client| client.query(&format!("SELECT balance FROM {table}"), &[]))
+        .expect("read")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(balances.len(), 20);
+    assert!(balances.iter().all(|&balance| balance == 6), "{balances:?}");
+    assert_eq!(
+        view.position("balances", "bank").expect("position"),
+        Some(80)
+    );
+}

@@ -150,22 +150,27 @@ impl View for PostgresView {
              WHERE t.notification_id < $4",
             table = self.table
         );
-        let select = format!(
-            "SELECT notification_id FROM {} WHERE projection = $1 AND application_name = $2 \
-             FOR UPDATE",
-            self.table
+        // Takes the position's row, inserting it at 0 if there is none, and
+        // holds it until the commit: a second writer of the same projection
+        // waits here (even for a row the first has only just inserted), then
+        // reads what the first committed.
+        let lock = format!(
+            "INSERT INTO {table} AS t (projection, application_name, notification_id) \
+             VALUES ($1, $2, 0) \
+             ON CONFLICT (projection, application_name) DO UPDATE \
+             SET notification_id = t.notification_id \
+             RETURNING notification_id",
+            table = self.table
         );
         self.transact(true, &mut |transaction| {
-            // Looked at first, its row locked until the commit: events
-            // already in the view must not reach the user's code, whose own
-            // constraints would fail on them before the position could say
-            // they are done. (A projection's very first write has no row to
-            // lock; the upsert below still refuses a second copy of it.)
-            let recorded: Option<i64> = transaction
-                .query_opt(&select, &[&projection, &tracking.application_name])
-                .and_then(|row| row.map(|row| row.try_get(0)).transpose())
+            // Looked at first: events already in the view must not reach the
+            // user's code, whose own constraints would fail on them before
+            // the position could say they are done.
+            let recorded: i64 = transaction
+                .query_one(&lock, &[&projection, &tracking.application_name])
+                .and_then(|row| row.try_get(0))
                 .map_err(|e| pg_error("reading a projection's position", e))?;
-            if recorded.is_some_and(|recorded| recorded >= lowest) {
+            if recorded >= lowest {
                 return Err(already_recorded(tracking));
             }
             work(transaction).map_err(ViewError::Work)?;
