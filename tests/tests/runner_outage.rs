@@ -10,6 +10,8 @@ mod box_office;
 #[path = "pg_support/mod.rs"]
 mod pg_support;
 
+mod reliability_log;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,14 +86,16 @@ fn the_multi_threaded_runner_carries_on_after_its_database_comes_back() {
         .wait(FOLLOWER, LEADER, first, Duration::from_secs(10))
         .expect("before the outage");
 
-    proxy.down();
-    std::thread::sleep(OUTAGE);
-    proxy.up().expect("the proxy back on its port");
-
-    let last = sell(leader, 5..10);
-    runner
-        .wait(FOLLOWER, LEADER, last, AFTER)
-        .expect("the follower carried on");
+    let outages = reliability_log::scale() as u64;
+    for outage in 0..outages {
+        proxy.down();
+        std::thread::sleep(OUTAGE);
+        proxy.up().expect("the proxy back on its port");
+        let last = sell(leader, 5 + outage * 5..10 + outage * 5);
+        runner
+            .wait(FOLLOWER, LEADER, last, AFTER)
+            .expect("the follower carried on");
+    }
     assert!(runner.errors().is_empty(), "{:?}", runner.errors());
     let follower = runner.application(FOLLOWER).expect("follower");
     let receipts = follower
@@ -119,6 +123,15 @@ fn the_multi_threaded_runner_carries_on_after_its_database_comes_back() {
         .collect();
     assert_eq!(sales, sold, "one receipt per sale");
     runner.stop().expect("stop");
+    reliability_log::record(reliability_log::Trial {
+        fault: "the database of a running multi-threaded runner gone (port closed, connections cut) and back",
+        backend: "postgres",
+        trials: outages as usize,
+        checked: format!(
+            "{} sales, one receipt each; no follower stopped",
+            sold.len()
+        ),
+    });
 }
 
 #[test]
@@ -155,19 +168,28 @@ fn the_projection_runner_carries_on_after_its_database_comes_back() {
         .wait(first, Duration::from_secs(10))
         .expect("before the outage");
 
-    proxy.down();
-    std::thread::sleep(OUTAGE);
-    proxy.up().expect("the proxy back on its port");
-
-    let last = sell(&leader, 5..10);
-    runner.wait(last, AFTER).expect("the projection carried on");
+    let outages = reliability_log::scale() as u64;
+    for outage in 0..outages {
+        proxy.down();
+        std::thread::sleep(OUTAGE);
+        proxy.up().expect("the proxy back on its port");
+        let last = sell(&leader, 5 + outage * 5..10 + outage * 5);
+        runner.wait(last, AFTER).expect("the projection carried on");
+    }
     assert!(runner.failure().is_none());
     let seats: i64 = view
         .read(|client| client.query_one(&format!("SELECT count(*) FROM {table}"), &[]))
         .expect("count")
         .get(0);
-    assert_eq!(seats, 10, "one row per sale");
+    let sold = 5 + 5 * outages;
+    assert_eq!(seats, sold as i64, "one row per sale");
     runner.stop().expect("stop");
+    reliability_log::record(reliability_log::Trial {
+        fault: "the database of a running projection runner gone (port closed, connections cut) and back",
+        backend: "postgres",
+        trials: outages as usize,
+        checked: format!("{sold} sales, one view row each; the runner never stopped"),
+    });
 }
 
 /// Drops the view's table and its positions when the test is done.
