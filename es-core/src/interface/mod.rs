@@ -1,6 +1,10 @@
-//! Interfaces to the outside: the operator commands (feature `commands`).
+//! Interfaces to the outside: the operator commands (feature `commands`),
+//! the notification log over HTTP (features `http-server`, `http-client`).
 //! Each interface is behind a cargo feature, so that a program that needs
 //! none of them compiles none of their dependencies.
 
 #[cfg(feature = "commands")]
 pub mod commands;
+
+#[cfg(any(feature = "http-server", feature = "http-client"))]
+pub mod http;

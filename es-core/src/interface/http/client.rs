@@ -1,0 +1,174 @@
+//! Reading a notification log served over HTTP (ureq, blocking), and
+//! following it: [`RemoteLeader`] is a [`Leader`] like a local application,
+//! so a process application or projection in another process tracks its
+//! position in a remote log exactly as in a local one.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::format::{NotificationJson, SectionJson};
+use crate::domain::event::{AnyEvent, DomainEvent};
+use crate::error::{BoxError, Error, Result};
+use crate::persistence::{Mapper, Notification, StoredEvent};
+use crate::system::Leader;
+
+/// How long a request may take, beyond any wait it asks the server for.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One application's notification log at a server of
+/// [`log_router`](super::log_router). The server's and the network's
+/// failures are [`Error::Database`] (as a store's are), so that runners try
+/// again; an answer that does not decode is [`Error::Corrupt`].
+#[derive(Debug, Clone)]
+pub struct RemoteLog {
+    agent: ureq::Agent,
+    /// `{base}/{application}`, no trailing slash.
+    url: String,
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Description {
+    max_notification_id: Option<u64>,
+}
+
+impl RemoteLog {
+    /// The log of `application` at `base_url` (`http://host:port/prefix`).
+    ///
+    /// ```
+    /// let log = es_core::interface::http::RemoteLog::new("http://127.0.0.1:1/", "orders");
+    /// assert_eq!(log.name(), "orders");
+    /// // Nothing listens there: the failure is the store's kind, retried by runners.
+    /// assert!(matches!(log.max_id(), Err(es_core::Error::Database { .. })));
+    /// ```
+    pub fn new(base_url: &str, application: &str) -> Self {
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(REQUEST_TIMEOUT + super::MAX_WAIT))
+            .http_status_as_error(false)
+            .build();
+        RemoteLog {
+            agent: config.into(),
+            url: format!("{}/{application}", base_url.trim_end_matches('/')),
+            name: application.to_owned(),
+        }
+    }
+
+    /// The application's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The id of the log's last notification.
+    pub fn max_id(&self) -> Result<Option<u64>> {
+        let description: Description = self.get(&self.url)?;
+        Ok(description.max_notification_id)
+    }
+
+    /// Up to `limit` notifications from `start` on.
+    pub fn select(&self, start: u64, limit: usize) -> Result<Vec<Notification>> {
+        self.select_waiting(start, limit, Duration::ZERO)
+    }
+
+    /// As [`select`](Self::select); if there are none yet, the server waits
+    /// up to `wait` (at most its `MAX_WAIT`) for some before it answers.
+    pub fn select_waiting(
+        &self,
+        start: u64,
+        limit: usize,
+        wait: Duration,
+    ) -> Result<Vec<Notification>> {
+        let url = format!(
+            "{}/notifications?start={start}&limit={limit}&wait_ms={}",
+            self.url,
+            wait.as_millis()
+        );
+        let items: Vec<NotificationJson> = self.get(&url)?;
+        items
+            .iter()
+            .map(NotificationJson::to_notification)
+            .collect()
+    }
+
+    /// The section `section_id` (`"first,last"`), as the Python library's
+    /// JSON client reads it.
+    pub fn section(&self, section_id: &str) -> Result<(SectionJson, Vec<Notification>)> {
+        let section: SectionJson = self.get(&format!("{}/notifications/{section_id}", self.url))?;
+        let items = section
+            .items
+            .iter()
+            .map(NotificationJson::to_notification)
+            .collect::<Result<_>>()?;
+        Ok((section, items))
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T> {
+        let failed = |source: BoxError| Error::Database {
+            operation: "reading a notification log over HTTP",
+            source,
+        };
+        let mut response = self.agent.get(url).call().map_err(|e| failed(e.into()))?;
+        let status = response.status();
+        let body = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| failed(e.into()))?;
+        if !status.is_success() {
+            // The server's JSON error, or the start of whatever came back.
+            let why = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|value| value.get("error")?.as_str().map(str::to_owned))
+                .unwrap_or_else(|| body.chars().take(200).collect());
+            return Err(failed(format!("{url}: {status}: {why}").into()));
+        }
+        serde_json::from_str(&body)
+            .map_err(|e| Error::Corrupt(format!("the answer of {url} does not decode: {e}")))
+    }
+}
+
+/// A remote log as a [`Leader`]: its events are decoded here, with `mapper`
+/// set up as the leader's (transcoder, compressor, cipher), through this
+/// program's topic registry.
+///
+/// ```
+/// use es_core::interface::http::{RemoteLeader, RemoteLog};
+/// use es_core::persistence::Mapper;
+/// use es_core::system::Leader;
+/// let leader = RemoteLeader::new(RemoteLog::new("http://127.0.0.1:1", "orders"), Mapper::default());
+/// assert_eq!(leader.leader_name(), "orders");
+/// ```
+#[derive(Debug, Clone)]
+pub struct RemoteLeader {
+    log: RemoteLog,
+    mapper: Mapper,
+}
+
+impl RemoteLeader {
+    /// `log`, its events decoded with `mapper`.
+    pub fn new(log: RemoteLog, mapper: Mapper) -> Self {
+        RemoteLeader { log, mapper }
+    }
+
+    /// The remote log.
+    pub fn log(&self) -> &RemoteLog {
+        &self.log
+    }
+}
+
+impl Leader for RemoteLeader {
+    fn leader_name(&self) -> &str {
+        self.log.name()
+    }
+
+    fn notifications(&self, start: u64, limit: usize) -> Result<Vec<Notification>> {
+        self.log.select(start, limit)
+    }
+
+    fn decode(&self, stored: &StoredEvent) -> Result<DomainEvent<Box<dyn AnyEvent>>> {
+        self.mapper.to_any_event(stored)
+    }
+
+    fn last_id(&self) -> Result<Option<u64>> {
+        self.log.max_id()
+    }
+}

@@ -1,0 +1,164 @@
+//! The notification log as JSON, as the Python library's
+//! `NotificationLogJSONService` writes it, so that a reader of either can
+//! read the other:
+//!
+//! ```text
+//! section:      {"id": "1,10", "next_id": "11,20", "items": [notification, ...]}
+//! notification: {"id": 1, "originator_id": "<uuid as 32 hex digits, or the text id>",
+//!                "originator_version": 1, "topic": "Dog.Registered",
+//!                "state": "<the stored bytes, base64>"}
+//! ```
+//!
+//! A text originator id that is 32 hexadecimal digits would read as a UUID;
+//! such an item also carries `"originator_id_is_text": true`, which the
+//! Python library's client ignores and this crate's client honours.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::id::OriginatorId;
+use crate::error::{Error, Result};
+use crate::persistence::{Notification, StoredEvent};
+
+/// One notification as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationJson {
+    /// The notification id.
+    pub id: u64,
+    /// A UUID as 32 hexadecimal digits, or a text id as it is.
+    pub originator_id: String,
+    /// The event's version.
+    pub originator_version: u64,
+    /// The event's topic.
+    pub topic: String,
+    /// The stored bytes, base64 (standard alphabet, padded).
+    pub state: String,
+    /// Set on a text id that would otherwise read as a UUID.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub originator_id_is_text: bool,
+}
+
+/// A section of the log as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectionJson {
+    /// `"first,last"` of the items, or `null` for none.
+    pub id: Option<String>,
+    /// The next section's id if there are later notifications.
+    pub next_id: Option<String>,
+    /// The notifications.
+    pub items: Vec<NotificationJson>,
+}
+
+impl From<&Notification> for NotificationJson {
+    fn from(notification: &Notification) -> Self {
+        let event = &notification.event;
+        let (originator_id, originator_id_is_text) = match event.originator_id.as_uuid() {
+            Some(uuid) => (uuid.simple().to_string(), false),
+            None => {
+                let text = event.originator_id.to_string();
+                let ambiguous = uuid::Uuid::try_parse(&text).is_ok();
+                (text, ambiguous)
+            }
+        };
+        NotificationJson {
+            id: notification.id,
+            originator_id,
+            originator_version: event.originator_version,
+            topic: event.topic.clone(),
+            state: STANDARD.encode(&event.state),
+            originator_id_is_text,
+        }
+    }
+}
+
+impl NotificationJson {
+    /// The notification it stands for; an item that does not decode (bad
+    /// base64, an id that is neither a UUID nor a valid text id) is
+    /// [`Error::Corrupt`] naming it.
+    ///
+    /// ```
+    /// use es_core::interface::http::NotificationJson;
+    /// let json = r#"{"id": 7, "originator_id": "0e1a8a4d7c6b4a5e9f3b2c1d0e9f8a7b",
+    ///   "originator_version": 1, "topic": "Dog.Registered", "state": "e30="}"#;
+    /// let item: NotificationJson = serde_json::from_str(json)?;
+    /// let notification = item.to_notification()?;
+    /// assert_eq!((notification.id, notification.event.state.as_slice()), (7, &b"{}"[..]));
+    /// assert!(notification.event.originator_id.is_uuid());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn to_notification(&self) -> Result<Notification> {
+        let corrupt =
+            |what: String| Error::Corrupt(format!("notification {} over HTTP: {what}", self.id));
+        let originator_id = match uuid::Uuid::try_parse(&self.originator_id) {
+            Ok(uuid) if !self.originator_id_is_text => OriginatorId::from(uuid),
+            _ => OriginatorId::text(&self.originator_id)
+                .map_err(|e| corrupt(format!("originator id: {e}")))?,
+        };
+        let state = STANDARD
+            .decode(&self.state)
+            .map_err(|e| corrupt(format!("state is not base64: {e}")))?;
+        Ok(Notification {
+            id: self.id,
+            event: StoredEvent {
+                originator_id,
+                originator_version: self.originator_version,
+                topic: self.topic.clone(),
+                state,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notification(originator_id: OriginatorId) -> Notification {
+        Notification {
+            id: 3,
+            event: StoredEvent {
+                originator_id,
+                originator_version: 2,
+                topic: "T".into(),
+                state: vec![0, 255, 7],
+            },
+        }
+    }
+
+    #[test]
+    fn uuids_and_text_ids_round_trip_even_text_that_looks_like_a_uuid() {
+        let looks_like_a_uuid = uuid::Uuid::new_v4().simple().to_string();
+        for id in [
+            OriginatorId::from(uuid::Uuid::new_v4()),
+            OriginatorId::text("order-1").expect("text"),
+            OriginatorId::text(&looks_like_a_uuid).expect("text"),
+        ] {
+            let json = serde_json::to_string(&NotificationJson::from(&notification(id.clone())))
+                .expect("json");
+            let back: NotificationJson = serde_json::from_str(&json).expect("parse");
+            assert_eq!(back.to_notification().expect("decode"), notification(id));
+        }
+    }
+
+    #[test]
+    fn a_uuid_is_written_as_the_python_library_writes_it() {
+        let uuid = uuid::Uuid::new_v4();
+        let json = NotificationJson::from(&notification(uuid.into()));
+        assert_eq!(json.originator_id, uuid.simple().to_string());
+        assert_eq!(json.state, "AP8H");
+        let text = serde_json::to_string(&json).expect("json");
+        assert!(!text.contains("originator_id_is_text"), "{text}");
+    }
+
+    #[test]
+    fn bad_items_are_corrupt_naming_the_notification() {
+        let mut json = NotificationJson::from(&notification(uuid::Uuid::new_v4().into()));
+        json.state = "not base64!".into();
+        let error = json.to_notification().expect_err("bad base64");
+        assert!(
+            matches!(&error, Error::Corrupt(m) if m.contains("notification 3")),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,221 @@
+//! Serving applications' notification logs over HTTP (axum). The store's
+//! calls block, so each request's reading runs on tokio's blocking pool,
+//! never on the executor's threads.
+//!
+//! ```text
+//! GET /{application}                              {"name": ..., "max_notification_id": n|null}
+//! GET /{application}/notifications/{first},{last} a section (see `format`)
+//! GET /{application}/notifications?start=&limit=&topics=a,b&wait_ms=
+//!                                                 a list of notifications; with wait_ms, an
+//!                                                 empty answer waits up to that long (at most
+//!                                                 MAX_WAIT) for the log to grow
+//! ```
+//!
+//! Errors are JSON, `{"error": "..."}`: 400 for a bad section id or query,
+//! 404 for an unknown application, 500 for the store's failure.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+
+use super::format::{NotificationJson, SectionJson};
+use crate::application::Application;
+use crate::error::Error;
+
+/// The longest a request for new notifications waits for the log to grow.
+pub const MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// The most notifications one request returns, whatever it asks for.
+pub const MAX_LIMIT: usize = 10_000;
+
+/// The notification logs of `apps`, by their names, as an axum router to
+/// serve (`axum::serve`) or nest in the program's own. Applications without
+/// a name, or two of one name, are refused.
+///
+/// ```
+/// use std::sync::Arc;
+/// use es_core::prelude::*;
+/// let app = Arc::new(Application::builder().name("orders").in_memory().build()?);
+/// let router = es_core::interface::http::log_router([app])?;
+/// # let _ = router;
+/// # Ok::<(), es_core::Error>(())
+/// ```
+pub fn log_router(apps: impl IntoIterator<Item = Arc<Application>>) -> Result<axum::Router, Error> {
+    let mut by_name = HashMap::new();
+    for app in apps {
+        let name = app.name().unwrap_or_default().to_owned();
+        if name.is_empty() {
+            return Err(Error::Config {
+                variable: "application name".into(),
+                value: String::new(),
+                expected: "a name for each application whose log is served".into(),
+            });
+        }
+        if by_name.insert(name.clone(), app).is_some() {
+            return Err(Error::Config {
+                variable: "application name".into(),
+                value: name,
+                expected: "one application of each name".into(),
+            });
+        }
+    }
+    Ok(axum::Router::new()
+        .route("/{application}", get(describe))
+        .route("/{application}/notifications", get(select))
+        .route("/{application}/notifications/{section_id}", get(section))
+        .with_state(Arc::new(by_name)))
+}
+
+type Apps = Arc<HashMap<String, Arc<Application>>>;
+
+/// A request's failure, answered as JSON with its status.
+#[derive(Debug)]
+struct Failure(StatusCode, String);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        let status = match error {
+            Error::InvalidSectionId { .. } => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Failure(status, error.to_string())
+    }
+}
+
+fn find(apps: &Apps, name: &str) -> Result<Arc<Application>, Failure> {
+    apps.get(name).cloned().ok_or_else(|| {
+        let mut known: Vec<&String> = apps.keys().collect();
+        known.sort();
+        Failure(
+            StatusCode::NOT_FOUND,
+            format!("no application {name:?} is served here; these are: {known:?}"),
+        )
+    })
+}
+
+/// Runs the store's blocking `work` on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| {
+            Failure(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the reader: {e}"),
+            )
+        })?
+        .map_err(Failure::from)
+}
+
+async fn describe(State(apps): State<Apps>, Path(name): Path<String>) -> Result<Response, Failure> {
+    let app = find(&apps, &name)?;
+    let max = blocking(move || app.notification_log().max_id()).await?;
+    Ok(Json(serde_json::json!({ "name": name, "max_notification_id": max })).into_response())
+}
+
+async fn section(
+    State(apps): State<Apps>,
+    Path((name, section_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    let app = find(&apps, &name)?;
+    let section = blocking(move || app.notification_log().section(&section_id)).await?;
+    // A section with a next one can no longer change: ids are committed in
+    // order, so nothing new can appear within it.
+    let immutable = section.next_id.is_some();
+    let etag = section
+        .id
+        .as_deref()
+        .and_then(|id| HeaderValue::from_str(&format!("\"{id}\"")).ok());
+    if let (true, Some(etag)) = (immutable, &etag)
+        && headers.get(header::IF_NONE_MATCH) == Some(etag)
+    {
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    }
+    let body = SectionJson {
+        id: section.id,
+        next_id: section.next_id,
+        items: section.items.iter().map(NotificationJson::from).collect(),
+    };
+    let mut response = Json(body).into_response();
+    let headers = response.headers_mut();
+    match (immutable, etag) {
+        (true, Some(etag)) => {
+            headers.insert(header::ETAG, etag);
+            headers.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=31536000, immutable"),
+            );
+        }
+        _ => {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        }
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+struct SelectQuery {
+    start: Option<u64>,
+    limit: Option<usize>,
+    /// Comma-separated.
+    topics: Option<String>,
+    wait_ms: Option<u64>,
+}
+
+async fn select(
+    State(apps): State<Apps>,
+    Path(name): Path<String>,
+    query: Result<Query<SelectQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Failure> {
+    let Query(query) = query.map_err(|e| Failure(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let app = find(&apps, &name)?;
+    let start = query.start.unwrap_or(1).max(1);
+    let limit = query.limit.unwrap_or(MAX_LIMIT).clamp(1, MAX_LIMIT);
+    let topics: Vec<String> = query
+        .topics
+        .iter()
+        .flat_map(|topics| topics.split(','))
+        .filter(|topic| !topic.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let wait = Duration::from_millis(query.wait_ms.unwrap_or(0)).min(MAX_WAIT);
+    let notifications = blocking(move || {
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        let read = || {
+            app.recorder()
+                .select_notifications(start, limit, None, &topics)
+        };
+        if wait.is_zero() {
+            return read();
+        }
+        // Made before the read, so that a save committed while it runs is heard.
+        let mut listener = app.recorder().listen()?;
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let found = read()?;
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if !found.is_empty() || left.is_zero() {
+                return Ok(found);
+            }
+            listener.wait(left)?;
+        }
+    })
+    .await?;
+    let body: Vec<NotificationJson> = notifications.iter().map(NotificationJson::from).collect();
+    Ok(Json(body).into_response())
+}
