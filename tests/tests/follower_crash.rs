@@ -20,9 +20,9 @@ mod reliability_log;
 
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader, Read as _};
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use es_core::persistence::PostgresConfig;
@@ -46,6 +46,8 @@ const MIN_MAX_WAIT: Duration = Duration::from_micros(200);
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const POSTGRES_PREFIX: &str = "es_crash_follower";
 const FAULT: &str = "SIGKILL of a follower process while it processes its leader's log";
+const FAULT_OVER_HTTP: &str = "SIGKILL of a follower process reading its leader's log over \
+                               HTTP, and of the log server";
 
 /// A small random number generator (splitmix64), so a seed replays a run.
 struct Rng(u64);
@@ -107,6 +109,17 @@ fn a_sqlite_follower_processes_each_event_once_across_kills() {
     crash_test(
         dir.path(),
         &Follower::Sqlite(dir.path().join("receipts.sqlite3")),
+        Reading::File,
+    );
+}
+
+#[test]
+fn a_follower_over_http_processes_each_event_once_across_kills_of_it_and_its_server() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    crash_test(
+        dir.path(),
+        &Follower::Sqlite(dir.path().join("receipts.sqlite3")),
+        Reading::OverHttp,
     );
 }
 
@@ -121,7 +134,7 @@ fn a_postgres_follower_processes_each_event_once_across_kills() {
     let _drop = DropTables::new(POSTGRES_PREFIX);
     config.table_prefix = Some(POSTGRES_PREFIX.into());
     let dir = tempfile::tempdir().expect("temporary directory");
-    crash_test(dir.path(), &Follower::Postgres(config));
+    crash_test(dir.path(), &Follower::Postgres(config), Reading::File);
 }
 
 /// How one run of the follower ended.
@@ -130,11 +143,26 @@ enum Ended {
     Done,
 }
 
-fn crash_test(dir: &Path, follower: &Follower) {
+/// Where the follower reads the leader's log: its SQLite file, or a log
+/// server over HTTP that the test kills and starts again now and then.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    File,
+    OverHttp,
+}
+
+fn crash_test(dir: &Path, follower: &Follower, reading: Reading) {
     let seed = seed();
     let backend = follower.backend();
     let kills = KILLS * reliability_log::scale();
     let leader_path = dir.join("box_office.sqlite3");
+    let server = (reading == Reading::OverHttp)
+        .then(|| Arc::new(Mutex::new(LogServer::start(&leader_path))));
+    let leader_argument = match &server {
+        Some(server) => lock(server).url(),
+        None => leader_path.display().to_string(),
+    };
+    let mut server_restarts = 0;
     let leader = Application::builder()
         .name(LEADER)
         .sqlite(&leader_path)
@@ -170,7 +198,23 @@ fn crash_test(dir: &Path, follower: &Follower) {
         let sizes = (rng.between(1, 50), rng.between(1, 20));
         let wait = Duration::from_micros(rng.between(0, micros(max_wait)));
         let before = position();
-        let ended = run(&leader_path, follower, sizes, Some(wait), seed);
+        // Every other run, the log server is killed and started again while
+        // the follower reads from it.
+        let restart = server.as_ref().filter(|_| runs % 2 == 0).map(|server| {
+            let (server, pause) = (
+                Arc::clone(server),
+                Duration::from_micros(rng.between(0, micros(max_wait))),
+            );
+            std::thread::spawn(move || {
+                std::thread::sleep(pause);
+                lock(&server).restart();
+            })
+        });
+        let ended = run(&leader_argument, follower, sizes, Some(wait), seed);
+        if let Some(restart) = restart {
+            restart.join().expect("the server's restart");
+            server_restarts += 1;
+        }
         let after = position();
         match ended {
             // Counted only if it was killed part of the way through.
@@ -185,7 +229,7 @@ fn crash_test(dir: &Path, follower: &Follower) {
     }
     // Once more, to the end.
     assert!(matches!(
-        run(&leader_path, follower, (37, 5), None, seed),
+        run(&leader_argument, follower, (37, 5), None, seed),
         Ended::Done
     ));
     check(
@@ -193,16 +237,101 @@ fn crash_test(dir: &Path, follower: &Follower) {
         sold,
         &format!("{backend}, ES_CRASH_SEED={seed}"),
     );
+    let (fault, also) = match reading {
+        Reading::File => (FAULT, String::new()),
+        Reading::OverHttp => (
+            FAULT_OVER_HTTP,
+            format!("; the log server killed and started again {server_restarts} times"),
+        ),
+    };
     reliability_log::record(reliability_log::Trial {
-        fault: FAULT,
+        fault,
         backend,
         trials: kills,
         checked: format!(
             "{sold} leader events, each with exactly one derived event; the follower's \
              position at the leader's last id; counted are kills that landed part of the \
-             way through a catch-up ({runs} runs in all)"
+             way through a catch-up ({runs} runs in all){also}"
         ),
     });
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The box office's log served by a `log-server` process on a port of its
+/// own, which keeps the port when it is started again.
+struct LogServer {
+    path: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl LogServer {
+    fn start(path: &Path) -> Self {
+        // A free port, given up for the server to take.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let mut server = LogServer {
+            path: path.to_owned(),
+            port,
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the process and waits until it listens (trying again while
+    /// the port is still held by the process killed before it).
+    fn spawn(&mut self) {
+        for _ in 0..100 {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_log-server"))
+                .arg(&self.path)
+                .arg(self.port.to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("starting the log server");
+            let mut line = String::new();
+            let stdout = child.stdout.take().expect("stdout");
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            if line.trim() == "listening" {
+                self.child = Some(child);
+                return;
+            }
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the log server did not start on port {}", self.port);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for LogServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 fn micros(duration: Duration) -> u64 {
@@ -212,7 +341,7 @@ fn micros(duration: Duration) -> u64 {
 /// Starts the follower, kills it `kill_after` its stores are open (or lets it
 /// finish), and says how it ended.
 fn run(
-    leader: &Path,
+    leader: &str,
     follower: &Follower,
     (page_size, batch_size): (u64, u64),
     kill_after: Option<Duration>,
