@@ -7,6 +7,7 @@
 //! ```
 
 mod followers;
+mod http;
 mod measure;
 mod model;
 mod ours;
@@ -43,6 +44,7 @@ fn main() -> Result<()> {
             let files: Vec<&String> = args[1..].iter().filter(|arg| !arg.starts_with("--")).collect();
             report::run(&files, quick)
         }
+        Some("serve-log") => http::serve(args.get(1).ok_or("serve-log FILE")?),
         Some("probe-log") => probe::read_log(&args[1], args[2].parse()?),
         Some("probe-replay") => probe::replay(&args[1], &args[2]),
         _ => Err("usage: es-bench measure [--quick] [--postgres-url URL] | es-bench report [--quick] FILE...".into()),
@@ -56,12 +58,13 @@ fn option(args: &[String], name: &str) -> Option<String> {
 }
 
 /// What `measure` can run, all by default; `--parts` picks some (to profile one).
-const PARTS: [&str; 6] = [
+const PARTS: [&str; 7] = [
     "memory",
     "sqlite",
     "sqlite-normal",
     "postgres",
     "followers",
+    "http",
     "probes",
 ];
 
@@ -72,6 +75,13 @@ fn measure(sizes: &Sizes, postgres_url: &str, parts: &[&str]) -> Result<()> {
     let once = Sizes { runs: 1, ..*sizes };
     let mut records: Vec<Record> = Vec::new();
     for part in parts {
+        if *part == "http" {
+            // The log is filled once; the runs are interleaved inside.
+            for record in http::run(sizes)? {
+                record.print();
+            }
+            continue;
+        }
         if *part == "probes" {
             // The stores are filled once; each run is a fresh child process.
             for record in probe::run(sizes)? {

@@ -17,7 +17,7 @@ use crate::sizes::Sizes;
 type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
 
 /// The workloads in the order they are reported.
-const WORKLOADS: [&str; 16] = [
+const WORKLOADS: [&str; 18] = [
     "W1",
     "W2",
     "W2-cache",
@@ -34,6 +34,8 @@ const WORKLOADS: [&str; 16] = [
     "F1",
     "F1-single",
     "F2",
+    "H1-local",
+    "H1",
 ];
 
 /// The workloads drawn on the chart (throughputs, so one scale reads them all).
@@ -340,6 +342,12 @@ fn targets(records: &[Record], sizes: &Sizes) -> Vec<Target> {
             0.5,
         );
     }
+    at_least(
+        "SQLite H1 log read over HTTP by another process vs the local read, pages of 1,000",
+        ("H1", "sqlite"),
+        (OURS, "sqlite", "H1-local"),
+        0.3,
+    );
     for backend in ["memory", "sqlite", "postgres"] {
         // The full replay's time for the account, from its rate.
         let full_ms =

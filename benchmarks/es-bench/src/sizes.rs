@@ -32,6 +32,8 @@ pub struct Sizes {
     /// F2: leader saves, and their rate.
     pub latency_saves: usize,
     pub latency_saves_per_second: u64,
+    /// H1: events in the log read over HTTP.
+    pub http_log_events: usize,
 }
 
 impl Sizes {
@@ -54,6 +56,7 @@ impl Sizes {
         follower_log_events: 100_000,
         latency_saves: 500,
         latency_saves_per_second: 100,
+        http_log_events: 100_000,
     };
 
     pub const QUICK: Sizes = Sizes {
@@ -68,6 +71,7 @@ impl Sizes {
         memory_replay_events: 2_000,
         follower_log_events: 2_000,
         latency_saves: 30,
+        http_log_events: 2_000,
         ..Sizes::FULL
     };
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::format::{NotificationJson, SectionJson};
+use super::format::{NotificationDe, NotificationJson, SectionJson};
 use crate::domain::event::{AnyEvent, DomainEvent};
 use crate::error::{BoxError, Error, Result};
 use crate::persistence::{Mapper, Notification, StoredEvent};
@@ -15,6 +15,10 @@ use crate::system::Leader;
 
 /// How long a request may take, beyond any wait it asks the server for.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The largest answer read: a page of large events can pass ureq's default
+/// of 10 MB, and an answer past this is more than a reader should hold.
+const MAX_BODY: u64 = 1 << 30;
 
 /// One application's notification log at a server of
 /// [`log_router`](super::log_router). The server's and the network's
@@ -83,11 +87,9 @@ impl RemoteLog {
             self.url,
             wait.as_millis()
         );
-        let items: Vec<NotificationJson> = self.get(&url)?;
-        items
-            .iter()
-            .map(NotificationJson::to_notification)
-            .collect()
+        let body = self.get_body(&url)?;
+        let items: Vec<NotificationDe<'_>> = parse(&url, &body)?;
+        items.iter().map(NotificationDe::to_notification).collect()
     }
 
     /// The section `section_id` (`"first,last"`), as the Python library's
@@ -103,6 +105,11 @@ impl RemoteLog {
     }
 
     fn get<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T> {
+        parse(url, &self.get_body(url)?)
+    }
+
+    /// The body of a successful answer to a GET of `url`.
+    fn get_body(&self, url: &str) -> Result<String> {
         let failed = |source: BoxError| Error::Database {
             operation: "reading a notification log over HTTP",
             source,
@@ -111,6 +118,8 @@ impl RemoteLog {
         let status = response.status();
         let body = response
             .body_mut()
+            .with_config()
+            .limit(MAX_BODY)
             .read_to_string()
             .map_err(|e| failed(e.into()))?;
         if !status.is_success() {
@@ -121,9 +130,13 @@ impl RemoteLog {
                 .unwrap_or_else(|| body.chars().take(200).collect());
             return Err(failed(format!("{url}: {status}: {why}").into()));
         }
-        serde_json::from_str(&body)
-            .map_err(|e| Error::Corrupt(format!("the answer of {url} does not decode: {e}")))
+        Ok(body)
     }
+}
+
+fn parse<'a, T: serde::Deserialize<'a>>(url: &str, body: &'a str) -> Result<T> {
+    serde_json::from_str(body)
+        .map_err(|e| Error::Corrupt(format!("the answer of {url} does not decode: {e}")))
 }
 
 /// A remote log as a [`Leader`]: its events are decoded here, with `mapper`

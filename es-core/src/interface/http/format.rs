@@ -13,8 +13,15 @@
 //! such an item also carries `"originator_id_is_text": true`, which the
 //! Python library's client ignores and this crate's client honours.
 
+#[cfg(feature = "http-client")]
+use std::borrow::Cow;
+
 use base64::Engine as _;
+#[cfg(feature = "http-server")]
+use base64::display::Base64Display;
 use base64::engine::general_purpose::STANDARD;
+#[cfg(feature = "http-server")]
+use serde::ser::SerializeStruct as _;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::id::OriginatorId;
@@ -48,6 +55,124 @@ pub struct SectionJson {
     pub next_id: Option<String>,
     /// The notifications.
     pub items: Vec<NotificationJson>,
+}
+
+/// A notification written as [`NotificationJson`] straight from the stored
+/// event, without copying its fields (the server's path).
+#[cfg(feature = "http-server")]
+pub(crate) struct NotificationRef<'a>(pub(crate) &'a Notification);
+
+#[cfg(feature = "http-server")]
+impl Serialize for NotificationRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (notification, event) = (self.0, &self.0.event);
+        let ambiguous_text = event
+            .originator_id
+            .as_str()
+            .filter(|text| uuid::Uuid::try_parse(text).is_ok());
+        let mut item = serializer.serialize_struct(
+            "NotificationJson",
+            if ambiguous_text.is_some() { 6 } else { 5 },
+        )?;
+        item.serialize_field("id", &notification.id)?;
+        match (event.originator_id.as_uuid(), event.originator_id.as_str()) {
+            (Some(uuid), _) => item.serialize_field("originator_id", &Simple(uuid))?,
+            (None, Some(text)) => item.serialize_field("originator_id", text)?,
+            (None, None) => {
+                item.serialize_field("originator_id", &event.originator_id.to_string())?
+            }
+        }
+        item.serialize_field("originator_version", &event.originator_version)?;
+        item.serialize_field("topic", &event.topic)?;
+        item.serialize_field("state", &Base64(&event.state))?;
+        if ambiguous_text.is_some() {
+            item.serialize_field("originator_id_is_text", &true)?;
+        }
+        item.end()
+    }
+}
+
+/// A UUID as 32 hex digits, written without an allocation.
+#[cfg(feature = "http-server")]
+struct Simple(uuid::Uuid);
+
+#[cfg(feature = "http-server")]
+impl Serialize for Simple {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0.simple())
+    }
+}
+
+/// Bytes as base64, written without an intermediate string.
+#[cfg(feature = "http-server")]
+struct Base64<'a>(&'a [u8]);
+
+#[cfg(feature = "http-server")]
+impl Serialize for Base64<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&Base64Display::new(self.0, &STANDARD))
+    }
+}
+
+/// A notification read from JSON with its strings borrowed from the body
+/// where they can be (the client's path).
+#[cfg(feature = "http-client")]
+#[derive(Deserialize)]
+pub(crate) struct NotificationDe<'a> {
+    id: u64,
+    #[serde(borrow)]
+    originator_id: Cow<'a, str>,
+    originator_version: u64,
+    #[serde(borrow)]
+    topic: Cow<'a, str>,
+    #[serde(borrow)]
+    state: Cow<'a, str>,
+    #[serde(default)]
+    originator_id_is_text: bool,
+}
+
+#[cfg(feature = "http-client")]
+impl NotificationDe<'_> {
+    pub(crate) fn to_notification(&self) -> Result<Notification> {
+        decode(
+            self.id,
+            &self.originator_id,
+            self.originator_id_is_text,
+            self.originator_version,
+            &self.topic,
+            &self.state,
+        )
+    }
+}
+
+/// The notification an item of the JSON stands for, or [`Error::Corrupt`].
+fn decode(
+    id: u64,
+    originator_id: &str,
+    originator_id_is_text: bool,
+    originator_version: u64,
+    topic: &str,
+    state: &str,
+) -> Result<Notification> {
+    let corrupt = |what: String| Error::Corrupt(format!("notification {id} over HTTP: {what}"));
+    let originator_id = match uuid::Uuid::try_parse(originator_id) {
+        Ok(uuid) if !originator_id_is_text => OriginatorId::from(uuid),
+        _ => {
+            OriginatorId::text(originator_id).map_err(|e| corrupt(format!("originator id: {e}")))?
+        }
+    };
+    let state = STANDARD
+        .decode(state)
+        .map_err(|e| corrupt(format!("state is not base64: {e}")))?;
+    Ok(Notification {
+        id,
+        event: StoredEvent {
+            originator_id,
+            originator_version,
+            topic: topic.to_owned(),
+            state,
+        },
+    })
 }
 
 impl From<&Notification> for NotificationJson {
@@ -88,25 +213,14 @@ impl NotificationJson {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn to_notification(&self) -> Result<Notification> {
-        let corrupt =
-            |what: String| Error::Corrupt(format!("notification {} over HTTP: {what}", self.id));
-        let originator_id = match uuid::Uuid::try_parse(&self.originator_id) {
-            Ok(uuid) if !self.originator_id_is_text => OriginatorId::from(uuid),
-            _ => OriginatorId::text(&self.originator_id)
-                .map_err(|e| corrupt(format!("originator id: {e}")))?,
-        };
-        let state = STANDARD
-            .decode(&self.state)
-            .map_err(|e| corrupt(format!("state is not base64: {e}")))?;
-        Ok(Notification {
-            id: self.id,
-            event: StoredEvent {
-                originator_id,
-                originator_version: self.originator_version,
-                topic: self.topic.clone(),
-                state,
-            },
-        })
+        decode(
+            self.id,
+            &self.originator_id,
+            self.originator_id_is_text,
+            self.originator_version,
+            &self.topic,
+            &self.state,
+        )
     }
 }
 
@@ -149,6 +263,25 @@ mod tests {
         assert_eq!(json.state, "AP8H");
         let text = serde_json::to_string(&json).expect("json");
         assert!(!text.contains("originator_id_is_text"), "{text}");
+    }
+
+    #[cfg(all(feature = "http-server", feature = "http-client"))]
+    #[test]
+    fn the_servers_borrowed_writing_is_the_owned_one() {
+        let looks_like_a_uuid = uuid::Uuid::new_v4().simple().to_string();
+        for id in [
+            OriginatorId::from(uuid::Uuid::new_v4()),
+            OriginatorId::text("order-\"1\"").expect("text"),
+            OriginatorId::text(&looks_like_a_uuid).expect("text"),
+        ] {
+            let notification = notification(id);
+            let borrowed = serde_json::to_string(&NotificationRef(&notification)).expect("json");
+            let owned =
+                serde_json::to_string(&NotificationJson::from(&notification)).expect("json");
+            assert_eq!(borrowed, owned);
+            let read: NotificationDe<'_> = serde_json::from_str(&borrowed).expect("parse");
+            assert_eq!(read.to_notification().expect("decode"), notification);
+        }
     }
 
     #[test]

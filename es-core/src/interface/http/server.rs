@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::format::{NotificationJson, SectionJson};
+use super::format::NotificationRef;
 use crate::application::Application;
 use crate::error::Error;
 
@@ -146,10 +146,10 @@ async fn section(
     {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
-    let body = SectionJson {
-        id: section.id,
-        next_id: section.next_id,
-        items: section.items.iter().map(NotificationJson::from).collect(),
+    let body = SectionOut {
+        id: section.id.as_deref(),
+        next_id: section.next_id.as_deref(),
+        items: section.items.iter().map(NotificationRef).collect(),
     };
     let mut response = Json(body).into_response();
     let headers = response.headers_mut();
@@ -166,6 +166,15 @@ async fn section(
         }
     }
     Ok(response)
+}
+
+/// A section as [`SectionJson`](super::SectionJson), written from the
+/// stored events without copying them.
+#[derive(serde::Serialize)]
+struct SectionOut<'a> {
+    id: Option<&'a str>,
+    next_id: Option<&'a str>,
+    items: Vec<NotificationRef<'a>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -216,6 +225,6 @@ async fn select(
         }
     })
     .await?;
-    let body: Vec<NotificationJson> = notifications.iter().map(NotificationJson::from).collect();
+    let body: Vec<NotificationRef<'_>> = notifications.iter().map(NotificationRef).collect();
     Ok(Json(body).into_response())
 }
