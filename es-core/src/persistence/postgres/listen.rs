@@ -14,12 +14,19 @@ use super::pool::{PostgresDatabase, pg_error};
 use crate::error::Result;
 use crate::persistence::listen::Listener;
 
+/// How long a listener's session may stay quiet before it is asked whether
+/// it is still there: a session that only listens writes nothing, so a
+/// network gone silent under it would otherwise go unnoticed.
+const PING_AFTER: Duration = Duration::from_secs(30);
+
 pub(super) struct PostgresListener {
     db: Arc<PostgresDatabase>,
     /// Quoted, as in the recorder's `NOTIFY`.
     channel: String,
     /// `None` after the session was lost, until the next wait connects.
     client: Option<Client>,
+    /// When the session last showed it was there.
+    heard_from: Instant,
 }
 
 impl PostgresListener {
@@ -31,6 +38,7 @@ impl PostgresListener {
             db,
             channel,
             client: Some(client),
+            heard_from: Instant::now(),
         })
     }
 
@@ -50,6 +58,7 @@ impl Listener for PostgresListener {
             // Whatever was committed while no session listened was not
             // heard: say "maybe", so the reader reads the log.
             self.client = Some(Self::connect(&self.db, &self.channel)?);
+            self.heard_from = Instant::now();
             return Ok(true);
         };
         let heard = {
@@ -62,9 +71,21 @@ impl Listener for PostgresListener {
             }
             heard.map(|heard| heard.is_some())
         };
+        // A quiet session is asked, now and then, whether it is still there
+        // (bounded by the reply deadline of the pool's connections).
+        let quiet_too_long = matches!(heard, Ok(false)) && self.heard_from.elapsed() > PING_AFTER;
+        let alive = !client.is_closed() && (!quiet_too_long || client.simple_query("").is_ok());
         match heard {
-            Ok(true) => Ok(true),
-            Ok(false) if !client.is_closed() => Ok(false),
+            Ok(true) => {
+                self.heard_from = Instant::now();
+                Ok(true)
+            }
+            Ok(false) if alive => {
+                if quiet_too_long {
+                    self.heard_from = Instant::now();
+                }
+                Ok(false)
+            }
             // The session is gone (a restart, a terminated backend): the
             // next wait connects again; until then, "maybe".
             Ok(false) | Err(_) => {
