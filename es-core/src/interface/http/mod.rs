@@ -1,5 +1,5 @@
 //! An application's notification log over HTTP, as JSON in the Python
-//! library's format ([`format`]): served by [`log_router`] (feature
+//! library's format ([`format`](mod@format)): served by [`log_router`] (feature
 //! `http-server`, axum) and read by [`RemoteLog`] (feature `http-client`,
 //! ureq), which [`RemoteLeader`] makes a [`Leader`](crate::system::Leader),
 //! so that a follower in another process or on another machine tracks its
