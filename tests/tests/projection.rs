@@ -36,6 +36,15 @@ const SQLITE_TABLE: &str =
 /// Balances by account, in a SQLite table; an amount of 13 fails.
 fn sqlite_balances(view: SqliteView) -> Projection<SqliteView> {
     view.execute_batch(SQLITE_TABLE).expect("the view's table");
+    balances_in(view)
+}
+
+/// Balances by account, in the `balances` table of any view whose
+/// transactions are SQLite's; an amount of 13 fails.
+fn balances_in<V>(view: V) -> Projection<V>
+where
+    V: for<'t> View<Transaction<'t> = es_core::rusqlite::Transaction<'t>>,
+{
     Projection::new("balances", view).on(|event: DomainEvent<AccountEvent>, transaction| {
         let id = event.originator_id.to_string();
         match event.payload {
@@ -355,23 +364,7 @@ fn commits_that_fail_before_or_after_commit_still_change_the_view_once_per_event
         inner: view.clone(),
         writes: Default::default(),
     };
-    let projection = Projection::new("balances", faulty).with_batch_size(3).on(
-        |event: DomainEvent<AccountEvent>, transaction| {
-            let id = event.originator_id.to_string();
-            match event.payload {
-                AccountEvent::Opened {} => {
-                    transaction.execute("INSERT INTO balances VALUES (?1, 0)", [&id])?;
-                }
-                AccountEvent::Credited { amount } => {
-                    transaction.execute(
-                        "UPDATE balances SET balance = balance + ?1 WHERE id = ?2",
-                        es_core::rusqlite::params![amount, id],
-                    )?;
-                }
-            }
-            Ok(())
-        },
-    );
+    let projection = balances_in(faulty).with_batch_size(3);
     let runner = ProjectionRunner::start_with_poll_interval(
         Arc::clone(&bank),
         projection,

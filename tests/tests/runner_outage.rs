@@ -60,6 +60,20 @@ fn sell(leader: &Application, seats: std::ops::Range<u64>) -> u64 {
     last
 }
 
+/// Takes the database away and back `ES_FAULT_SCALE` times; after each
+/// outage, sells 5 more tickets and hands `caught_up` the last sale's id to
+/// wait for. How many outages there were.
+fn outages(proxy: &StallingProxy, leader: &Application, caught_up: impl Fn(u64)) -> u64 {
+    let outages = reliability_log::scale() as u64;
+    for outage in 0..outages {
+        proxy.down();
+        std::thread::sleep(OUTAGE);
+        proxy.up().expect("the proxy back on its port");
+        caught_up(sell(leader, 5 + outage * 5..10 + outage * 5));
+    }
+    outages
+}
+
 #[test]
 fn the_multi_threaded_runner_carries_on_after_its_database_comes_back() {
     let Some((config, proxy)) =
@@ -86,16 +100,11 @@ fn the_multi_threaded_runner_carries_on_after_its_database_comes_back() {
         .wait(FOLLOWER, LEADER, first, Duration::from_secs(10))
         .expect("before the outage");
 
-    let outages = reliability_log::scale() as u64;
-    for outage in 0..outages {
-        proxy.down();
-        std::thread::sleep(OUTAGE);
-        proxy.up().expect("the proxy back on its port");
-        let last = sell(leader, 5 + outage * 5..10 + outage * 5);
+    let outages = outages(&proxy, leader, |last| {
         runner
             .wait(FOLLOWER, LEADER, last, AFTER)
             .expect("the follower carried on");
-    }
+    });
     assert!(runner.errors().is_empty(), "{:?}", runner.errors());
     let follower = runner.application(FOLLOWER).expect("follower");
     let receipts = follower
@@ -168,14 +177,9 @@ fn the_projection_runner_carries_on_after_its_database_comes_back() {
         .wait(first, Duration::from_secs(10))
         .expect("before the outage");
 
-    let outages = reliability_log::scale() as u64;
-    for outage in 0..outages {
-        proxy.down();
-        std::thread::sleep(OUTAGE);
-        proxy.up().expect("the proxy back on its port");
-        let last = sell(&leader, 5 + outage * 5..10 + outage * 5);
+    let outages = outages(&proxy, &leader, |last| {
         runner.wait(last, AFTER).expect("the projection carried on");
-    }
+    });
     assert!(runner.failure().is_none());
     let seats: i64 = view
         .read(|client| client.query_one(&format!("SELECT count(*) FROM {table}"), &[]))

@@ -54,9 +54,9 @@ pub fn run(backend: &Backend, sizes: &Sizes) -> Result<Vec<Record>> {
         "ProcessApplication, pages of {PAGE}, batches of {BATCH} events per transaction"
     ));
     let mut one_by_one = Record::new(SYSTEM, name, "F1-single", "events/s", durability);
-    one_by_one.note = Some(format!(
-        "F1 with batches of 1: one transaction per event, as the Python library's follower"
-    ));
+    one_by_one.note = Some(
+        "F1 with batches of 1: one transaction per event, as the Python library's follower".into(),
+    );
     let mut latency = Record::new(SYSTEM, name, "F2", "ms", durability);
     latency.note = Some(format!(
         "p99 of leader save to derived event committed, MultiThreadedRunner, {} saves/s",

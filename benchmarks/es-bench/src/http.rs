@@ -13,7 +13,7 @@ use es_core::persistence::Synchronous;
 use es_core::prelude::*;
 
 use crate::measure::{Record, rate};
-use crate::model::{BankAccount, command, owner};
+use crate::model::fill_log;
 use crate::sizes::Sizes;
 
 type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
@@ -47,15 +47,7 @@ pub fn run(sizes: &Sizes) -> Result<Vec<Record>> {
     let durability = "fsync on (WAL, synchronous=FULL)";
     eprintln!("http: filling a log of {} events", sizes.http_log_events);
     let local = app(&path)?;
-    let per_account = 100;
-    for i in 0..sizes.http_log_events.div_ceil(per_account) {
-        let mut account = BankAccount::open(owner(i), 100);
-        for k in 1..per_account as u64 {
-            let (amount, note) = command(k);
-            account.deposit(amount, note);
-        }
-        local.save(&mut account)?;
-    }
+    fill_log(&local, sizes.http_log_events)?;
     let mut child = Command::new(std::env::current_exe()?)
         .arg("serve-log")
         .arg(&path)
@@ -95,7 +87,9 @@ pub fn run(sizes: &Sizes) -> Result<Vec<Record>> {
 }
 
 /// Reads pages from id 1 until one comes back empty; how many notifications.
-fn read_all(page: impl Fn(u64) -> Result<Vec<es_core::persistence::Notification>>) -> Result<usize> {
+fn read_all(
+    page: impl Fn(u64) -> Result<Vec<es_core::persistence::Notification>>,
+) -> Result<usize> {
     let (mut start, mut read) = (1, 0);
     loop {
         let notifications = page(start)?;

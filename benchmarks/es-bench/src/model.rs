@@ -28,6 +28,21 @@ pub fn command(k: u64) -> (i64, String) {
     (10 + (k % 90) as i64, format!("note {k}"))
 }
 
+/// A log of `events` events: accounts of 100 events each (opened, then
+/// deposits), one save per account.
+pub fn fill_log(app: &Application, events: usize) -> es_core::Result<()> {
+    let per_account = 100;
+    for i in 0..events.div_ceil(per_account) {
+        let mut account = BankAccount::open(owner(i), 100);
+        for k in 1..per_account as u64 {
+            let (amount, note) = command(k);
+            account.deposit(amount, note);
+        }
+        app.save(&mut account)?;
+    }
+    Ok(())
+}
+
 pub fn owner(i: usize) -> String {
     format!("owner-{i}")
 }

@@ -9,7 +9,7 @@ use es_core::persistence::Synchronous;
 use es_core::prelude::*;
 
 use crate::measure::Record;
-use crate::model::{BankAccount, command, owner};
+use crate::model::{BankAccount, command, fill_log, owner};
 use crate::sizes::Sizes;
 
 type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
@@ -40,16 +40,7 @@ pub fn run(sizes: &Sizes) -> Result<Vec<Record>> {
     let log_path = dir.path().join("log.sqlite3");
     eprintln!("memory probe: filling a log of {} events", sizes.log_events);
     {
-        let app = app(&log_path)?;
-        let per_account = 100;
-        for i in 0..sizes.log_events.div_ceil(per_account) {
-            let mut account = BankAccount::open(owner(i), 100);
-            for k in 1..per_account as u64 {
-                let (amount, note) = command(k);
-                account.deposit(amount, note);
-            }
-            app.save(&mut account)?;
-        }
+        fill_log(&app(&log_path)?, sizes.log_events)?;
     }
     let replay_path = dir.path().join("replay.sqlite3");
     eprintln!(
