@@ -11,7 +11,7 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use es_core::interface::http::{RemoteLeader, RemoteLog, log_router};
+use es_core::interface::http::{RemoteLeader, RemoteLog, log_router, log_router_for_readers};
 use es_core::persistence::Mapper;
 use es_core::prelude::*;
 use es_core::system::ProcessApplication;
@@ -20,7 +20,10 @@ use box_office::{FOLLOWER, LEADER, ReceiptEvent, Ticket};
 
 /// Serves `apps` on a port of loopback from a thread of its own; the base URL.
 fn serve(apps: Vec<Arc<Application>>) -> String {
-    let router = log_router(apps).expect("router");
+    serve_router(log_router(apps).expect("router"))
+}
+
+fn serve_router(router: axum::Router) -> String {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -233,4 +236,53 @@ fn a_process_application_follows_a_remote_log_exactly_once() {
         .collect();
     sales.sort_unstable();
     assert_eq!(sales, (1..=50).collect::<Vec<_>>());
+}
+
+/// A token no message has any other reason to contain.
+const TOKEN: &str = "Tk9-reader-of-receipts";
+
+#[test]
+fn a_log_served_to_readers_with_tokens_refuses_the_others_and_never_shows_a_token() {
+    let dir = tempfile::tempdir().expect("dir");
+    let leader = box_office(dir.path());
+    sell(&leader, 0..3);
+    let base = serve_router(
+        log_router_for_readers([Arc::clone(&leader)], [TOKEN, "another-readers-token"])
+            .expect("router"),
+    );
+    for (headers, expected) in [
+        (String::new(), 401),
+        ("Authorization: Bearer wrong\r\n".to_owned(), 401),
+        (format!("Authorization: Basic {TOKEN}\r\n"), 401),
+        (format!("Authorization: Bearer {TOKEN}x\r\n"), 401),
+        (format!("Authorization: Bearer {TOKEN}\r\n"), 200),
+        (
+            "Authorization: Bearer another-readers-token\r\n".to_owned(),
+            200,
+        ),
+    ] {
+        let (status, head, body) = get(&base, "/box_office/notifications/1,10", &headers);
+        assert_eq!(status, expected, "{headers}: {body}");
+        assert!(!body.contains(TOKEN), "{body}");
+        if status == 401 {
+            assert!(head.contains("www-authenticate: bearer"), "{head}");
+            let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+            assert!(json["error"].is_string(), "{body}");
+        }
+    }
+    let without = RemoteLog::new(&base, LEADER);
+    let refused = without.max_id().expect_err("no token");
+    assert!(refused.to_string().contains("401"), "{refused}");
+    let with = RemoteLog::new(&base, LEADER).with_token(TOKEN);
+    assert_eq!(with.max_id().expect("with the token"), Some(3));
+    assert!(!format!("{with:?}").contains(TOKEN));
+    let wrong = RemoteLog::new(&base, LEADER).with_token(format!("{TOKEN}-old"));
+    let error = wrong.max_id().expect_err("a wrong token");
+    assert!(!format!("{error} {error:?}").contains(TOKEN), "{error:?}");
+    for tokens in [vec![], vec![""]] {
+        assert!(matches!(
+            log_router_for_readers([Arc::clone(&leader)], tokens),
+            Err(es_core::Error::Config { .. })
+        ));
+    }
 }

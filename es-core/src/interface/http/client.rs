@@ -30,6 +30,17 @@ pub struct RemoteLog {
     /// `{base}/{application}`, no trailing slash.
     url: String,
     name: String,
+    token: Option<BearerToken>,
+}
+
+/// A reader's token, never shown: its `Debug` says only that there is one.
+#[derive(Clone)]
+struct BearerToken(String);
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerToken(..)")
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,7 +66,22 @@ impl RemoteLog {
             agent: config.into(),
             url: format!("{}/{application}", base_url.trim_end_matches('/')),
             name: application.to_owned(),
+            token: None,
         }
+    }
+
+    /// Sends `token` with each request (`Authorization: Bearer`), for a
+    /// server of [`log_router_for_readers`](super::log_router_for_readers).
+    /// It appears in no error and no `Debug` output.
+    ///
+    /// ```
+    /// use es_core::interface::http::RemoteLog;
+    /// let log = RemoteLog::new("http://127.0.0.1:1", "orders").with_token("s3cret-of-billing");
+    /// assert!(!format!("{log:?}").contains("s3cret"));
+    /// ```
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(BearerToken(token.into()));
+        self
     }
 
     /// The application's name.
@@ -114,7 +140,11 @@ impl RemoteLog {
             operation: "reading a notification log over HTTP",
             source,
         };
-        let mut response = self.agent.get(url).call().map_err(|e| failed(e.into()))?;
+        let mut request = self.agent.get(url);
+        if let Some(BearerToken(token)) = &self.token {
+            request = request.header("Authorization", &format!("Bearer {token}"));
+        }
+        let mut response = request.call().map_err(|e| failed(e.into()))?;
         let status = response.status();
         let body = response
             .body_mut()

@@ -15,7 +15,7 @@ mod server;
 pub use client::{RemoteLeader, RemoteLog};
 pub use format::{NotificationJson, SectionJson};
 #[cfg(feature = "http-server")]
-pub use server::{MAX_LIMIT, MAX_WAIT, log_router};
+pub use server::{MAX_LIMIT, MAX_WAIT, log_router, log_router_for_readers};
 
 /// The longest a request for new notifications waits for the log to grow
 /// (the server's bound on `wait_ms`).

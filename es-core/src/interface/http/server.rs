@@ -73,6 +73,84 @@ pub fn log_router(apps: impl IntoIterator<Item = Arc<Application>>) -> Result<ax
         .with_state(Arc::new(by_name)))
 }
 
+/// As [`log_router`], answering only requests that carry one of `tokens`
+/// (`Authorization: Bearer <token>`): one per reader, so that one can be
+/// withdrawn without the others. Any other request gets 401 with a JSON
+/// error. Tokens are compared in constant time and never written anywhere.
+/// No token, or an empty one, is an [`Error::Config`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use es_core::prelude::*;
+/// let app = Arc::new(Application::builder().name("orders").in_memory().build()?);
+/// let router = es_core::interface::http::log_router_for_readers(
+///     [app],
+///     ["token-of-billing", "token-of-shipping"],
+/// )?;
+/// # let _ = router;
+/// # Ok::<(), es_core::Error>(())
+/// ```
+pub fn log_router_for_readers(
+    apps: impl IntoIterator<Item = Arc<Application>>,
+    tokens: impl IntoIterator<Item = impl Into<String>>,
+) -> Result<axum::Router, Error> {
+    let tokens: Vec<Vec<u8>> = tokens
+        .into_iter()
+        .map(|token| token.into().into_bytes())
+        .collect();
+    if tokens.is_empty() || tokens.iter().any(Vec::is_empty) {
+        return Err(Error::Config {
+            variable: "reader tokens".into(),
+            value: String::new(),
+            expected: "at least one token, none of them empty".into(),
+        });
+    }
+    Ok(
+        log_router(apps)?.layer(axum::middleware::from_fn_with_state(
+            Arc::new(tokens),
+            require_token,
+        )),
+    )
+}
+
+/// Lets a request through if it carries one of the tokens.
+async fn require_token(
+    State(tokens): State<Arc<Vec<Vec<u8>>>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "));
+    // Every token is compared, whatever matched, so that the time taken
+    // says nothing about which one came close.
+    let accepted = given.is_some_and(|given| {
+        tokens
+            .iter()
+            .fold(false, |found, token| found | same_bytes(token, given))
+    });
+    if accepted {
+        return next.run(request).await;
+    }
+    let mut response = Failure(
+        StatusCode::UNAUTHORIZED,
+        "this log is served to readers with a token: send it as `Authorization: Bearer <token>`"
+            .into(),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// Whether `a` and `b` are equal, in a time that depends on their lengths
+/// only.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |differ, (x, y)| differ | (x ^ y)) == 0
+}
+
 type Apps = Arc<HashMap<String, Arc<Application>>>;
 
 /// A request's failure, answered as JSON with its status.
