@@ -15,9 +15,9 @@ mod server;
 pub use client::{RemoteLeader, RemoteLog};
 pub use format::{NotificationJson, SectionJson};
 #[cfg(feature = "http-server")]
-pub use server::{MAX_LIMIT, MAX_WAIT, log_router, log_router_for_readers};
+pub use server::{MAX_LIMIT, log_router, log_router_for_readers};
 
-/// The longest a request for new notifications waits for the log to grow
-/// (the server's bound on `wait_ms`).
-#[cfg(not(feature = "http-server"))]
+/// The longest a request for new notifications waits for the log to grow:
+/// the server's bound on `wait_ms`, and what the reader allows for beyond
+/// its own timeout.
 pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(30);

@@ -25,12 +25,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
+use super::MAX_WAIT;
 use super::format::NotificationRef;
 use crate::application::Application;
 use crate::error::Error;
-
-/// The longest a request for new notifications waits for the log to grow.
-pub const MAX_WAIT: Duration = Duration::from_secs(30);
 
 /// The most notifications one request returns, whatever it asks for.
 pub const MAX_LIMIT: usize = 10_000;

@@ -102,7 +102,7 @@ pub(crate) fn listen_to(app: &Application, poll_interval: Duration) -> Box<dyn L
 
 /// The longest a runner's thread waits on a listener before it looks
 /// whether it is asked to stop.
-const STOP_LATENCY: Duration = Duration::from_millis(100);
+pub(crate) const STOP_LATENCY: Duration = Duration::from_millis(100);
 
 /// Waits for news from `listener` for up to `poll_interval`, looking at
 /// `stopping` at least every [`STOP_LATENCY`]. True if there may be news,

@@ -310,7 +310,7 @@ impl Shared {
             if left.is_zero() {
                 return;
             }
-            std::thread::sleep(left.min(Duration::from_millis(50)));
+            std::thread::sleep(left.min(super::STOP_LATENCY));
         }
     }
 
