@@ -4,6 +4,44 @@
 //! ureq), which [`RemoteLeader`] makes a [`Leader`](crate::system::Leader),
 //! so that a follower in another process or on another machine tracks its
 //! position in the log exactly as it would in a local one.
+//!
+//! ```
+//! # #[cfg(all(feature = "http-server", feature = "http-client"))] {
+//! use std::sync::Arc;
+//! use es_core::interface::http::{RemoteLeader, RemoteLog, log_router};
+//! use es_core::persistence::Mapper;
+//! use es_core::prelude::*;
+//! use es_core::system::{Policies, ProcessApplication};
+//! # #[aggregate] pub struct Parcel { lines: u32 }
+//! # #[aggregate] impl Parcel { #[event("Sent")] pub fn send(lines: u32) -> Self { Parcel { lines } } }
+//! # #[aggregate] pub struct Label { lines: u32 }
+//! # #[aggregate] impl Label { #[event("Stuck")] pub fn stick(lines: u32) -> Self { Label { lines } } }
+//!
+//! // The leader's process serves its log (here on a thread, on a free port).
+//! let orders = Arc::new(Application::builder().name("orders").in_memory().build()?);
+//! orders.save(&mut Parcel::send(3))?;
+//! let router = log_router([Arc::clone(&orders)])?;
+//! let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+//! let base = format!("http://{}", listener.local_addr()?);
+//! std::thread::spawn(move || runtime.block_on(async { axum::serve(listener, router).await }));
+//!
+//! // The follower's process reads it, and follows it as a local leader.
+//! let log = RemoteLog::new(&base, "orders");
+//! assert_eq!(log.select(1, 10)?[0].event.topic, "Parcel.Sent");
+//! let printing = Policies::new().on(|event: DomainEvent<ParcelEvent>, context| {
+//!     let ParcelEvent::Sent { lines } = event.payload;
+//!     context.collect(Label::stick(lines));
+//!     Ok(())
+//! });
+//! let app = Application::builder().name("printing").in_memory().build()?;
+//! let printer = ProcessApplication::new(app, printing)?;
+//! let orders = RemoteLeader::new(log, Mapper::default());
+//! assert_eq!(printer.pull_and_process(&orders, None)?, 1);
+//! assert_eq!(printer.position("orders")?, Some(1));
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #[cfg(feature = "http-client")]
 mod client;
