@@ -286,3 +286,73 @@ fn a_log_served_to_readers_with_tokens_refuses_the_others_and_never_shows_a_toke
         ));
     }
 }
+
+/// A "server" on loopback that answers every connection with `reply` and
+/// closes it; the base URL.
+fn answering(reply: String) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+/// What comes back from something that is not a well-behaved log server is
+/// an error naming the problem, never a panic nor a made-up notification:
+/// the server's failure or a cut answer is Error::Database (runners try
+/// again), an answer that does not decode is Error::Corrupt.
+#[test]
+fn a_reader_meets_broken_and_hostile_answers_with_errors() {
+    let ok = |body: &str| {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let item = |state: &str| {
+        format!(
+            "[{{\"id\":1,\"originator_id\":\"x\",\"originator_version\":1,\"topic\":\"T\",\"state\":\"{state}\"}}]"
+        )
+    };
+    for (reply, corrupt) in [
+        (ok("hello"), true),
+        (ok(&item("%%%")), true),
+        (ok("{\"items\": 7}"), true),
+        (ok("[{\"id\": -1}]"), true),
+        // A well-formed item is read: the check above is not vacuous.
+        (ok(&item("e30=")), false),
+        (
+            "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n[{\"id\":1".to_owned(),
+            false,
+        ),
+        (
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy".to_owned(),
+            false,
+        ),
+        ("this is not HTTP at all\r\n\r\n".to_owned(), false),
+    ] {
+        let well_formed = reply.ends_with("\"e30=\"}]");
+        let log = RemoteLog::new(&answering(reply.clone()), LEADER);
+        if well_formed {
+            let read = log.select(1, 10).expect("a well-formed answer");
+            assert_eq!(
+                (read.len(), read[0].event.state.as_slice()),
+                (1, &b"{}"[..])
+            );
+            continue;
+        }
+        let error = log.select(1, 10).expect_err("no notification from that");
+        let is_corrupt = matches!(error, es_core::Error::Corrupt(_));
+        let is_database = matches!(error, es_core::Error::Database { .. });
+        assert!(
+            if corrupt { is_corrupt } else { is_database },
+            "{reply:?}: {error:?}"
+        );
+    }
+}
