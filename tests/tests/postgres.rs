@@ -899,3 +899,31 @@ fn a_row_that_does_not_decode_is_corrupt_and_named_never_a_bare_database_error()
         );
     }
 }
+
+/// The sync client ends a session by blocking on a runtime of its own, which
+/// tokio refuses on a thread driving async tasks: an application (or a
+/// subscription's listener) dropped by an async server's task must end its
+/// sessions elsewhere rather than panic, or abort the process if the task
+/// is already unwinding.
+#[test]
+fn an_application_on_postgres_can_be_dropped_inside_an_async_runtime() {
+    let Some(mut config) =
+        server("an_application_on_postgres_can_be_dropped_inside_an_async_runtime")
+    else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let _drop = DropTables::new(&prefix);
+    config.table_prefix = Some(prefix);
+    let app = application(&config, "dropped");
+    app.save(&mut Account::open("Alice".into(), 10))
+        .expect("a save opens a pooled session");
+    let subscription = app.log_subscription(None).expect("a listening session");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async move {
+        drop(subscription);
+        drop(app);
+    });
+}

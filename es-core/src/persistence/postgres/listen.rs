@@ -7,10 +7,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use postgres::Client;
 use postgres::fallible_iterator::FallibleIterator;
 
-use super::pool::{PostgresDatabase, pg_error};
+use super::pool::{PostgresDatabase, Session, pg_error};
 use crate::error::Result;
 use crate::persistence::listen::Listener;
 
@@ -24,7 +23,7 @@ pub(super) struct PostgresListener {
     /// Quoted, as in the recorder's `NOTIFY`.
     channel: String,
     /// `None` after the session was lost, until the next wait connects.
-    client: Option<Client>,
+    client: Option<Session>,
     /// When the session last showed it was there.
     heard_from: Instant,
 }
@@ -42,7 +41,7 @@ impl PostgresListener {
         })
     }
 
-    fn connect(db: &PostgresDatabase, channel: &str) -> Result<Client> {
+    fn connect(db: &PostgresDatabase, channel: &str) -> Result<Session> {
         let mut client = db.dedicated_client()?;
         client
             .batch_execute(&format!("LISTEN {channel}"))

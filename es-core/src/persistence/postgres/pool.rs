@@ -12,10 +12,78 @@ use super::config::{OriginatorIdType, PostgresConfig, checked_schema};
 use super::tls::Connector;
 use crate::error::{BoxError, Error, Result};
 
+/// A session of the sync client that may be dropped on any thread.
+///
+/// The client ends its session on drop by blocking on a runtime of its own,
+/// which tokio refuses on a thread that drives an async runtime's tasks, and
+/// on a thread already unwinding that refusal aborts the process: an
+/// application dropped by an async server's task (at shutdown, say) would
+/// bring the whole program down. Dropped where a runtime is running, the
+/// session is handed to a thread of its own to end.
+pub(super) struct Session(Option<Client>);
+
+impl Session {
+    pub(super) fn new(client: Client) -> Self {
+        Session(Some(client))
+    }
+}
+
+impl std::ops::Deref for Session {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.0
+            .as_ref()
+            .expect("a session holds its client until it is dropped")
+    }
+}
+
+impl std::ops::DerefMut for Session {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.0
+            .as_mut()
+            .expect("a session holds its client until it is dropped")
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take()
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            end_elsewhere(client);
+        }
+    }
+}
+
+/// Ends `client`'s session on the one thread kept for that, started the
+/// first time it is needed.
+fn end_elsewhere(client: Client) {
+    static CLOSER: std::sync::OnceLock<Option<std::sync::mpsc::Sender<Client>>> =
+        std::sync::OnceLock::new();
+    let closer = CLOSER.get_or_init(|| {
+        let (sender, receiver) = std::sync::mpsc::channel::<Client>();
+        std::thread::Builder::new()
+            .name("es-core-postgres-close".into())
+            .spawn(move || receiver.into_iter().for_each(drop))
+            .ok()
+            .map(|_| sender)
+    });
+    match closer {
+        Some(sender) => {
+            if let Err(unsent) = sender.send(client) {
+                // The closing thread is gone: the socket is let go without
+                // a goodbye, which the server notices as a closed connection.
+                std::mem::forget(unsent.0);
+            }
+        }
+        None => std::mem::forget(client),
+    }
+}
+
 /// A pooled connection with the statements prepared on it, so that each SQL
 /// text is parsed and planned once per connection rather than once per call.
 pub(super) struct CachingConnection {
-    pub(super) client: Client,
+    pub(super) client: Session,
     statements: HashMap<String, Statement>,
 }
 
@@ -143,7 +211,7 @@ impl ManageConnection for Manager {
             .map_err(|e| self.failed(e))?;
         match receiver.recv_timeout(self.connect_timeout) {
             Ok(Ok(client)) => Ok(CachingConnection {
-                client,
+                client: Session::new(client),
                 statements: HashMap::new(),
             }),
             Ok(Err(error)) => Err(self.failed(error)),
@@ -359,7 +427,7 @@ impl PostgresDatabase {
 
     /// A connection of its own, outside the pool, with the pool's settings:
     /// for a session that must stay open (a listener's `LISTEN`).
-    pub(super) fn dedicated_client(&self) -> Result<Client> {
+    pub(super) fn dedicated_client(&self) -> Result<Session> {
         self.manager
             .connect()
             .map(|connection| connection.client)
