@@ -210,6 +210,15 @@ pub enum Error {
     #[error("snapshotting is not enabled for this application (set IS_SNAPSHOTTING_ENABLED=yes)")]
     SnapshottingDisabled,
 
+    /// Work for the store was handed to the async runtime's blocking pool
+    /// while the runtime was shutting down, and never ran: nothing was
+    /// read or written.
+    #[error(
+        "the async runtime is shutting down, so the store's work was not started (nothing \
+         was written); run it again on a runtime that is running"
+    )]
+    ShuttingDown,
+
     /// The database failed; the driver's error is the source.
     #[error("database error while {operation}: {source}")]
     Database {

@@ -60,6 +60,8 @@ pub use es_macros::aggregate;
 #[doc = include_str!("docs/event.md")]
 pub use es_macros::event;
 
+#[cfg(feature = "async")]
+pub use application::AsyncApplication;
 #[doc(hidden)]
 pub use application::PersistenceModule;
 pub use application::{

@@ -2,6 +2,8 @@
 //! Saves aggregates, gets them back, takes snapshots, and exposes the
 //! notification log to readers downstream.
 
+#[cfg(feature = "async")]
+mod asynchronous;
 mod builder;
 mod cache;
 mod environment;
@@ -17,6 +19,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub(crate) use crate::persistence::Signal;
+#[cfg(feature = "async")]
+pub use asynchronous::AsyncApplication;
 pub use builder::ApplicationBuilder;
 pub use environment::Environment;
 pub use factory::{

@@ -248,3 +248,31 @@ impl Iterator for Subscription {
         }
     }
 }
+
+/// Up to `limit` notifications of `recorder`'s log from id `start` on (of
+/// `topics` only, unless it is empty), waiting up to `timeout` for there to
+/// be any: a long poll. The listener is made before the first read, so a
+/// save committed between a read and the wait is still heard.
+#[cfg(any(feature = "async", feature = "http-server"))]
+pub(crate) fn select_notifications_waiting(
+    recorder: &dyn ApplicationRecorder,
+    start: u64,
+    limit: usize,
+    topics: &[&str],
+    timeout: Duration,
+) -> Result<Vec<Notification>> {
+    let read = || recorder.select_notifications(start, limit, None, topics);
+    if timeout.is_zero() {
+        return read();
+    }
+    let mut listener = recorder.listen()?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let found = read()?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !found.is_empty() || left.is_zero() {
+            return Ok(found);
+        }
+        listener.wait(left)?;
+    }
+}

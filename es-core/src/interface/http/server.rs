@@ -29,6 +29,7 @@ use super::MAX_WAIT;
 use super::format::NotificationRef;
 use crate::application::Application;
 use crate::error::Error;
+use crate::persistence::select_notifications_waiting;
 
 /// The most notifications one request returns, whatever it asks for.
 pub const MAX_LIMIT: usize = 10_000;
@@ -281,24 +282,7 @@ async fn select(
     let wait = Duration::from_millis(query.wait_ms.unwrap_or(0)).min(MAX_WAIT);
     let notifications = blocking(move || {
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-        let read = || {
-            app.recorder()
-                .select_notifications(start, limit, None, &topics)
-        };
-        if wait.is_zero() {
-            return read();
-        }
-        // Made before the read, so that a save committed while it runs is heard.
-        let mut listener = app.recorder().listen()?;
-        let deadline = std::time::Instant::now() + wait;
-        loop {
-            let found = read()?;
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if !found.is_empty() || left.is_zero() {
-                return Ok(found);
-            }
-            listener.wait(left)?;
-        }
+        select_notifications_waiting(app.recorder(), start, limit, &topics, wait)
     })
     .await?;
     let body: Vec<NotificationRef<'_>> = notifications.iter().map(NotificationRef).collect();
