@@ -1,13 +1,13 @@
 //! The bank example's rules as specifications: given an account's past
 //! events, when a command is given, then these events, or this refusal.
 
-// The example is a program, not a library: its types are reached by compiling
-// its file here as a module. Its `main` and its printing are not used.
+// The examples are programs, not a library: the bank's domain is reached by
+// compiling its file here as a module. Its formatting of money is not used.
 #[allow(dead_code)]
-#[path = "../bank.rs"]
-mod bank;
+#[path = "../bank/account.rs"]
+mod account;
 
-use bank::{Account, AccountError, AccountEvent};
+use account::{Account, AccountError, AccountEvent};
 use es_core::prelude::*;
 use es_core::testing::AggregateTest;
 
