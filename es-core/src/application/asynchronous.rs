@@ -141,13 +141,7 @@ impl AsyncApplication {
         E: From<Error> + Send + 'static,
     {
         let app = Arc::clone(&self.app);
-        match tokio::task::spawn_blocking(move || work(&app)).await {
-            Ok(result) => result,
-            Err(failure) => match failure.try_into_panic() {
-                Ok(panic) => std::panic::resume_unwind(panic),
-                Err(_) => Err(Error::ShuttingDown.into()),
-            },
-        }
+        on_blocking_pool(move || work(&app)).await
     }
 
     /// Saves `aggregates` (one aggregate, a tuple, an array or a `Vec` of
@@ -304,5 +298,24 @@ impl AsyncApplication {
             select_notifications_waiting(app.recorder(), start, limit, &[], timeout)
         })
         .await
+    }
+}
+
+/// Runs `work` on tokio's blocking pool; a panic in it is resumed here, and
+/// work the runtime never started (it is shutting down) is
+/// [`Error::ShuttingDown`].
+pub(crate) async fn on_blocking_pool<T, E>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<Error> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(failure) => match failure.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(_) => Err(Error::ShuttingDown.into()),
+        },
     }
 }

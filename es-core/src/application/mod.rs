@@ -21,6 +21,8 @@ use std::sync::Arc;
 pub(crate) use crate::persistence::Signal;
 #[cfg(feature = "async")]
 pub use asynchronous::AsyncApplication;
+#[cfg(feature = "async")]
+pub(crate) use asynchronous::on_blocking_pool;
 pub use builder::ApplicationBuilder;
 pub use environment::Environment;
 pub use factory::{

@@ -43,12 +43,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(all(feature = "http-client", feature = "async"))]
+mod async_client;
 #[cfg(feature = "http-client")]
 mod client;
 pub mod format;
 #[cfg(feature = "http-server")]
 mod server;
 
+#[cfg(all(feature = "http-client", feature = "async"))]
+pub use async_client::AsyncRemoteLog;
 #[cfg(feature = "http-client")]
 pub use client::{RemoteLeader, RemoteLog};
 pub use format::{NotificationJson, SectionJson};
