@@ -31,7 +31,7 @@
 
 #[path = "bank/account.rs"]
 #[allow(dead_code)] // The bank example uses the whole domain; the API only part of it.
-mod account;
+pub mod account;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

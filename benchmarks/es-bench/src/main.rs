@@ -6,6 +6,7 @@
 //! es-bench report [--quick] FILE...                 # tables; unless --quick, results and BENCHMARKS.md
 //! ```
 
+mod api;
 mod followers;
 mod http;
 mod measure;
@@ -58,13 +59,14 @@ fn option(args: &[String], name: &str) -> Option<String> {
 }
 
 /// What `measure` can run, all by default; `--parts` picks some (to profile one).
-const PARTS: [&str; 7] = [
+const PARTS: [&str; 8] = [
     "memory",
     "sqlite",
     "sqlite-normal",
     "postgres",
     "followers",
     "http",
+    "api",
     "probes",
 ];
 
@@ -106,6 +108,11 @@ fn measure(sizes: &Sizes, postgres_url: &str, parts: &[&str]) -> Result<()> {
                 "postgres" => [
                     ours::run(&Backend::Postgres(postgres_url.to_owned()), &once)?,
                     raw::run_postgres(&once, postgres_url)?,
+                ]
+                .concat(),
+                "api" => [
+                    api::run(&Backend::Sqlite(Synchronous::Full), &once)?,
+                    api::run(&Backend::Postgres(postgres_url.to_owned()), &once)?,
                 ]
                 .concat(),
                 "followers" => [

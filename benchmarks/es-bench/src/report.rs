@@ -17,7 +17,7 @@ use crate::sizes::Sizes;
 type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
 
 /// The workloads in the order they are reported.
-const WORKLOADS: [&str; 18] = [
+const WORKLOADS: [&str; 22] = [
     "W1",
     "W2",
     "W2-cache",
@@ -36,6 +36,10 @@ const WORKLOADS: [&str; 18] = [
     "F2",
     "H1-local",
     "H1",
+    "A0",
+    "A1-1",
+    "A1-16",
+    "A1-200",
 ];
 
 /// The workloads drawn on the chart (throughputs, so one scale reads them all).

@@ -34,6 +34,8 @@ pub struct Sizes {
     pub latency_saves_per_second: u64,
     /// H1: events in the log read over HTTP.
     pub http_log_events: usize,
+    /// A1: deposits sent at each number of clients.
+    pub api_requests: usize,
 }
 
 impl Sizes {
@@ -57,6 +59,7 @@ impl Sizes {
         latency_saves: 500,
         latency_saves_per_second: 100,
         http_log_events: 100_000,
+        api_requests: 10_000,
     };
 
     pub const QUICK: Sizes = Sizes {
@@ -72,6 +75,7 @@ impl Sizes {
         follower_log_events: 2_000,
         latency_saves: 30,
         http_log_events: 2_000,
+        api_requests: 400,
         ..Sizes::FULL
     };
 }
