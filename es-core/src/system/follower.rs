@@ -6,14 +6,17 @@ use std::time::Duration;
 use crate::application::Application;
 use crate::domain::event::{AnyEvent, DomainEvent};
 use crate::error::Result;
-use crate::persistence::{Notification, StoredEvent};
+use crate::persistence::{
+    DEFAULT_LISTEN_POLL_INTERVAL, Listener, Notification, PollingListener, StoredEvent,
+};
 
 use super::catch_up::{Batches, batch_tracking, catch_up, decode, policy_error};
 use super::error::SystemError;
 use super::policy::{Policy, ProcessingContext};
 
 /// An application whose notification log a follower reads: a local
-/// [`Application`], or (later) one across the network.
+/// [`Application`], or one across the network (`RemoteLeader`, feature
+/// `http-client`).
 ///
 /// ```
 /// use es_core::prelude::*;
@@ -41,6 +44,30 @@ pub trait Leader: Send + Sync {
 
     /// The id of its last notification, if it has any.
     fn last_id(&self) -> Result<Option<u64>>;
+
+    /// A listener that says when its log may have grown, so that a runner
+    /// of its followers waits for news rather than reading the log in a
+    /// loop. By default one that says "maybe" every
+    /// [`DEFAULT_LISTEN_POLL_INTERVAL`](crate::persistence::DEFAULT_LISTEN_POLL_INTERVAL);
+    /// an [`Application`] gives its store's.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use es_core::prelude::*;
+    /// use es_core::system::Leader;
+    /// # #[aggregate] pub struct Quill { nib: u8 }
+    /// # #[aggregate] impl Quill { #[event("Cut")] pub fn cut() -> Self { Quill { nib: 1 } } }
+    /// let scribes = Application::builder().name("scribes").in_memory().build()?;
+    /// let mut listener = Leader::listen(&scribes)?;
+    /// scribes.save(&mut Quill::cut())?;
+    /// assert!(listener.wait(Duration::from_secs(5))?);
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    fn listen(&self) -> Result<Box<dyn Listener>> {
+        Ok(Box::new(PollingListener::every(
+            DEFAULT_LISTEN_POLL_INTERVAL,
+        )))
+    }
 }
 
 impl Leader for Application {
@@ -59,6 +86,10 @@ impl Leader for Application {
 
     fn last_id(&self) -> Result<Option<u64>> {
         self.recorder().max_notification_id()
+    }
+
+    fn listen(&self) -> Result<Box<dyn Listener>> {
+        self.recorder().listen()
     }
 }
 

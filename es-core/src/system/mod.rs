@@ -25,4 +25,6 @@ pub use operable::Follower;
 pub use pipes::{System, SystemBuilder};
 pub use policy::{Policies, Policy, ProcessingContext};
 pub use projection::{Projection, ProjectionRunner};
-pub use runner::{DEFAULT_POLL_INTERVAL, MultiThreadedRunner, SingleThreadedRunner};
+pub use runner::{
+    DEFAULT_POLL_INTERVAL, FollowerRunner, MultiThreadedRunner, SingleThreadedRunner,
+};

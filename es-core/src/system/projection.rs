@@ -3,12 +3,7 @@
 //! transaction, as the Python library's `Projection` and `ProjectionRunner`.
 
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
-use crate::application::{Application, Signal};
 use crate::domain::event::{AggregateEvent, DomainEvent};
 use crate::error::BoxError;
 use crate::persistence::{Notification, Tracking, View, ViewError};
@@ -17,7 +12,7 @@ use super::catch_up::{Batches, batch_tracking, catch_up, decode, policy_error};
 use super::error::SystemError;
 use super::follower::{DEFAULT_PAGE_SIZE, Leader};
 use super::handlers::{Handlers, Target};
-use super::runner::{Backoff, is_transient, listen_to, lock, wait_for_news};
+use super::runner::FollowerRunner;
 
 /// A view kept by handlers, one per event enum, that write to the view's
 /// database with its transaction: the change of each event (or batch of
@@ -290,7 +285,7 @@ impl<V: View> Target for Transactions<V> {
 }
 
 /// Keeps a projection up to date with one application in a thread of its
-/// own: it catches up from the view's position when started, then takes in
+/// own (a [`FollowerRunner`] of a projection): it catches up from the view's position when started, then takes in
 /// each save to the application's store as it happens, by this process or
 /// another (heard by the store's listener; looked for every poll interval
 /// besides). [`wait`](Self::wait) gives a request
@@ -319,188 +314,11 @@ impl<V: View> Target for Transactions<V> {
 /// runner.stop()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct ProjectionRunner<V: View> {
-    shared: Arc<RunnerShared<V>>,
-    thread: Option<JoinHandle<()>>,
-}
+pub type ProjectionRunner<V> = FollowerRunner<Projection<V>>;
 
-struct RunnerShared<V: View> {
-    leader: Arc<Application>,
-    projection: Projection<V>,
-    stopping: AtomicBool,
-    failure: Mutex<Option<Arc<SystemError>>>,
-    /// The last failure while the store fails and the projection tries
-    /// again, until a try succeeds.
-    retrying: Mutex<Option<Arc<SystemError>>>,
-    poll_interval: Duration,
-    /// Bumped after each catch-up (and when it stops), for `wait`.
-    rounds: Signal,
-}
-
-impl<V: View> std::fmt::Debug for ProjectionRunner<V> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProjectionRunner")
-            .field("projection", &self.shared.projection)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<V: View> ProjectionRunner<V> {
-    /// Starts keeping `projection` up to date with `leader`, looking at its
-    /// log at least every [`DEFAULT_POLL_INTERVAL`](super::DEFAULT_POLL_INTERVAL).
-    pub fn start(leader: Arc<Application>, projection: Projection<V>) -> Result<Self, SystemError> {
-        Self::start_with_poll_interval(leader, projection, super::DEFAULT_POLL_INTERVAL)
-    }
-
-    /// As [`start`](Self::start), with the poll interval given.
-    pub fn start_with_poll_interval(
-        leader: Arc<Application>,
-        projection: Projection<V>,
-        poll_interval: Duration,
-    ) -> Result<Self, SystemError> {
-        if leader.name().is_none_or(str::is_empty) {
-            return Err(SystemError::Invalid(
-                "a projection follows a named application: build it with \
-                 Application::builder().name(..)"
-                    .into(),
-            ));
-        }
-        let shared = Arc::new(RunnerShared {
-            leader,
-            projection,
-            stopping: AtomicBool::new(false),
-            failure: Mutex::new(None),
-            retrying: Mutex::new(None),
-            poll_interval,
-            rounds: Signal::default(),
-        });
-        let thread = {
-            let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name(format!("es-projection-{}", shared.projection.name))
-                .spawn(move || shared.run())
-                .map_err(|e| SystemError::Runner(format!("starting a projection thread: {e}")))?
-        };
-        Ok(ProjectionRunner {
-            shared,
-            thread: Some(thread),
-        })
-    }
-
+impl<V: View> FollowerRunner<Projection<V>> {
     /// The projection, to read its view.
     pub fn projection(&self) -> &Projection<V> {
-        &self.shared.projection
-    }
-
-    /// Waits until the view has taken in notification `notification_id` of
-    /// the application. Fails if the projection stopped with an error, or
-    /// when `timeout` passes.
-    pub fn wait(&self, notification_id: u64, timeout: Duration) -> Result<(), SystemError> {
-        let leader = self.shared.leader.name().unwrap_or_default();
-        let deadline = Instant::now() + timeout;
-        loop {
-            // Read before looking, so that a round that ends while we look
-            // is not waited for in vain.
-            let seen = self.shared.rounds.count();
-            if self
-                .shared
-                .projection
-                .position(leader)?
-                .is_some_and(|position| position >= notification_id)
-            {
-                return Ok(());
-            }
-            if let Some(error) = self.shared.failure() {
-                return Err(SystemError::Runner(format!(
-                    "{} stopped before it reached notification {notification_id}: {error}",
-                    self.shared.projection.name
-                )));
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                let retrying = lock(&self.shared.retrying)
-                    .as_ref()
-                    .map(|error| format!(" (it is trying again after: {error})"))
-                    .unwrap_or_default();
-                return Err(SystemError::Runner(format!(
-                    "{} did not reach notification {notification_id} within {timeout:?}{retrying}",
-                    self.shared.projection.name
-                )));
-            }
-            // Bounded, so that a position recorded by another process is seen too.
-            let wait = (deadline - now).min(self.shared.poll_interval);
-            self.shared.rounds.wait_past(seen, wait);
-        }
-    }
-
-    /// The failure that stopped the projection, if one did.
-    pub fn failure(&self) -> Option<Arc<SystemError>> {
-        self.shared.failure()
-    }
-
-    /// Stops the thread and waits for it; the failure that stopped the
-    /// projection before, if there was one.
-    pub fn stop(mut self) -> Result<(), SystemError> {
-        self.shut_down();
-        match self.shared.failure() {
-            Some(error) => Err(SystemError::Runner(format!(
-                "{} had stopped: {error}",
-                self.shared.projection.name
-            ))),
-            None => Ok(()),
-        }
-    }
-
-    fn shut_down(&mut self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            // The thread notices within a tenth of a second; it does not
-            // panic unless a handler does, which only ends the thread.
-            let _ = thread.join();
-        }
-    }
-}
-
-impl<V: View> Drop for ProjectionRunner<V> {
-    fn drop(&mut self) {
-        self.shut_down();
-    }
-}
-
-impl<V: View> RunnerShared<V> {
-    fn failure(&self) -> Option<Arc<SystemError>> {
-        lock(&self.failure).clone()
-    }
-
-    fn run(&self) {
-        // Made before the first catch-up, so that nothing saved while it
-        // runs goes unheard.
-        let mut listener = listen_to(&self.leader, self.poll_interval);
-        let mut backoff = Backoff::new();
-        let name = self.projection.name.as_str();
-        while !self.stopping.load(Ordering::SeqCst) {
-            let mut wait = self.poll_interval;
-            match self.projection.pull_and_process(&*self.leader, None) {
-                Ok(_) => {
-                    *lock(&self.retrying) = None;
-                    backoff.reset();
-                }
-                Err(error) if is_transient(&error) => {
-                    wait = backoff.next();
-                    tracing::warn!(projection = name, %error, ?wait, "projection trying again");
-                    *lock(&self.retrying) = Some(Arc::new(error));
-                }
-                Err(error) => {
-                    tracing::warn!(projection = name, %error, "projection stopped");
-                    *lock(&self.failure) = Some(Arc::new(error));
-                    self.rounds.bump();
-                    return;
-                }
-            }
-            self.rounds.bump();
-            if !wait_for_news(&mut *listener, wait, &self.stopping) {
-                return;
-            }
-        }
+        self.follower()
     }
 }

@@ -3,9 +3,11 @@
 //! ([`MultiThreadedRunner`]). The applications and their code are the same
 //! under either.
 
+mod following;
 mod multi;
 mod single;
 
+pub use following::FollowerRunner;
 pub use multi::{DEFAULT_POLL_INTERVAL, MultiThreadedRunner};
 pub use single::SingleThreadedRunner;
 
@@ -14,7 +16,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::error::SystemError;
-use super::follower::ProcessApplication;
+use super::follower::{Leader, ProcessApplication};
 use super::pipes::System;
 use crate::application::Application;
 use crate::error::BoxError;
@@ -86,13 +88,13 @@ fn unknown(system: &System, name: &str) -> SystemError {
     ))
 }
 
-/// A listener of `app`'s log; if the store cannot give one (its server is
+/// A listener of `leader`'s log; if it cannot give one (its server is
 /// down as the runner starts), one that says "maybe" every `poll_interval`,
 /// with a warning.
-pub(crate) fn listen_to(app: &Application, poll_interval: Duration) -> Box<dyn Listener> {
-    app.recorder().listen().unwrap_or_else(|error| {
+pub(crate) fn listen_to(leader: &dyn Leader, poll_interval: Duration) -> Box<dyn Listener> {
+    leader.listen().unwrap_or_else(|error| {
         tracing::warn!(
-            application = app.name().unwrap_or_default(),
+            application = leader.leader_name(),
             %error,
             "cannot listen to the log; polling it instead",
         );
