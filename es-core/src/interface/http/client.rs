@@ -8,9 +8,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::format::{NotificationDe, NotificationJson, SectionJson};
+use super::remote_listener::RemoteListener;
 use crate::domain::event::{AnyEvent, DomainEvent};
 use crate::error::{BoxError, Error, Result};
-use crate::persistence::{Mapper, Notification, StoredEvent};
+use crate::persistence::{Listener, Mapper, Notification, StoredEvent};
 use crate::system::Leader;
 
 /// How long a request may take, beyond any wait it asks the server for.
@@ -213,5 +214,12 @@ impl Leader for RemoteLeader {
 
     fn last_id(&self) -> Result<Option<u64>> {
         self.log.max_id()
+    }
+
+    /// A thread keeping a long poll open at the server: an idle follower
+    /// costs one request every `MAX_WAIT`, and hears a save within a round
+    /// trip.
+    fn listen(&self) -> Result<Box<dyn Listener>> {
+        Ok(Box::new(RemoteListener::start(self.log.clone())?))
     }
 }

@@ -48,6 +48,8 @@ mod async_client;
 #[cfg(feature = "http-client")]
 mod client;
 pub mod format;
+#[cfg(feature = "http-client")]
+mod remote_listener;
 #[cfg(feature = "http-server")]
 mod server;
 
