@@ -18,6 +18,7 @@ table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; vertical-align: top; padding: 5px 8px; border-bottom: 1px solid #e6eaee; }
 th { background: #f3f5f7; font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.nowrap { white-space: nowrap; }
 code, pre { font: 12px/1.4 ui-monospace, monospace; }
 pre { margin: 0; white-space: pre-wrap; word-break: break-word; }
 .field { display: block; } .field b { font-weight: 600; color: #4a5560; }
@@ -184,7 +185,7 @@ fn log_row(base: &str, application: &str, event: &EventView) -> Markup {
         tr {
             td.num { @if let Some(id) = event.notification_id { (id) } }
             td { code { (event.topic) } }
-            td { a href=(aggregate_path(base, application, &event.originator_id)) { code { (event.originator_id) } } }
+            td.nowrap { a href=(aggregate_path(base, application, &event.originator_id)) { code { (event.originator_id) } } }
             td.num { (event.version) }
             (decoded_cells(event))
         }
@@ -196,7 +197,7 @@ fn decoded_cells(event: &EventView) -> Markup {
     html! {
         @match &event.decoded {
             Ok(decoded) => {
-                td { @if let Some(time) = &decoded.timestamp { (time) } }
+                td.nowrap { @if let Some(time) = &decoded.timestamp { (time) } }
                 td { (fields(&decoded.fields)) }
             }
             Err(error) => td.bad colspan="2" { "Undecodable: " (error) },
