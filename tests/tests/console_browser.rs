@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use es_core::interface::console::Console;
-use es_core::persistence::{StoredEvent, Tracking};
+use es_core::persistence::{Cipher, Compressor, StoredEvent, Tracking, Transcoder};
 use es_core::prelude::*;
 
 #[aggregate]
@@ -156,6 +156,59 @@ fn unknown_pages_and_bad_queries_answer_4xx_pages() {
         assert_eq!(code, status, "{path}: {body}");
         assert!(body.contains("<h1>"), "an HTML page for {path}: {body}");
     }
+}
+
+#[test]
+fn events_under_another_key_show_as_undecodable_rows_not_an_error_page() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("vault.sqlite3");
+    let opened = |key: u8| {
+        Application::builder()
+            .name("vault")
+            .sqlite(&file)
+            .transcoder(Transcoder::MessagePack)
+            .compressor(Compressor::Zstd)
+            .cipher(Cipher::new(&[key; 32]).expect("cipher"))
+            .build()
+            .expect("vault")
+    };
+    let mut basket = Basket::open("ada".into());
+    basket.add("pen".into());
+    opened(1).save(&mut basket).expect("save");
+
+    // The right key: MessagePack, compressed and encrypted, read as fields.
+    let right = serve(
+        Console::new()
+            .application(Arc::new(opened(1)))
+            .aggregate::<Basket>()
+            .router()
+            .expect("router"),
+    );
+    let address = right.trim_start_matches("http://");
+    let (code, log) = raw_get(address, "/applications/vault");
+    assert_eq!(code, 200, "{log}");
+    assert!(log.contains("&quot;ada&quot;"), "{log}");
+
+    // Another key: every row says why, the pages are still pages.
+    let wrong = serve(
+        Console::new()
+            .application(Arc::new(opened(2)))
+            .aggregate::<Basket>()
+            .router()
+            .expect("router"),
+    );
+    let address = wrong.trim_start_matches("http://");
+    let (code, log) = raw_get(address, "/applications/vault");
+    assert_eq!(code, 200, "{log}");
+    assert_eq!(log.matches("Undecodable").count(), 2, "{log}");
+    assert!(log.contains("not the one it was encrypted with"), "{log}");
+    let (code, history) = raw_get(
+        address,
+        &format!("/applications/vault/aggregates/{}", basket.id()),
+    );
+    assert_eq!(code, 200, "{history}");
+    assert_eq!(history.matches("Undecodable").count(), 2, "{history}");
+    assert!(history.contains("not replayed"), "{history}");
 }
 
 /// The shop (61 notifications: 30 baskets of two events, one of them
