@@ -10,12 +10,14 @@ use super::inspect::EventView;
 use super::read::{AggregateData, FollowerRow, IndexData, LogData};
 
 const STYLE: &str = "
-body { font: 14px/1.45 system-ui, sans-serif; margin: 0 auto; max-width: 1200px; padding: 0 16px 32px; color: #1d232a; }
+body { font: 14px/1.45 system-ui, sans-serif; color: #1d232a;
+       margin: 0 auto; max-width: 1200px; padding: 0 16px 32px; }
 header { border-bottom: 1px solid #d5dbe1; padding: 12px 0; margin-bottom: 12px; }
 header a { font-weight: 600; text-decoration: none; color: #1d232a; }
 h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 24px; }
 table { border-collapse: collapse; width: 100%; }
-th, td { text-align: left; vertical-align: top; padding: 5px 8px; border-bottom: 1px solid #e6eaee; }
+th, td { text-align: left; vertical-align: top; padding: 5px 8px;
+         border-bottom: 1px solid #e6eaee; }
 th { background: #f3f5f7; font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.nowrap { white-space: nowrap; }
@@ -114,7 +116,7 @@ fn count(value: &Result<Option<u64>, String>) -> Markup {
 fn followers(base: &str, rows: &[FollowerRow]) -> Markup {
     html! {
         table {
-            thead { tr { th { "Follower" } th { "Leader" } th { "Position" } th { "Leader's newest" } th { "Lag" } } }
+            (head(&["Follower", "Leader", "Position", "Leader's newest", "Lag"]))
             tbody {
                 @for row in rows {
                     tr {
@@ -132,7 +134,10 @@ fn followers(base: &str, rows: &[FollowerRow]) -> Markup {
                             }
                         }
                         td.num {
-                            @match row.lag() { Some(lag) => (lag), None => span.muted { "unknown" } }
+                            @match row.lag() {
+                                Some(lag) => (lag),
+                                None => span.muted { "unknown" },
+                            }
                         }
                     }
                 }
@@ -153,7 +158,7 @@ pub(super) fn log(base: &str, data: &LogData) -> Markup {
             p.muted { "No notifications here." }
         } @else {
             table {
-                thead { tr { th { "Id" } th { "Topic" } th { "Aggregate" } th { "Version" } th { "Time" } th { "Fields" } } }
+                (head(&["Id", "Topic", "Aggregate", "Version", "Time", "Fields"]))
                 tbody {
                     @for event in &data.events { (log_row(base, &data.name, event)) }
                 }
@@ -165,19 +170,28 @@ pub(super) fn log(base: &str, data: &LogData) -> Markup {
 }
 
 fn log_pages(base: &str, data: &LogData) -> Markup {
-    let path = log_path(base, &data.name);
-    let previous = data.start.saturating_sub(PAGE_SIZE as u64).max(1);
+    pager(&log_path(base, &data.name), data.start, data.next)
+}
+
+/// Links to the first, previous and next pages of the page at `path` that
+/// starts at `start`.
+fn pager(path: &str, start: u64, next: Option<u64>) -> Markup {
+    let previous = start.saturating_sub(PAGE_SIZE as u64).max(1);
     html! {
         nav.pages {
-            @if data.start > 1 {
+            @if start > 1 {
                 a href=(path) rel="first" { "First" }
                 a href=(format!("{path}?start={previous}")) rel="prev" { "Previous" }
             }
-            @if let Some(next) = data.next {
+            @if let Some(next) = next {
                 a href=(format!("{path}?start={next}")) rel="next" { "Next" }
             }
         }
     }
+}
+
+fn head(columns: &[&str]) -> Markup {
+    html! { thead { tr { @for column in columns { th { (column) } } } } }
 }
 
 fn log_row(base: &str, application: &str, event: &EventView) -> Markup {
@@ -185,7 +199,11 @@ fn log_row(base: &str, application: &str, event: &EventView) -> Markup {
         tr {
             td.num { @if let Some(id) = event.notification_id { (id) } }
             td { code { (event.topic) } }
-            td.nowrap { a href=(aggregate_path(base, application, &event.originator_id)) { code { (event.originator_id) } } }
+            td.nowrap {
+                a href=(aggregate_path(base, application, &event.originator_id)) {
+                    code { (event.originator_id) }
+                }
+            }
             td.num { (event.version) }
             (decoded_cells(event))
         }
@@ -230,11 +248,10 @@ pub(super) fn aggregate(base: &str, data: &AggregateData) -> Markup {
         }
         (aggregate_pages(base, data))
         table {
-            thead {
-                tr {
-                    th { "Version" } th { "Topic" } th { "Time" } th { "Fields" }
-                    @if data.registered { th { "State after" } }
-                }
+            @if data.registered {
+                (head(&["Version", "Topic", "Time", "Fields", "State after"]))
+            } @else {
+                (head(&["Version", "Topic", "Time", "Fields"]))
             }
             tbody {
                 @for (event, state) in &data.events { (history_row(event, state.as_ref())) }
@@ -247,18 +264,7 @@ pub(super) fn aggregate(base: &str, data: &AggregateData) -> Markup {
 
 fn aggregate_pages(base: &str, data: &AggregateData) -> Markup {
     let path = aggregate_path(base, &data.application, &data.id);
-    let previous = data.start.saturating_sub(PAGE_SIZE as u64).max(1);
-    html! {
-        nav.pages {
-            @if data.start > 1 {
-                a href=(path) rel="first" { "First" }
-                a href=(format!("{path}?start={previous}")) rel="prev" { "Previous" }
-            }
-            @if let Some(next) = data.next {
-                a href=(format!("{path}?start={next}")) rel="next" { "Next" }
-            }
-        }
-    }
+    pager(&path, data.start, data.next)
 }
 
 fn history_row(event: &EventView, state: Option<&Result<Value, String>>) -> Markup {
