@@ -128,7 +128,12 @@ fn the_console_renders_and_links_in_a_headless_browser() {
     assert_eq!(heading(&missing), "Not Found", "{missing}");
 
     let shots = screenshot_dir();
-    for (name, url) in [("log", &log_url), ("aggregate", &hostile_url)] {
+    let index_url = format!("{base}/");
+    for (name, url) in [
+        ("index", &index_url),
+        ("log", &log_url),
+        ("aggregate", &hostile_url),
+    ] {
         let path = shots.join(format!("{name}.png"));
         browser.screenshot(url, &path);
         let png = std::fs::read(&path).expect("screenshot written");
@@ -155,6 +160,44 @@ fn unknown_pages_and_bad_queries_answer_4xx_pages() {
         let (code, body) = raw_get(address, path);
         assert_eq!(code, status, "{path}: {body}");
         assert!(body.contains("<h1>"), "an HTML page for {path}: {body}");
+    }
+}
+
+#[test]
+fn nested_under_a_base_path_every_link_stays_inside_it() {
+    let shop = Arc::new(
+        Application::builder()
+            .name("shop")
+            .in_memory()
+            .build()
+            .expect("shop"),
+    );
+    let mut basket = Basket::open("ada".into());
+    shop.save(&mut basket).expect("save");
+    let console = Console::new()
+        .application(shop)
+        .base_path("/ops/events")
+        .router()
+        .expect("router");
+    let base = serve(axum::Router::new().nest("/ops/events", console));
+    let address = base.trim_start_matches("http://");
+    for path in [
+        "/ops/events".to_owned(),
+        "/ops/events/applications/shop".to_owned(),
+        format!("/ops/events/applications/shop/aggregates/{}", basket.id()),
+    ] {
+        let (code, page) = raw_get(address, &path);
+        assert_eq!(code, 200, "{path}: {page}");
+        let links = same_origin_links(&page, &base);
+        assert!(!links.is_empty(), "{path}: {page}");
+        for link in links {
+            assert!(
+                link.starts_with(&format!("{base}/ops/events")),
+                "{path} links {link}"
+            );
+            let (code, _) = raw_get(address, link.trim_start_matches(&base));
+            assert_eq!(code, 200, "{path} links {link}");
+        }
     }
 }
 

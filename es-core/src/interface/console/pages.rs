@@ -16,6 +16,7 @@ header { border-bottom: 1px solid #d5dbe1; padding: 12px 0; margin-bottom: 12px;
 header a { font-weight: 600; text-decoration: none; color: #1d232a; }
 h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 24px; }
 table { border-collapse: collapse; width: 100%; }
+table.summary { width: auto; min-width: 480px; }
 th, td { text-align: left; vertical-align: top; padding: 5px 8px;
          border-bottom: 1px solid #e6eaee; }
 th { background: #f3f5f7; font-weight: 600; }
@@ -82,7 +83,7 @@ fn segment(text: &str) -> String {
 pub(super) fn index(base: &str, data: &IndexData) -> Markup {
     let body = html! {
         h1 { "Applications" }
-        table {
+        table.summary {
             thead { tr { th { "Application" } th { "Notifications (newest id)" } } }
             tbody {
                 @for (name, max_id) in &data.applications {
@@ -115,7 +116,7 @@ fn count(value: &Result<Option<u64>, String>) -> Markup {
 
 fn followers(base: &str, rows: &[FollowerRow]) -> Markup {
     html! {
-        table {
+        table.summary {
             (head(&["Follower", "Leader", "Position", "Leader's newest", "Lag"]))
             tbody {
                 @for row in rows {
