@@ -271,6 +271,33 @@ impl Mapper {
         })
     }
 
+    /// The stored state as a JSON value, decrypted, decompressed and decoded
+    /// whatever the transcoder, with no type registered for its topic: what
+    /// was written, for a tool to show (`{"timestamp": ..., "data": {the
+    /// event's fields}}` for an event). Fields are as stored, not upcast.
+    ///
+    /// ```
+    /// use es_core::prelude::*;
+    /// use es_core::persistence::{Mapper, Transcoder};
+    /// # #[aggregate] pub struct Teapot { cups: u8 }
+    /// # #[aggregate] impl Teapot { #[event("Brewed")] pub fn brew(cups: u8) -> Self { Teapot { cups } } }
+    /// let mapper = Mapper::new(Transcoder::MessagePack);
+    /// let stored = mapper.to_stored_event(&Teapot::brew(4).pending_events()[0])?;
+    /// let value = mapper.to_json_value(&stored)?;
+    /// assert_eq!(value["data"]["cups"], 4);
+    /// assert!(value["timestamp"].is_string());
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    pub fn to_json_value(&self, stored: &StoredEvent) -> Result<serde_json::Value> {
+        self.open(&stored.state)
+            .and_then(|state| {
+                self.transcoder
+                    .decode_seed(PhantomData::<serde_json::Value>, &state)
+                    .map_err(BoxError::from)
+            })
+            .map_err(|source| decode_error(stored, source))
+    }
+
     /// Encodes a snapshot of `aggregate` as it is now.
     pub fn snapshot_to_stored<A: Aggregate>(&self, aggregate: &A) -> Result<StoredEvent> {
         let body = SnapshotBody::new(aggregate);
