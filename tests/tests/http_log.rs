@@ -11,8 +11,9 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use es_core::interface::http::MAX_LIMIT;
 use es_core::interface::http::{RemoteLeader, RemoteLog, log_router, log_router_for_readers};
-use es_core::persistence::Mapper;
+use es_core::persistence::{EventQuery, Mapper, StoredEvent};
 use es_core::prelude::*;
 use es_core::system::ProcessApplication;
 
@@ -236,6 +237,147 @@ fn a_process_application_follows_a_remote_log_exactly_once() {
         .collect();
     sales.sort_unstable();
     assert_eq!(sales, (1..=50).collect::<Vec<_>>());
+}
+
+/// `versions` events of `id` in `leader`'s store, each state its version.
+fn record(leader: &Application, id: &OriginatorId, versions: std::ops::RangeInclusive<u64>) {
+    let events: Vec<StoredEvent> = versions
+        .map(|version| StoredEvent {
+            originator_id: id.clone(),
+            originator_version: version,
+            topic: "Seat.Booked".into(),
+            state: version.to_be_bytes().to_vec(),
+        })
+        .collect();
+    leader.recorder().insert_events(&events).expect("insert");
+}
+
+fn json_of(path: &str, body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body}"))
+}
+
+#[test]
+fn an_aggregates_events_are_the_local_ones_filtered_as_asked() {
+    let dir = tempfile::tempdir().expect("dir");
+    let leader = box_office(dir.path());
+    let uuid = Uuid::new_v4();
+    let spelled_like_a_uuid = Uuid::new_v4().simple().to_string();
+    let ids = [
+        OriginatorId::from(uuid),
+        OriginatorId::text("seat/12 ?&% ✓").expect("text"),
+        OriginatorId::text(&spelled_like_a_uuid).expect("text"),
+    ];
+    for id in &ids {
+        record(&leader, id, 1..=6);
+    }
+    let base = serve(vec![Arc::clone(&leader)]);
+    let log = RemoteLog::new(&base, LEADER);
+    for id in &ids {
+        for (gt, lte, limit) in [
+            (None, None, None),
+            (Some(2), None, None),
+            (None, Some(4), None),
+            (Some(1), Some(5), Some(2)),
+            (Some(6), None, None),
+            (Some(4), Some(2), None),
+            (None, None, Some(0)),
+        ] {
+            let query = EventQuery {
+                gt,
+                lte,
+                limit,
+                ..EventQuery::new()
+            };
+            let local = leader.recorder().select_events(id, query).expect("local");
+            let remote = log
+                .aggregate_events(id.clone(), gt, lte, limit)
+                .expect("remote");
+            assert_eq!(remote, local, "{id:?} {gt:?} {lte:?} {limit:?}");
+        }
+    }
+    assert_eq!(
+        log.aggregate_events(Uuid::new_v4(), None, None, None)
+            .expect("none"),
+        []
+    );
+
+    // Newest first, in the notifications' JSON without their ids; any
+    // spelling of a UUID names it.
+    let path = format!(
+        "/box_office/aggregates/{}?desc=true&limit=2",
+        uuid.hyphenated()
+    );
+    let (status, _, body) = get(&base, &path, "");
+    assert_eq!(status, 200, "{body}");
+    let json = json_of(&path, &body);
+    let items = json.as_array().expect("a list");
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["originator_version"], 6);
+    assert_eq!(items[1]["originator_version"], 5);
+    assert_eq!(items[0]["originator_id"], uuid.simple().to_string());
+    assert_eq!(items[0]["topic"], "Seat.Booked");
+    assert_eq!(items[0]["state"], "AAAAAAAAAAY=");
+    assert!(items[0].get("id").is_none(), "{body}");
+    // Text that spells a UUID is the UUID unless it says it is text.
+    for (query, versions) in [("", 0), ("?text=true", 6)] {
+        let path = format!("/box_office/aggregates/{spelled_like_a_uuid}{query}");
+        let (status, _, body) = get(&base, &path, "");
+        assert_eq!(status, 200, "{body}");
+        let items = json_of(&path, &body);
+        assert_eq!(items.as_array().map(Vec::len), Some(versions), "{path}");
+        if versions > 0 {
+            assert_eq!(items[0]["originator_id_is_text"], true, "{body}");
+        }
+    }
+}
+
+#[test]
+fn an_aggregates_events_are_capped_and_bad_requests_for_them_get_json_errors() {
+    let dir = tempfile::tempdir().expect("dir");
+    let leader = box_office(dir.path());
+    let id = OriginatorId::from(Uuid::new_v4());
+    record(&leader, &id, 1..=MAX_LIMIT as u64 + 1);
+    let base = serve(vec![Arc::clone(&leader)]);
+    let log = RemoteLog::new(&base, LEADER);
+    let all = log
+        .aggregate_events(id.clone(), None, None, Some(usize::MAX))
+        .expect("capped");
+    assert_eq!(all.len(), MAX_LIMIT);
+    assert_eq!(
+        all.last().map(|e| e.originator_version),
+        Some(MAX_LIMIT as u64)
+    );
+
+    let too_long = "x".repeat(OriginatorId::MAX_TEXT_LEN + 1);
+    for (path, status) in [
+        ("/box_office/aggregates/%00".to_owned(), 400),
+        (format!("/box_office/aggregates/{too_long}"), 400),
+        ("/box_office/aggregates/%FF".to_owned(), 400),
+        (format!("/box_office/aggregates/{}?gt=-1", id), 400),
+        (format!("/box_office/aggregates/{}?limit=many", id), 400),
+        (format!("/box_office/aggregates/{}?desc=maybe", id), 400),
+        (
+            format!("/box_office/aggregates/{}?lte=18446744073709551616", id),
+            400,
+        ),
+        ("/nobody/aggregates/seat-1".to_owned(), 404),
+        ("/box_office/aggregates/".to_owned(), 404),
+        ("/box_office/aggregates/a/b".to_owned(), 404),
+    ] {
+        let (got, _, body) = get(&base, &path, "");
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(json_of(&path, &body)["error"].is_string(), "{path}: {body}");
+    }
+    let (status, _, body) = get(
+        &base,
+        &format!("/box_office/aggregates/{id}?gt=18446744073709551615"),
+        "",
+    );
+    assert_eq!((status, body.as_str()), (200, "[]"));
+    let unknown = RemoteLog::new(&base, "nobody")
+        .aggregate_events(id, None, None, None)
+        .expect_err("unknown application");
+    assert!(unknown.to_string().contains("404"), "{unknown}");
 }
 
 /// A token no message has any other reason to contain.

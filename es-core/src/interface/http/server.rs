@@ -9,16 +9,25 @@
 //!                                                 a list of notifications; with wait_ms, an
 //!                                                 empty answer waits up to that long (at most
 //!                                                 MAX_WAIT) for the log to grow
+//! GET /{application}/aggregates/{id}?gt=&lte=&limit=&desc=true&text=true
+//!                                                 one originator's stored events, oldest first
+//!                                                 (newest with desc), versions above gt and up
+//!                                                 to lte; the id is a UUID in any of its
+//!                                                 spellings, else a text id (always one with
+//!                                                 text=true)
 //! ```
 //!
-//! Errors are JSON, `{"error": "..."}`: 400 for a bad section id or query,
-//! 404 for an unknown application, 500 for the store's failure.
+//! Errors are JSON, `{"error": "..."}`: 400 for a bad section id, originator
+//! id or query, 401 for a missing or wrong token, 404 for an unknown
+//! application or route, 500 for the store's failure. Lists hold at most
+//! [`MAX_LIMIT`] items, whatever they ask for.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -26,11 +35,13 @@ use axum::routing::get;
 use serde::Deserialize;
 
 use super::MAX_WAIT;
-use super::format::NotificationRef;
+use super::format::{EventRef, NotificationRef};
 use crate::application::Application;
+use crate::domain::id::OriginatorId;
 use crate::error::Error;
+use crate::persistence::EventQuery;
 
-/// The most notifications one request returns, whatever it asks for.
+/// The most notifications or events one request returns, whatever it asks for.
 pub const MAX_LIMIT: usize = 10_000;
 
 /// The notification logs of `apps`, by their names, as an axum router to
@@ -68,6 +79,8 @@ pub fn log_router(apps: impl IntoIterator<Item = Arc<Application>>) -> Result<ax
         .route("/{application}", get(describe))
         .route("/{application}/notifications", get(select))
         .route("/{application}/notifications/{section_id}", get(section))
+        .route("/{application}/aggregates/{originator_id}", get(aggregate))
+        .fallback(no_route)
         .with_state(Arc::new(by_name)))
 }
 
@@ -164,11 +177,32 @@ impl IntoResponse for Failure {
 impl From<Error> for Failure {
     fn from(error: Error) -> Self {
         let status = match error {
-            Error::InvalidSectionId { .. } => StatusCode::BAD_REQUEST,
+            Error::InvalidSectionId { .. } | Error::InvalidId { .. } => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Failure(status, error.to_string())
     }
+}
+
+impl From<PathRejection> for Failure {
+    fn from(rejection: PathRejection) -> Self {
+        Failure(StatusCode::BAD_REQUEST, rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for Failure {
+    fn from(rejection: QueryRejection) -> Self {
+        Failure(StatusCode::BAD_REQUEST, rejection.body_text())
+    }
+}
+
+async fn no_route() -> Failure {
+    Failure(
+        StatusCode::NOT_FOUND,
+        "no such route: the log is served at /{application}, \
+         /{application}/notifications[/{first},{last}] and /{application}/aggregates/{id}"
+            .into(),
+    )
 }
 
 fn find(apps: &Apps, name: &str) -> Result<Arc<Application>, Failure> {
@@ -197,7 +231,11 @@ async fn blocking<T: Send + 'static>(
         .map_err(Failure::from)
 }
 
-async fn describe(State(apps): State<Apps>, Path(name): Path<String>) -> Result<Response, Failure> {
+async fn describe(
+    State(apps): State<Apps>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Response, Failure> {
+    let Path(name) = name?;
     let app = find(&apps, &name)?;
     let max = blocking(move || app.notification_log().max_id()).await?;
     Ok(Json(serde_json::json!({ "name": name, "max_notification_id": max })).into_response())
@@ -205,9 +243,10 @@ async fn describe(State(apps): State<Apps>, Path(name): Path<String>) -> Result<
 
 async fn section(
     State(apps): State<Apps>,
-    Path((name, section_id)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
+    let Path((name, section_id)) = path?;
     let app = find(&apps, &name)?;
     let section = blocking(move || app.notification_log().section(&section_id)).await?;
     // A section with a next one can no longer change: ids are committed in
@@ -264,10 +303,11 @@ struct SelectQuery {
 
 async fn select(
     State(apps): State<Apps>,
-    Path(name): Path<String>,
-    query: Result<Query<SelectQuery>, axum::extract::rejection::QueryRejection>,
+    name: Result<Path<String>, PathRejection>,
+    query: Result<Query<SelectQuery>, QueryRejection>,
 ) -> Result<Response, Failure> {
-    let Query(query) = query.map_err(|e| Failure(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let Path(name) = name?;
+    let Query(query) = query?;
     let app = find(&apps, &name)?;
     let start = query.start.unwrap_or(1).max(1);
     let limit = query.limit.unwrap_or(MAX_LIMIT).clamp(1, MAX_LIMIT);
@@ -303,4 +343,46 @@ async fn select(
     .await?;
     let body: Vec<NotificationRef<'_>> = notifications.iter().map(NotificationRef).collect();
     Ok(Json(body).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    gt: Option<u64>,
+    lte: Option<u64>,
+    limit: Option<usize>,
+    desc: Option<bool>,
+    /// The id is text even if it spells a UUID (as `originator_id_is_text`).
+    text: Option<bool>,
+}
+
+async fn aggregate(
+    State(apps): State<Apps>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+) -> Result<Response, Failure> {
+    let Path((name, id)) = path?;
+    let app = find(&apps, &name)?;
+    let Query(query) = query?;
+    let originator_id = originator_id(&id, query.text.unwrap_or(false))?;
+    let limit = query.limit.unwrap_or(MAX_LIMIT).min(MAX_LIMIT);
+    if limit == 0 {
+        return Ok(Json(Vec::<()>::new()).into_response());
+    }
+    let mut selection = EventQuery::new().limit(limit);
+    selection.gt = query.gt;
+    selection.lte = query.lte;
+    selection.desc = query.desc.unwrap_or(false);
+    let events = blocking(move || app.recorder().select_events(&originator_id, selection)).await?;
+    let body: Vec<EventRef<'_>> = events.iter().map(EventRef).collect();
+    Ok(Json(body).into_response())
+}
+
+/// The id `id` spells, read as the notifications' `originator_id` is: a
+/// UUID (in any spelling) unless `text` says otherwise, else a text id.
+/// A recorder that keeps UUIDs only refuses a text id itself, as a 400 too.
+fn originator_id(id: &str, text: bool) -> Result<OriginatorId, Failure> {
+    match uuid::Uuid::try_parse(id) {
+        Ok(uuid) if !text => Ok(uuid.into()),
+        _ => OriginatorId::text(id).map_err(Failure::from),
+    }
 }
