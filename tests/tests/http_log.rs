@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use es_core::interface::http::MAX_LIMIT;
-use es_core::interface::http::{RemoteLeader, RemoteLog, log_router, log_router_for_readers};
+use es_core::interface::http::{
+    LogServer, RemoteLeader, RemoteLog, log_router, log_router_for_readers,
+};
 use es_core::persistence::{EventQuery, Mapper, StoredEvent};
 use es_core::prelude::*;
 use es_core::system::ProcessApplication;
@@ -35,6 +37,22 @@ fn serve_router(router: axum::Router) -> String {
         .expect("bind");
     let port = listener.local_addr().expect("address").port();
     std::thread::spawn(move || runtime.block_on(async { axum::serve(listener, router).await }));
+    format!("http://127.0.0.1:{port}")
+}
+
+/// As [`serve_router`], telling the router each request's peer address.
+fn serve_with_peers(router: axum::Router) -> String {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    std::thread::spawn(move || runtime.block_on(async { axum::serve(listener, service).await }));
     format!("http://127.0.0.1:{port}")
 }
 
@@ -424,6 +442,85 @@ fn a_log_served_to_readers_with_tokens_refuses_the_others_and_never_shows_a_toke
     for tokens in [vec![], vec![""]] {
         assert!(matches!(
             log_router_for_readers([Arc::clone(&leader)], tokens),
+            Err(es_core::Error::Config { .. })
+        ));
+    }
+}
+
+/// Asserts that a GET of `path` is refused for its rate, with a JSON error
+/// and a `Retry-After` of at least a second.
+fn assert_too_many(base: &str, path: &str, headers: &str) {
+    let (status, head, body) = get(base, path, headers);
+    assert_eq!(status, 429, "{headers}: {body}");
+    let retry_after: u64 = head
+        .lines()
+        .find_map(|line| line.strip_prefix("retry-after: "))
+        .and_then(|seconds| seconds.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Retry-After in {head}"));
+    assert!(retry_after >= 1, "{head}");
+    assert!(json_of(path, &body)["error"].is_string(), "{body}");
+    assert!(!body.contains(TOKEN), "{body}");
+}
+
+#[test]
+fn a_reader_past_the_rate_limit_is_told_to_wait_and_the_others_are_not() {
+    let dir = tempfile::tempdir().expect("dir");
+    let leader = box_office(dir.path());
+    sell(&leader, 0..3);
+    let other = "token-of-another-reader";
+    // A request a second refills the burst far slower than these requests come.
+    let server = LogServer::new([Arc::clone(&leader)])
+        .readers([TOKEN, other])
+        .rate_limit(1, 3);
+    assert!(!format!("{server:?}").contains(TOKEN));
+    let base = serve_with_peers(server.router().expect("router"));
+    let path = "/box_office/notifications/1,10";
+    let first = format!("Authorization: Bearer {TOKEN}\r\n");
+    for _ in 0..3 {
+        assert_eq!(get(&base, path, &first).0, 200);
+    }
+    assert_too_many(&base, path, &first);
+    let limited = RemoteLog::new(&base, LEADER).with_token(TOKEN);
+    let error = limited.max_id().expect_err("over the limit");
+    assert!(
+        matches!(&error, es_core::Error::Database { .. }) && error.to_string().contains("429"),
+        "{error}"
+    );
+    // Another reader has a bucket of its own.
+    let second = format!("Authorization: Bearer {other}\r\n");
+    assert_eq!(get(&base, path, &second).0, 200);
+    assert_eq!(
+        RemoteLog::new(&base, LEADER)
+            .with_token(other)
+            .max_id()
+            .expect("the other reader"),
+        Some(3)
+    );
+    // Guessing tokens is limited too, by the guesser's address.
+    for _ in 0..3 {
+        assert_eq!(get(&base, path, "Authorization: Bearer guess\r\n").0, 401);
+    }
+    assert_too_many(&base, path, "Authorization: Bearer guess\r\n");
+}
+
+#[test]
+fn without_tokens_or_peer_addresses_every_client_shares_one_rate() {
+    let dir = tempfile::tempdir().expect("dir");
+    let leader = box_office(dir.path());
+    let base = serve_router(
+        LogServer::new([Arc::clone(&leader)])
+            .rate_limit(1, 2)
+            .router()
+            .expect("router"),
+    );
+    assert_eq!(get(&base, "/box_office", "").0, 200);
+    assert_eq!(get(&base, "/box_office/notifications", "").0, 200);
+    assert_too_many(&base, "/box_office/aggregates/seat-1", "");
+    for (per_second, burst) in [(0, 1), (1, 0)] {
+        assert!(matches!(
+            LogServer::new([Arc::clone(&leader)])
+                .rate_limit(per_second, burst)
+                .router(),
             Err(es_core::Error::Config { .. })
         ));
     }

@@ -47,13 +47,15 @@
 mod client;
 pub mod format;
 #[cfg(feature = "http-server")]
+mod guard;
+#[cfg(feature = "http-server")]
 mod server;
 
 #[cfg(feature = "http-client")]
 pub use client::{RemoteLeader, RemoteLog};
 pub use format::{NotificationJson, SectionJson};
 #[cfg(feature = "http-server")]
-pub use server::{MAX_LIMIT, log_router, log_router_for_readers};
+pub use server::{LogServer, MAX_LIMIT, log_router, log_router_for_readers};
 
 /// The longest a request for new notifications waits for the log to grow:
 /// the server's bound on `wait_ms`, and what the reader allows for beyond

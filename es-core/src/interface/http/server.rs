@@ -19,10 +19,12 @@
 //!
 //! Errors are JSON, `{"error": "..."}`: 400 for a bad section id, originator
 //! id or query, 401 for a missing or wrong token, 404 for an unknown
-//! application or route, 500 for the store's failure. Lists hold at most
-//! [`MAX_LIMIT`] items, whatever they ask for.
+//! application or route, 429 (with `Retry-After`) past the request-rate
+//! limit, 500 for the store's failure. Lists hold at most [`MAX_LIMIT`]
+//! items, whatever they ask for.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +38,7 @@ use serde::Deserialize;
 
 use super::MAX_WAIT;
 use super::format::{EventRef, NotificationRef};
+use super::guard::{Guard, RateLimit, guard};
 use crate::application::Application;
 use crate::domain::id::OriginatorId;
 use crate::error::Error;
@@ -44,19 +47,138 @@ use crate::persistence::EventQuery;
 /// The most notifications or events one request returns, whatever it asks for.
 pub const MAX_LIMIT: usize = 10_000;
 
-/// The notification logs of `apps`, by their names, as an axum router to
-/// serve (`axum::serve`) or nest in the program's own. Applications without
-/// a name, or two of one name, are refused.
+/// The notification logs of some applications, served to whom and how
+/// often it is told, made into an axum router by [`router`](Self::router).
+/// Its `Debug` shows how many reader tokens it holds, never one of them.
 ///
 /// ```
 /// use std::sync::Arc;
+/// use es_core::interface::http::LogServer;
 /// use es_core::prelude::*;
-/// let app = Arc::new(Application::builder().name("orders").in_memory().build()?);
-/// let router = es_core::interface::http::log_router([app])?;
+/// let app = Arc::new(Application::builder().name("ledger").in_memory().build()?);
+/// let server = LogServer::new([app])
+///     .readers(["token-of-audit", "token-of-reports"])
+///     .rate_limit(20, 50);
+/// assert!(!format!("{server:?}").contains("token-of-audit"));
+/// let router = server.router()?;
 /// # let _ = router;
 /// # Ok::<(), es_core::Error>(())
 /// ```
-pub fn log_router(apps: impl IntoIterator<Item = Arc<Application>>) -> Result<axum::Router, Error> {
+pub struct LogServer {
+    apps: Vec<Arc<Application>>,
+    tokens: Option<Vec<String>>,
+    rate: Option<(u32, u32)>,
+    longest_wait: Duration,
+}
+
+impl std::fmt::Debug for LogServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self
+            .apps
+            .iter()
+            .map(|app| app.name().unwrap_or_default())
+            .collect();
+        f.debug_struct("LogServer")
+            .field("apps", &names)
+            .field("reader_tokens", &self.tokens.as_ref().map(Vec::len))
+            .field("rate_limit", &self.rate)
+            .field("longest_wait", &self.longest_wait)
+            .finish()
+    }
+}
+
+impl LogServer {
+    /// The logs of `apps`, by their names, served to anyone, as often as
+    /// asked. Applications without a name, or two of one name, are refused
+    /// when the router is made.
+    pub fn new(apps: impl IntoIterator<Item = Arc<Application>>) -> Self {
+        LogServer {
+            apps: apps.into_iter().collect(),
+            tokens: None,
+            rate: None,
+            longest_wait: MAX_WAIT,
+        }
+    }
+
+    /// Answers only requests that carry one of `tokens`
+    /// (`Authorization: Bearer <token>`): one per reader, so that one can be
+    /// withdrawn without the others. Any other request gets 401 with a JSON
+    /// error. Tokens are compared in constant time and never written
+    /// anywhere. No token, or an empty one, makes [`router`](Self::router)
+    /// an [`Error::Config`].
+    pub fn readers(mut self, tokens: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.tokens = Some(tokens.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Lets each reader make `per_second` requests a second on average and
+    /// `burst` at once; past that a request gets 429 with a JSON error and
+    /// `Retry-After`. A reader is its token when there are
+    /// [`readers`](Self::readers), else its IP address when the router is
+    /// served with `into_make_service_with_connect_info::<SocketAddr>()` (or
+    /// by [`serve_tls`](super::serve_tls)), else every client is one reader.
+    /// A zero makes [`router`](Self::router) an [`Error::Config`].
+    ///
+    /// ```
+    /// use std::net::SocketAddr;
+    /// use std::sync::Arc;
+    /// use es_core::interface::http::LogServer;
+    /// use es_core::prelude::*;
+    /// let app = Arc::new(Application::builder().name("ledger").in_memory().build()?);
+    /// let router = LogServer::new([app]).rate_limit(5, 10).router()?;
+    /// // Each client address gets its own 5 a second:
+    /// let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    /// # let _ = service;
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    pub fn rate_limit(mut self, per_second: u32, burst: u32) -> Self {
+        self.rate = Some((per_second, burst));
+        self
+    }
+
+    /// Bounds the wait a request for new notifications may ask for
+    /// (`wait_ms`) below [`MAX_WAIT`], which also bounds it.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use es_core::interface::http::LogServer;
+    /// use es_core::prelude::*;
+    /// let app = Arc::new(Application::builder().name("ledger").in_memory().build()?);
+    /// let router = LogServer::new([app]).longest_wait(Duration::from_secs(5)).router()?;
+    /// # let _ = router;
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    pub fn longest_wait(mut self, wait: Duration) -> Self {
+        self.longest_wait = wait.min(MAX_WAIT);
+        self
+    }
+
+    /// The router to serve (`axum::serve`) or nest in the program's own.
+    pub fn router(self) -> Result<axum::Router, Error> {
+        let apps = by_name(self.apps)?;
+        let tokens = self.tokens.map(checked_tokens).transpose()?;
+        let rate = self.rate.map(checked_rate).transpose()?;
+        let served = Arc::new(Served {
+            apps,
+            longest_wait: self.longest_wait,
+        });
+        let router = axum::Router::new()
+            .route("/{application}", get(describe))
+            .route("/{application}/notifications", get(select))
+            .route("/{application}/notifications/{section_id}", get(section))
+            .route("/{application}/aggregates/{originator_id}", get(aggregate))
+            .fallback(no_route)
+            .with_state(served);
+        if tokens.is_none() && rate.is_none() {
+            return Ok(router);
+        }
+        let checks = Arc::new(Guard { tokens, rate });
+        Ok(router.layer(axum::middleware::from_fn_with_state(checks, guard)))
+    }
+}
+
+fn by_name(apps: Vec<Arc<Application>>) -> Result<HashMap<String, Arc<Application>>, Error> {
     let mut by_name = HashMap::new();
     for app in apps {
         let name = app.name().unwrap_or_default().to_owned();
@@ -75,20 +197,50 @@ pub fn log_router(apps: impl IntoIterator<Item = Arc<Application>>) -> Result<ax
             });
         }
     }
-    Ok(axum::Router::new()
-        .route("/{application}", get(describe))
-        .route("/{application}/notifications", get(select))
-        .route("/{application}/notifications/{section_id}", get(section))
-        .route("/{application}/aggregates/{originator_id}", get(aggregate))
-        .fallback(no_route)
-        .with_state(Arc::new(by_name)))
+    Ok(by_name)
 }
 
-/// As [`log_router`], answering only requests that carry one of `tokens`
-/// (`Authorization: Bearer <token>`): one per reader, so that one can be
-/// withdrawn without the others. Any other request gets 401 with a JSON
-/// error. Tokens are compared in constant time and never written anywhere.
-/// No token, or an empty one, is an [`Error::Config`].
+fn checked_tokens(tokens: Vec<String>) -> Result<Vec<Vec<u8>>, Error> {
+    if tokens.is_empty() || tokens.iter().any(String::is_empty) {
+        return Err(Error::Config {
+            variable: "reader tokens".into(),
+            value: String::new(),
+            expected: "at least one token, none of them empty".into(),
+        });
+    }
+    Ok(tokens.into_iter().map(String::into_bytes).collect())
+}
+
+fn checked_rate((per_second, burst): (u32, u32)) -> Result<RateLimit, Error> {
+    match (NonZeroU32::new(per_second), NonZeroU32::new(burst)) {
+        (Some(per_second), Some(burst)) => Ok(RateLimit::new(per_second, burst)),
+        _ => Err(Error::Config {
+            variable: "rate limit".into(),
+            value: format!("{per_second} a second, bursts of {burst}"),
+            expected: "at least 1 request a second and bursts of at least 1".into(),
+        }),
+    }
+}
+
+/// The notification logs of `apps`, by their names, as an axum router to
+/// serve (`axum::serve`) or nest in the program's own: [`LogServer::new`]
+/// with nothing more. Applications without a name, or two of one name, are
+/// refused.
+///
+/// ```
+/// use std::sync::Arc;
+/// use es_core::prelude::*;
+/// let app = Arc::new(Application::builder().name("orders").in_memory().build()?);
+/// let router = es_core::interface::http::log_router([app])?;
+/// # let _ = router;
+/// # Ok::<(), es_core::Error>(())
+/// ```
+pub fn log_router(apps: impl IntoIterator<Item = Arc<Application>>) -> Result<axum::Router, Error> {
+    LogServer::new(apps).router()
+}
+
+/// As [`log_router`], answering only requests that carry one of `tokens`:
+/// [`LogServer::readers`], which says more.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -105,68 +257,20 @@ pub fn log_router_for_readers(
     apps: impl IntoIterator<Item = Arc<Application>>,
     tokens: impl IntoIterator<Item = impl Into<String>>,
 ) -> Result<axum::Router, Error> {
-    let tokens: Vec<Vec<u8>> = tokens
-        .into_iter()
-        .map(|token| token.into().into_bytes())
-        .collect();
-    if tokens.is_empty() || tokens.iter().any(Vec::is_empty) {
-        return Err(Error::Config {
-            variable: "reader tokens".into(),
-            value: String::new(),
-            expected: "at least one token, none of them empty".into(),
-        });
-    }
-    Ok(
-        log_router(apps)?.layer(axum::middleware::from_fn_with_state(
-            Arc::new(tokens),
-            require_token,
-        )),
-    )
+    LogServer::new(apps).readers(tokens).router()
 }
 
-/// Lets a request through if it carries one of the tokens.
-async fn require_token(
-    State(tokens): State<Arc<Vec<Vec<u8>>>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "));
-    // Every token is compared, whatever matched, so that the time taken
-    // says nothing about which one came close.
-    let accepted = given.is_some_and(|given| {
-        tokens
-            .iter()
-            .fold(false, |found, token| found | same_bytes(token, given))
-    });
-    if accepted {
-        return next.run(request).await;
-    }
-    let mut response = Failure(
-        StatusCode::UNAUTHORIZED,
-        "this log is served to readers with a token: send it as `Authorization: Bearer <token>`"
-            .into(),
-    )
-    .into_response();
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    response
+/// What the routes share: the applications by name, and the longest wait.
+struct Served {
+    apps: HashMap<String, Arc<Application>>,
+    longest_wait: Duration,
 }
 
-/// Whether `a` and `b` are equal, in a time that depends on their lengths
-/// only.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |differ, (x, y)| differ | (x ^ y)) == 0
-}
-
-type Apps = Arc<HashMap<String, Arc<Application>>>;
+type Apps = Arc<Served>;
 
 /// A request's failure, answered as JSON with its status.
 #[derive(Debug)]
-struct Failure(StatusCode, String);
+pub(crate) struct Failure(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
@@ -206,8 +310,8 @@ async fn no_route() -> Failure {
 }
 
 fn find(apps: &Apps, name: &str) -> Result<Arc<Application>, Failure> {
-    apps.get(name).cloned().ok_or_else(|| {
-        let mut known: Vec<&String> = apps.keys().collect();
+    apps.apps.get(name).cloned().ok_or_else(|| {
+        let mut known: Vec<&String> = apps.apps.keys().collect();
         known.sort();
         Failure(
             StatusCode::NOT_FOUND,
@@ -318,7 +422,7 @@ async fn select(
         .filter(|topic| !topic.is_empty())
         .map(str::to_owned)
         .collect();
-    let wait = Duration::from_millis(query.wait_ms.unwrap_or(0)).min(MAX_WAIT);
+    let wait = Duration::from_millis(query.wait_ms.unwrap_or(0)).min(apps.longest_wait);
     let notifications = blocking(move || {
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         let read = || {
