@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use es_core::interface::http::MAX_LIMIT;
 use es_core::interface::http::{
-    LogServer, RemoteLeader, RemoteLog, log_router, log_router_for_readers,
+    LogServer, RemoteLeader, RemoteLog, TlsConfig, log_router, log_router_for_readers, serve_tls,
 };
 use es_core::persistence::{EventQuery, Mapper, StoredEvent};
 use es_core::prelude::*;
@@ -521,6 +521,123 @@ fn without_tokens_or_peer_addresses_every_client_shares_one_rate() {
             LogServer::new([Arc::clone(&leader)])
                 .rate_limit(per_second, burst)
                 .router(),
+            Err(es_core::Error::Config { .. })
+        ));
+    }
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, as PEM.
+fn self_signed() -> (String, String) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("params");
+    let cert = params.self_signed(&key).expect("certificate");
+    (cert.pem(), key.serialize_pem())
+}
+
+/// Serves `router` over TLS on a port of loopback from a thread of its own;
+/// the port.
+fn serve_over_tls(router: axum::Router, tls: TlsConfig) -> u16 {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || runtime.block_on(serve_tls(listener, router, tls)));
+    port
+}
+
+#[test]
+fn a_log_served_over_tls_is_read_by_readers_that_trust_its_certificate_and_no_other() {
+    let dir = tempfile::tempdir().expect("dir");
+    let leader = box_office(dir.path());
+    sell(&leader, 0..5);
+    let (cert, key) = self_signed();
+    let tls = TlsConfig::from_pem(cert.as_bytes(), key.as_bytes()).expect("TLS");
+    assert!(!format!("{tls:?}").contains("BEGIN"));
+    let router = LogServer::new([Arc::clone(&leader)])
+        .readers([TOKEN])
+        .router()
+        .expect("router");
+    let port = serve_over_tls(router, tls);
+    let base = format!("https://127.0.0.1:{port}");
+    let log = RemoteLog::new(&base, LEADER)
+        .with_token(TOKEN)
+        .with_root_certificate(cert.as_bytes())
+        .expect("a root");
+    assert_eq!(log.max_id().expect("over TLS"), Some(5));
+    assert_eq!(
+        log.select(1, 10).expect("select"),
+        leader.notification_log().select(1, 10).expect("local")
+    );
+
+    // Readers that do not trust the certificate get an error, as for any
+    // server they cannot reach.
+    let (other_cert, _) = self_signed();
+    for untrusting in [
+        RemoteLog::new(&base, LEADER).with_token(TOKEN),
+        RemoteLog::new(&base, LEADER)
+            .with_token(TOKEN)
+            .with_root_certificate(other_cert.as_bytes())
+            .expect("a root"),
+    ] {
+        let error = untrusting.max_id().expect_err("an untrusted certificate");
+        assert!(
+            matches!(error, es_core::Error::Database { .. }),
+            "{error:?}"
+        );
+        assert!(!format!("{error} {error:?}").contains(TOKEN), "{error:?}");
+    }
+
+    // Plain HTTP to the TLS port gets no HTTP answer, and breaks nothing.
+    let plain = RemoteLog::new(&format!("http://127.0.0.1:{port}"), LEADER).with_token(TOKEN);
+    assert!(matches!(
+        plain.max_id(),
+        Err(es_core::Error::Database { .. })
+    ));
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET /box_office HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    assert!(
+        !answer.starts_with(b"HTTP/"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert_eq!(log.max_id().expect("still served"), Some(5));
+}
+
+#[test]
+fn certificates_and_keys_that_do_not_parse_or_match_are_refused() {
+    let (cert, key) = self_signed();
+    let (_, other_key) = self_signed();
+    for (cert, key) in [
+        ("", key.as_str()),
+        ("not PEM", key.as_str()),
+        (cert.as_str(), ""),
+        (key.as_str(), cert.as_str()),
+        (cert.as_str(), other_key.as_str()),
+    ] {
+        let error =
+            TlsConfig::from_pem(cert.as_bytes(), key.as_bytes()).expect_err("a bad chain or key");
+        assert!(matches!(error, es_core::Error::Config { .. }), "{error}");
+        assert!(!error.to_string().contains("PRIVATE KEY-----\n"), "{error}");
+    }
+    for pem in ["", "garbage", key.as_str()] {
+        assert!(matches!(
+            RemoteLog::new("https://127.0.0.1:1", LEADER).with_root_certificate(pem.as_bytes()),
             Err(es_core::Error::Config { .. })
         ));
     }

@@ -60,12 +60,8 @@ impl RemoteLog {
     /// assert!(matches!(log.max_id(), Err(es_core::Error::Database { .. })));
     /// ```
     pub fn new(base_url: &str, application: &str) -> Self {
-        let config = ureq::Agent::config_builder()
-            .timeout_global(Some(REQUEST_TIMEOUT + super::MAX_WAIT))
-            .http_status_as_error(false)
-            .build();
         RemoteLog {
-            agent: config.into(),
+            agent: agent(ureq::tls::TlsConfig::default()),
             url: format!("{}/{application}", base_url.trim_end_matches('/')),
             name: application.to_owned(),
             token: None,
@@ -84,6 +80,40 @@ impl RemoteLog {
     pub fn with_token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(BearerToken(token.into()));
         self
+    }
+
+    /// Trusts the certificates of `pem` (the server's own, self-signed, or
+    /// its private CA's) for an `https` URL, instead of the web's roots. PEM
+    /// without a certificate, or one that does not parse, is an
+    /// [`Error::Config`]. A server whose certificate none of them vouches
+    /// for is then an [`Error::Database`], as any failure to connect.
+    ///
+    /// ```
+    /// use es_core::interface::http::RemoteLog;
+    /// let log = RemoteLog::new("https://127.0.0.1:1", "orders");
+    /// let error = log.with_root_certificate(b"no certificate here").unwrap_err();
+    /// assert!(matches!(error, es_core::Error::Config { .. }), "{error}");
+    /// ```
+    pub fn with_root_certificate(mut self, pem: &[u8]) -> Result<Self> {
+        let bad = |why: String| Error::Config {
+            variable: "root certificate".into(),
+            value: why,
+            expected: "PEM certificates (-----BEGIN CERTIFICATE-----)".into(),
+        };
+        let mut certs = Vec::new();
+        for item in ureq::tls::parse_pem(pem) {
+            if let ureq::tls::PemItem::Certificate(cert) = item.map_err(|e| bad(e.to_string()))? {
+                certs.push(cert);
+            }
+        }
+        if certs.is_empty() {
+            return Err(bad("no certificate".into()));
+        }
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+            .build();
+        self.agent = agent(tls);
+        Ok(self)
     }
 
     /// The application's name.
@@ -227,6 +257,16 @@ impl RemoteLog {
         }
         Ok(body)
     }
+}
+
+/// An agent that leaves statuses to the caller, with `tls`.
+fn agent(tls: ureq::tls::TlsConfig) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(REQUEST_TIMEOUT + super::MAX_WAIT))
+        .http_status_as_error(false)
+        .tls_config(tls)
+        .build()
+        .into()
 }
 
 /// Text as one segment of a URL's path: everything but the unreserved

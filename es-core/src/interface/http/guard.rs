@@ -6,7 +6,7 @@
 //! draws on that reader's bucket (keyed by the token's position, so no copy
 //! of a token is kept for it), any other on its peer address's when the
 //! server was started with `into_make_service_with_connect_info::<SocketAddr>()`
-//! (as [`serve_tls`](super::serve_tls) provides it), else on one bucket
+//! (as `serve_tls` provides it), else on one bucket
 //! shared by all of them.
 
 use std::net::{IpAddr, SocketAddr};

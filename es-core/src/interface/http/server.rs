@@ -116,7 +116,7 @@ impl LogServer {
     /// `Retry-After`. A reader is its token when there are
     /// [`readers`](Self::readers), else its IP address when the router is
     /// served with `into_make_service_with_connect_info::<SocketAddr>()` (or
-    /// by [`serve_tls`](super::serve_tls)), else every client is one reader.
+    /// by `serve_tls`, feature `http-tls`), else every client is one reader.
     /// A zero makes [`router`](Self::router) an [`Error::Config`].
     ///
     /// ```
