@@ -163,6 +163,19 @@ fn bad_requests_get_json_errors_and_the_server_goes_on() {
             .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body}"));
         assert!(json["error"].is_string(), "{path}: {body}");
     }
+    for method in ["POST", "DELETE"] {
+        let address = base.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(address).expect("connect");
+        write!(
+            stream,
+            "{method} /box_office HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .expect("request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("response");
+        assert!(response.starts_with("HTTP/1.1 405"), "{response}");
+        assert!(response.contains("\"error\""), "{response}");
+    }
     let missing = RemoteLog::new(&base, "nobody")
         .max_id()
         .expect_err("unknown");

@@ -19,9 +19,9 @@
 //!
 //! Errors are JSON, `{"error": "..."}`: 400 for a bad section id, originator
 //! id or query, 401 for a missing or wrong token, 404 for an unknown
-//! application or route, 429 (with `Retry-After`) past the request-rate
-//! limit, 500 for the store's failure. Lists hold at most [`MAX_LIMIT`]
-//! items, whatever they ask for.
+//! application or route, 405 for a method other than GET or HEAD, 429 (with
+//! `Retry-After`) past the request-rate limit, 500 for the store's failure.
+//! Lists hold at most [`MAX_LIMIT`] items, whatever they ask for.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -169,6 +169,7 @@ impl LogServer {
             .route("/{application}/notifications/{section_id}", get(section))
             .route("/{application}/aggregates/{originator_id}", get(aggregate))
             .fallback(no_route)
+            .method_not_allowed_fallback(only_get)
             .with_state(served);
         if tokens.is_none() && rate.is_none() {
             return Ok(router);
@@ -307,6 +308,18 @@ async fn no_route() -> Failure {
          /{application}/notifications[/{first},{last}] and /{application}/aggregates/{id}"
             .into(),
     )
+}
+
+async fn only_get() -> Response {
+    let mut response = Failure(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "the log is read-only: only GET (and HEAD) is served".into(),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    response
 }
 
 fn find(apps: &Apps, name: &str) -> Result<Arc<Application>, Failure> {
