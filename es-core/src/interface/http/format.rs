@@ -354,6 +354,27 @@ mod tests {
         }
     }
 
+    #[cfg(all(feature = "http-server", feature = "http-client"))]
+    #[test]
+    fn an_event_is_written_as_its_notification_without_the_id_and_read_back() {
+        let looks_like_a_uuid = uuid::Uuid::new_v4().simple().to_string();
+        for id in [
+            OriginatorId::from(uuid::Uuid::new_v4()),
+            OriginatorId::text(&looks_like_a_uuid).expect("text"),
+        ] {
+            let notification = notification(id);
+            let event: serde_json::Value =
+                serde_json::to_value(EventRef(&notification.event)).expect("json");
+            let mut expected =
+                serde_json::to_value(NotificationJson::from(&notification)).expect("json");
+            expected.as_object_mut().expect("an object").remove("id");
+            assert_eq!(event, expected);
+            let text = event.to_string();
+            let read: EventDe<'_> = serde_json::from_str(&text).expect("parse");
+            assert_eq!(read.to_stored_event().expect("decode"), notification.event);
+        }
+    }
+
     #[test]
     fn bad_items_are_corrupt_naming_the_notification() {
         let mut json = NotificationJson::from(&notification(uuid::Uuid::new_v4().into()));
