@@ -3,11 +3,14 @@
 //!
 //! This file is also the module `es_fuzz` of the workspace test
 //! `tests/tests/fuzz_corpus.rs`, which replays the committed corpora on the
-//! stable toolchain; so it uses es-core's public API alone, and no crate
-//! attribute or dependency of its own.
+//! stable toolchain; so it uses es-core's public API alone, no crate
+//! attribute, and no dependency that the `tests` package lacks (axum, tokio
+//! and tower, for the HTTP target).
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
+use es_core::interface::http::LogServer;
 use es_core::persistence::{
     ApplicationRecorder, Cipher, Compressor, Mapper, StoredEvent, TooLarge, Transcoder,
 };
@@ -459,6 +462,151 @@ fn assert_section_is_right(section_id: &str, section: &Section) {
     }
 }
 
+/// The application the HTTP target's routers serve, and its name.
+const SERVED: &str = "parcels";
+
+/// The token of the HTTP target's router for readers.
+const FUZZ_TOKEN: &str = "fuzz-reader-token";
+
+/// A runtime and two routers over one small in-memory log (three
+/// originators: a UUID, a text id and text that spells a UUID), one open
+/// and one for readers with a token and a rate limit, made once.
+struct Http {
+    runtime: tokio::runtime::Runtime,
+    open: axum::Router,
+    for_readers: axum::Router,
+}
+
+fn http() -> &'static Http {
+    static HTTP: OnceLock<Http> = OnceLock::new();
+    HTTP.get_or_init(|| {
+        let app = Arc::new(
+            Application::builder()
+                .name(SERVED)
+                .in_memory()
+                .build()
+                .expect("an in-memory application"),
+        );
+        let ids = [
+            OriginatorId::from(Uuid::from_u128(0x0e1a_8a4d_7c6b_4a5e_9f3b_2c1d_0e9f_8a7b)),
+            OriginatorId::text("parcel-1").expect("a text id"),
+            OriginatorId::text("5a0cf8d2e4b14c6f8e3a9b7d1c2e4f60").expect("a text id"),
+        ];
+        for (index, id) in ids.iter().enumerate() {
+            let events: Vec<StoredEvent> = (1..=index as u64 + 2)
+                .map(|version| StoredEvent {
+                    originator_id: id.clone(),
+                    originator_version: version,
+                    topic: TOPICS[index].to_owned(),
+                    state: vec![version as u8; 3],
+                })
+                .collect();
+            app.recorder().insert_events(&events).expect("insert");
+        }
+        // No long poll: an input asking for a wait would stall the fuzzer.
+        let server = || LogServer::new([Arc::clone(&app)]).longest_wait(Duration::ZERO);
+        Http {
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime"),
+            open: server().router().expect("a router"),
+            for_readers: server()
+                .readers([FUZZ_TOKEN])
+                .rate_limit(u32::MAX, u32::MAX)
+                .router()
+                .expect("a router"),
+        }
+    })
+}
+
+/// The headers the HTTP target may send, picked by the byte after the
+/// request target's line.
+const HEADERS: [&str; 4] = [
+    "if-none-match",
+    "authorization",
+    "accept",
+    "x-forwarded-for",
+];
+
+/// Random bytes as a GET to the log server's routes: the bytes up to the
+/// first newline are the request target (path and query; a `/` is put in
+/// front if they lack one), and after it, the first byte picks a header of
+/// [`HEADERS`] and the router (odd: the one for readers), the rest is the
+/// header's value. A target or value that HTTP cannot carry is dropped, as
+/// the server's HTTP parser would refuse it before any route saw it.
+///
+/// The answer is never a 5xx nor a panic; every answer but a 2xx or a 304
+/// is JSON with an `"error"` string, and every 200 is JSON.
+pub fn http_request(data: &[u8]) {
+    let (target, header) = match data.iter().position(|&byte| byte == b'\n') {
+        Some(end) => (&data[..end], data.get(end + 1..)),
+        None => (data, None),
+    };
+    let mut uri = Vec::with_capacity(target.len() + 1);
+    if target.first() != Some(&b'/') {
+        uri.push(b'/');
+    }
+    uri.extend_from_slice(target);
+    let Ok(uri) = axum::http::Uri::try_from(uri) else {
+        return;
+    };
+    let mut request = axum::http::Request::get(uri);
+    let mut for_readers = false;
+    if let Some((&pick, value)) = header.and_then(<[u8]>::split_first) {
+        let Ok(value) = axum::http::HeaderValue::from_bytes(value) else {
+            return;
+        };
+        request = request.header(HEADERS[usize::from(pick) % HEADERS.len()], value);
+        for_readers = pick % 2 == 1;
+    }
+    let Ok(request) = request.body(axum::body::Body::empty()) else {
+        return;
+    };
+    let http = http();
+    let router = if for_readers {
+        &http.for_readers
+    } else {
+        &http.open
+    };
+    let shown = String::from_utf8_lossy(data);
+    let (status, body) = http.runtime.block_on(async {
+        use tower::ServiceExt as _;
+        let response = router
+            .clone()
+            .oneshot(request)
+            .await
+            .unwrap_or_else(|never| match never {});
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap_or_else(|e| panic!("{shown:?}: the body does not read: {e}"));
+        (status, body)
+    });
+    assert!(
+        !status.is_server_error(),
+        "{shown:?}: {status} {}",
+        String::from_utf8_lossy(&body)
+    );
+    if status.is_success() || status == axum::http::StatusCode::NOT_MODIFIED {
+        if status == axum::http::StatusCode::OK {
+            es_core::serde_json::from_slice::<Value>(&body)
+                .unwrap_or_else(|e| panic!("{shown:?}: a 200 that is not JSON ({e})"));
+        }
+        return;
+    }
+    let error: Value = es_core::serde_json::from_slice(&body).unwrap_or_else(|e| {
+        panic!(
+            "{shown:?}: a {status} whose body is not JSON ({e}): {}",
+            String::from_utf8_lossy(&body)
+        )
+    });
+    assert!(
+        error["error"].is_string(),
+        "{shown:?}: a {status} without an error: {error}"
+    );
+}
+
 /// Seed inputs for each target: `(target, file name, bytes)`. For the decode
 /// target, a valid encoding of every event and of a snapshot, at the current
 /// and the previous schema version, under each of the twelve mappers.
@@ -572,6 +720,35 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
             section_id.as_bytes().to_vec(),
         ));
     }
+
+    for (index, request) in [
+        "/parcels",
+        "/parcels/notifications/1,10",
+        "/parcels/notifications/1,0",
+        "/parcels/notifications/1,99999999999999999999999",
+        "/parcels/notifications/%FF%FE,%00",
+        "/parcels/notifications?start=18446744073709551615&limit=18446744073709551616&topics=,,,",
+        "/parcels/notifications?start=1&wait_ms=60000&topics=Parcel.Packed&start=2",
+        "/parcels/aggregates/0e1a8a4d7c6b4a5e9f3b2c1d0e9f8a7b?gt=1&lte=0&limit=1&desc=true",
+        "/parcels/aggregates/5a0cf8d2e4b14c6f8e3a9b7d1c2e4f60?text=true&desc=1",
+        "/parcels/aggregates/parcel%2D1?gt=-1",
+        "/parcels/aggregates/%E2%9C%93%20%00?limit=%",
+        "//notifications//",
+        "/%70arcels/notifications/1,10?%FF=%FE&&=&a[b]=c",
+        "/p\u{e4}rcels/\u{1f4e6}",
+        "/parcels/notifications/1,10\n\0\"1,10\"",
+        "/parcels/notifications/1,10\n\x01Bearer fuzz-reader-token",
+        "/parcels/aggregates/parcel-1\n\x03Bearer \x7f",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        seeds.push((
+            "http_request",
+            format!("seed-{index:02}"),
+            request.as_bytes().to_vec(),
+        ));
+    }
     seeds
 }
 
@@ -596,7 +773,7 @@ fn zstd_bomb() -> Vec<u8> {
 }
 
 /// The names of the targets, as the corpus directories are named.
-pub const TARGETS: [&str; 3] = ["decode_stored_event", "topic", "section_id"];
+pub const TARGETS: [&str; 4] = ["decode_stored_event", "topic", "section_id", "http_request"];
 
 /// The check function of the target `name`.
 pub fn target(name: &str) -> fn(&[u8]) {
@@ -604,6 +781,7 @@ pub fn target(name: &str) -> fn(&[u8]) {
         "decode_stored_event" => decode_stored_event,
         "topic" => topic,
         "section_id" => section_id,
+        "http_request" => http_request,
         _ => panic!("no fuzz target {name:?}"),
     }
 }

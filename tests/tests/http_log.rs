@@ -11,8 +11,11 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use es_core::interface::http::{RemoteLeader, RemoteLog, log_router, log_router_for_readers};
-use es_core::persistence::Mapper;
+use es_core::interface::http::MAX_LIMIT;
+use es_core::interface::http::{
+    LogServer, RemoteLeader, RemoteLog, TlsConfig, log_router, log_router_for_readers, serve_tls,
+};
+use es_core::persistence::{EventQuery, Mapper, StoredEvent};
 use es_core::prelude::*;
 use es_core::system::ProcessApplication;
 
@@ -34,6 +37,22 @@ fn serve_router(router: axum::Router) -> String {
         .expect("bind");
     let port = listener.local_addr().expect("address").port();
     std::thread::spawn(move || runtime.block_on(async { axum::serve(listener, router).await }));
+    format!("http://127.0.0.1:{port}")
+}
+
+/// As [`serve_router`], telling the router each request's peer address.
+fn serve_with_peers(router: axum::Router) -> String {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    std::thread::spawn(move || runtime.block_on(async { axum::serve(listener, service).await }));
     format!("http://127.0.0.1:{port}")
 }
 
@@ -144,6 +163,19 @@ fn bad_requests_get_json_errors_and_the_server_goes_on() {
             .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body}"));
         assert!(json["error"].is_string(), "{path}: {body}");
     }
+    for method in ["POST", "DELETE"] {
+        let address = base.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(address).expect("connect");
+        write!(
+            stream,
+            "{method} /box_office HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .expect("request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("response");
+        assert!(response.starts_with("HTTP/1.1 405"), "{response}");
+        assert!(response.contains("\"error\""), "{response}");
+    }
     let missing = RemoteLog::new(&base, "nobody")
         .max_id()
         .expect_err("unknown");
@@ -238,6 +270,147 @@ fn a_process_application_follows_a_remote_log_exactly_once() {
     assert_eq!(sales, (1..=50).collect::<Vec<_>>());
 }
 
+/// `versions` events of `id` in `leader`'s store, each state its version.
+fn record(leader: &Application, id: &OriginatorId, versions: std::ops::RangeInclusive<u64>) {
+    let events: Vec<StoredEvent> = versions
+        .map(|version| StoredEvent {
+            originator_id: id.clone(),
+            originator_version: version,
+            topic: "Seat.Booked".into(),
+            state: version.to_be_bytes().to_vec(),
+        })
+        .collect();
+    leader.recorder().insert_events(&events).expect("insert");
+}
+
+fn json_of(path: &str, body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body}"))
+}
+
+#[test]
+fn an_aggregates_events_are_the_local_ones_filtered_as_asked() {
+    let dir = tempfile::tempdir().expect("dir");
+    let leader = box_office(dir.path());
+    let uuid = Uuid::new_v4();
+    let spelled_like_a_uuid = Uuid::new_v4().simple().to_string();
+    let ids = [
+        OriginatorId::from(uuid),
+        OriginatorId::text("seat/12 ?&% ✓").expect("text"),
+        OriginatorId::text(&spelled_like_a_uuid).expect("text"),
+    ];
+    for id in &ids {
+        record(&leader, id, 1..=6);
+    }
+    let base = serve(vec![Arc::clone(&leader)]);
+    let log = RemoteLog::new(&base, LEADER);
+    for id in &ids {
+        for (gt, lte, limit) in [
+            (None, None, None),
+            (Some(2), None, None),
+            (None, Some(4), None),
+            (Some(1), Some(5), Some(2)),
+            (Some(6), None, None),
+            (Some(4), Some(2), None),
+            (None, None, Some(0)),
+        ] {
+            let query = EventQuery {
+                gt,
+                lte,
+                limit,
+                ..EventQuery::new()
+            };
+            let local = leader.recorder().select_events(id, query).expect("local");
+            let remote = log
+                .aggregate_events(id.clone(), gt, lte, limit)
+                .expect("remote");
+            assert_eq!(remote, local, "{id:?} {gt:?} {lte:?} {limit:?}");
+        }
+    }
+    assert_eq!(
+        log.aggregate_events(Uuid::new_v4(), None, None, None)
+            .expect("none"),
+        []
+    );
+
+    // Newest first, in the notifications' JSON without their ids; any
+    // spelling of a UUID names it.
+    let path = format!(
+        "/box_office/aggregates/{}?desc=true&limit=2",
+        uuid.hyphenated()
+    );
+    let (status, _, body) = get(&base, &path, "");
+    assert_eq!(status, 200, "{body}");
+    let json = json_of(&path, &body);
+    let items = json.as_array().expect("a list");
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["originator_version"], 6);
+    assert_eq!(items[1]["originator_version"], 5);
+    assert_eq!(items[0]["originator_id"], uuid.simple().to_string());
+    assert_eq!(items[0]["topic"], "Seat.Booked");
+    assert_eq!(items[0]["state"], "AAAAAAAAAAY=");
+    assert!(items[0].get("id").is_none(), "{body}");
+    // Text that spells a UUID is the UUID unless it says it is text.
+    for (query, versions) in [("", 0), ("?text=true", 6)] {
+        let path = format!("/box_office/aggregates/{spelled_like_a_uuid}{query}");
+        let (status, _, body) = get(&base, &path, "");
+        assert_eq!(status, 200, "{body}");
+        let items = json_of(&path, &body);
+        assert_eq!(items.as_array().map(Vec::len), Some(versions), "{path}");
+        if versions > 0 {
+            assert_eq!(items[0]["originator_id_is_text"], true, "{body}");
+        }
+    }
+}
+
+#[test]
+fn an_aggregates_events_are_capped_and_bad_requests_for_them_get_json_errors() {
+    let dir = tempfile::tempdir().expect("dir");
+    let leader = box_office(dir.path());
+    let id = OriginatorId::from(Uuid::new_v4());
+    record(&leader, &id, 1..=MAX_LIMIT as u64 + 1);
+    let base = serve(vec![Arc::clone(&leader)]);
+    let log = RemoteLog::new(&base, LEADER);
+    let all = log
+        .aggregate_events(id.clone(), None, None, Some(usize::MAX))
+        .expect("capped");
+    assert_eq!(all.len(), MAX_LIMIT);
+    assert_eq!(
+        all.last().map(|e| e.originator_version),
+        Some(MAX_LIMIT as u64)
+    );
+
+    let too_long = "x".repeat(OriginatorId::MAX_TEXT_LEN + 1);
+    for (path, status) in [
+        ("/box_office/aggregates/%00".to_owned(), 400),
+        (format!("/box_office/aggregates/{too_long}"), 400),
+        ("/box_office/aggregates/%FF".to_owned(), 400),
+        (format!("/box_office/aggregates/{}?gt=-1", id), 400),
+        (format!("/box_office/aggregates/{}?limit=many", id), 400),
+        (format!("/box_office/aggregates/{}?desc=maybe", id), 400),
+        (
+            format!("/box_office/aggregates/{}?lte=18446744073709551616", id),
+            400,
+        ),
+        ("/nobody/aggregates/seat-1".to_owned(), 404),
+        ("/box_office/aggregates/".to_owned(), 404),
+        ("/box_office/aggregates/a/b".to_owned(), 404),
+    ] {
+        let (got, _, body) = get(&base, &path, "");
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(json_of(&path, &body)["error"].is_string(), "{path}: {body}");
+    }
+    let (status, _, body) = get(
+        &base,
+        &format!("/box_office/aggregates/{id}?gt=18446744073709551615"),
+        "",
+    );
+    assert_eq!((status, body.as_str()), (200, "[]"));
+    let unknown = RemoteLog::new(&base, "nobody")
+        .aggregate_events(id, None, None, None)
+        .expect_err("unknown application");
+    assert!(unknown.to_string().contains("404"), "{unknown}");
+}
+
 /// A token no message has any other reason to contain.
 const TOKEN: &str = "Tk9-reader-of-receipts";
 
@@ -282,6 +455,202 @@ fn a_log_served_to_readers_with_tokens_refuses_the_others_and_never_shows_a_toke
     for tokens in [vec![], vec![""]] {
         assert!(matches!(
             log_router_for_readers([Arc::clone(&leader)], tokens),
+            Err(es_core::Error::Config { .. })
+        ));
+    }
+}
+
+/// Asserts that a GET of `path` is refused for its rate, with a JSON error
+/// and a `Retry-After` of at least a second.
+fn assert_too_many(base: &str, path: &str, headers: &str) {
+    let (status, head, body) = get(base, path, headers);
+    assert_eq!(status, 429, "{headers}: {body}");
+    let retry_after: u64 = head
+        .lines()
+        .find_map(|line| line.strip_prefix("retry-after: "))
+        .and_then(|seconds| seconds.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Retry-After in {head}"));
+    assert!(retry_after >= 1, "{head}");
+    assert!(json_of(path, &body)["error"].is_string(), "{body}");
+    assert!(!body.contains(TOKEN), "{body}");
+}
+
+#[test]
+fn a_reader_past_the_rate_limit_is_told_to_wait_and_the_others_are_not() {
+    let dir = tempfile::tempdir().expect("dir");
+    let leader = box_office(dir.path());
+    sell(&leader, 0..3);
+    let other = "token-of-another-reader";
+    // A request a second refills the burst far slower than these requests come.
+    let server = LogServer::new([Arc::clone(&leader)])
+        .readers([TOKEN, other])
+        .rate_limit(1, 3);
+    assert!(!format!("{server:?}").contains(TOKEN));
+    let base = serve_with_peers(server.router().expect("router"));
+    let path = "/box_office/notifications/1,10";
+    let first = format!("Authorization: Bearer {TOKEN}\r\n");
+    for _ in 0..3 {
+        assert_eq!(get(&base, path, &first).0, 200);
+    }
+    assert_too_many(&base, path, &first);
+    let limited = RemoteLog::new(&base, LEADER).with_token(TOKEN);
+    let error = limited.max_id().expect_err("over the limit");
+    assert!(
+        matches!(&error, es_core::Error::Database { .. }) && error.to_string().contains("429"),
+        "{error}"
+    );
+    // Another reader has a bucket of its own.
+    let second = format!("Authorization: Bearer {other}\r\n");
+    assert_eq!(get(&base, path, &second).0, 200);
+    assert_eq!(
+        RemoteLog::new(&base, LEADER)
+            .with_token(other)
+            .max_id()
+            .expect("the other reader"),
+        Some(3)
+    );
+    // Guessing tokens is limited too, by the guesser's address.
+    for _ in 0..3 {
+        assert_eq!(get(&base, path, "Authorization: Bearer guess\r\n").0, 401);
+    }
+    assert_too_many(&base, path, "Authorization: Bearer guess\r\n");
+}
+
+#[test]
+fn without_tokens_or_peer_addresses_every_client_shares_one_rate() {
+    let dir = tempfile::tempdir().expect("dir");
+    let leader = box_office(dir.path());
+    let base = serve_router(
+        LogServer::new([Arc::clone(&leader)])
+            .rate_limit(1, 2)
+            .router()
+            .expect("router"),
+    );
+    assert_eq!(get(&base, "/box_office", "").0, 200);
+    assert_eq!(get(&base, "/box_office/notifications", "").0, 200);
+    assert_too_many(&base, "/box_office/aggregates/seat-1", "");
+    for (per_second, burst) in [(0, 1), (1, 0)] {
+        assert!(matches!(
+            LogServer::new([Arc::clone(&leader)])
+                .rate_limit(per_second, burst)
+                .router(),
+            Err(es_core::Error::Config { .. })
+        ));
+    }
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, as PEM.
+fn self_signed() -> (String, String) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("params");
+    let cert = params.self_signed(&key).expect("certificate");
+    (cert.pem(), key.serialize_pem())
+}
+
+/// Serves `router` over TLS on a port of loopback from a thread of its own;
+/// the port.
+fn serve_over_tls(router: axum::Router, tls: TlsConfig) -> u16 {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || runtime.block_on(serve_tls(listener, router, tls)));
+    port
+}
+
+#[test]
+fn a_log_served_over_tls_is_read_by_readers_that_trust_its_certificate_and_no_other() {
+    let dir = tempfile::tempdir().expect("dir");
+    let leader = box_office(dir.path());
+    sell(&leader, 0..5);
+    let (cert, key) = self_signed();
+    let tls = TlsConfig::from_pem(cert.as_bytes(), key.as_bytes()).expect("TLS");
+    assert!(!format!("{tls:?}").contains("BEGIN"));
+    let router = LogServer::new([Arc::clone(&leader)])
+        .readers([TOKEN])
+        .router()
+        .expect("router");
+    let port = serve_over_tls(router, tls);
+    let base = format!("https://127.0.0.1:{port}");
+    let log = RemoteLog::new(&base, LEADER)
+        .with_token(TOKEN)
+        .with_root_certificate(cert.as_bytes())
+        .expect("a root");
+    assert_eq!(log.max_id().expect("over TLS"), Some(5));
+    assert_eq!(
+        log.select(1, 10).expect("select"),
+        leader.notification_log().select(1, 10).expect("local")
+    );
+
+    // Readers that do not trust the certificate get an error, as for any
+    // server they cannot reach.
+    let (other_cert, _) = self_signed();
+    for untrusting in [
+        RemoteLog::new(&base, LEADER).with_token(TOKEN),
+        RemoteLog::new(&base, LEADER)
+            .with_token(TOKEN)
+            .with_root_certificate(other_cert.as_bytes())
+            .expect("a root"),
+    ] {
+        let error = untrusting.max_id().expect_err("an untrusted certificate");
+        assert!(
+            matches!(error, es_core::Error::Database { .. }),
+            "{error:?}"
+        );
+        assert!(!format!("{error} {error:?}").contains(TOKEN), "{error:?}");
+    }
+
+    // Plain HTTP to the TLS port gets no HTTP answer, and breaks nothing.
+    let plain = RemoteLog::new(&format!("http://127.0.0.1:{port}"), LEADER).with_token(TOKEN);
+    assert!(matches!(
+        plain.max_id(),
+        Err(es_core::Error::Database { .. })
+    ));
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET /box_office HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    assert!(
+        !answer.starts_with(b"HTTP/"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert_eq!(log.max_id().expect("still served"), Some(5));
+}
+
+#[test]
+fn certificates_and_keys_that_do_not_parse_or_match_are_refused() {
+    let (cert, key) = self_signed();
+    let (_, other_key) = self_signed();
+    for (cert, key) in [
+        ("", key.as_str()),
+        ("not PEM", key.as_str()),
+        (cert.as_str(), ""),
+        (key.as_str(), cert.as_str()),
+        (cert.as_str(), other_key.as_str()),
+    ] {
+        let error =
+            TlsConfig::from_pem(cert.as_bytes(), key.as_bytes()).expect_err("a bad chain or key");
+        assert!(matches!(error, es_core::Error::Config { .. }), "{error}");
+        assert!(!error.to_string().contains("PRIVATE KEY-----\n"), "{error}");
+    }
+    for pem in ["", "garbage", key.as_str()] {
+        assert!(matches!(
+            RemoteLog::new("https://127.0.0.1:1", LEADER).with_root_certificate(pem.as_bytes()),
             Err(es_core::Error::Config { .. })
         ));
     }

@@ -3,13 +3,15 @@
 //! so a process application or projection in another process tracks its
 //! position in a remote log exactly as in a local one.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::format::{NotificationDe, NotificationJson, SectionJson};
+use super::format::{EventDe, NotificationDe, NotificationJson, SectionJson};
 use super::remote_listener::RemoteListener;
 use crate::domain::event::{AnyEvent, DomainEvent};
+use crate::domain::id::OriginatorId;
 use crate::error::{BoxError, Error, Result};
 use crate::persistence::{Listener, Mapper, Notification, StoredEvent};
 use crate::system::Leader;
@@ -59,12 +61,8 @@ impl RemoteLog {
     /// assert!(matches!(log.max_id(), Err(es_core::Error::Database { .. })));
     /// ```
     pub fn new(base_url: &str, application: &str) -> Self {
-        let config = ureq::Agent::config_builder()
-            .timeout_global(Some(REQUEST_TIMEOUT + super::MAX_WAIT))
-            .http_status_as_error(false)
-            .build();
         RemoteLog {
-            agent: config.into(),
+            agent: agent(ureq::tls::TlsConfig::default()),
             url: format!("{}/{application}", base_url.trim_end_matches('/')),
             name: application.to_owned(),
             token: None,
@@ -83,6 +81,40 @@ impl RemoteLog {
     pub fn with_token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(BearerToken(token.into()));
         self
+    }
+
+    /// Trusts the certificates of `pem` (the server's own, self-signed, or
+    /// its private CA's) for an `https` URL, instead of the web's roots. PEM
+    /// without a certificate, or one that does not parse, is an
+    /// [`Error::Config`]. A server whose certificate none of them vouches
+    /// for is then an [`Error::Database`], as any failure to connect.
+    ///
+    /// ```
+    /// use es_core::interface::http::RemoteLog;
+    /// let log = RemoteLog::new("https://127.0.0.1:1", "orders");
+    /// let error = log.with_root_certificate(b"no certificate here").unwrap_err();
+    /// assert!(matches!(error, es_core::Error::Config { .. }), "{error}");
+    /// ```
+    pub fn with_root_certificate(mut self, pem: &[u8]) -> Result<Self> {
+        let bad = |why: String| Error::Config {
+            variable: "root certificate".into(),
+            value: why,
+            expected: "PEM certificates (-----BEGIN CERTIFICATE-----)".into(),
+        };
+        let mut certs = Vec::new();
+        for item in ureq::tls::parse_pem(pem) {
+            if let ureq::tls::PemItem::Certificate(cert) = item.map_err(|e| bad(e.to_string()))? {
+                certs.push(cert);
+            }
+        }
+        if certs.is_empty() {
+            return Err(bad("no certificate".into()));
+        }
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+            .build();
+        self.agent = agent(tls);
+        Ok(self)
     }
 
     /// The application's name.
@@ -131,6 +163,69 @@ impl RemoteLog {
         Ok((section, items))
     }
 
+    /// The stored events of the originator `id`, oldest first: versions
+    /// above `gt` and up to `lte` (each if given), at most `limit` (and at
+    /// most the server's `MAX_LIMIT`). An id the server's store cannot keep
+    /// (a text id where it keeps UUIDs only) is its 400, an
+    /// [`Error::Database`] here.
+    ///
+    /// ```
+    /// # #[cfg(feature = "http-server")] {
+    /// use std::sync::Arc;
+    /// use es_core::interface::http::{RemoteLog, log_router};
+    /// use es_core::persistence::EventQuery;
+    /// use es_core::prelude::*;
+    /// # #[aggregate] pub struct Samovar { litres: u32 }
+    /// # #[aggregate] impl Samovar {
+    /// #     #[event("Filled")] pub fn fill(litres: u32) -> Self { Samovar { litres } }
+    /// #     #[event("Topped")] pub fn top_up(&mut self, litres: u32) { self.litres += litres; }
+    /// # }
+    /// let kitchen = Arc::new(Application::builder().name("kitchen").in_memory().build()?);
+    /// let mut samovar = Samovar::fill(1);
+    /// samovar.top_up(1);
+    /// samovar.top_up(1);
+    /// kitchen.save(&mut samovar)?;
+    /// let router = log_router([Arc::clone(&kitchen)])?;
+    /// let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    /// let base = format!("http://{}", listener.local_addr()?);
+    /// std::thread::spawn(move || runtime.block_on(async { axum::serve(listener, router).await }));
+    ///
+    /// let log = RemoteLog::new(&base, "kitchen");
+    /// let events = log.aggregate_events(samovar.id(), Some(1), None, Some(10))?;
+    /// assert_eq!(events.iter().map(|e| e.originator_version).collect::<Vec<_>>(), [2, 3]);
+    /// assert_eq!(events, kitchen.recorder().select_events(&samovar.id(), EventQuery::new().gt(1))?);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn aggregate_events(
+        &self,
+        id: impl Into<OriginatorId>,
+        gt: Option<u64>,
+        lte: Option<u64>,
+        limit: Option<usize>,
+    ) -> Result<Vec<StoredEvent>> {
+        let id = id.into();
+        // A text id is said to be one, so that text spelling a UUID stays text.
+        let mut url = format!(
+            "{}/aggregates/{}?text={}",
+            self.url,
+            PathSegment(&id.to_string()),
+            !id.is_uuid()
+        );
+        for (name, value) in [("gt", gt), ("lte", lte)] {
+            if let Some(value) = value {
+                let _ = write!(url, "&{name}={value}");
+            }
+        }
+        if let Some(limit) = limit {
+            let _ = write!(url, "&limit={limit}");
+        }
+        let body = self.get_body(&url)?;
+        let items: Vec<EventDe<'_>> = parse(&url, &body)?;
+        items.iter().map(EventDe::to_stored_event).collect()
+    }
+
     fn get<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T> {
         parse(url, &self.get_body(url)?)
     }
@@ -162,6 +257,34 @@ impl RemoteLog {
             return Err(failed(format!("{url}: {status}: {why}").into()));
         }
         Ok(body)
+    }
+}
+
+/// An agent that leaves statuses to the caller, with `tls`.
+fn agent(tls: ureq::tls::TlsConfig) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(REQUEST_TIMEOUT + super::MAX_WAIT))
+        .http_status_as_error(false)
+        .tls_config(tls)
+        .build()
+        .into()
+}
+
+/// Text as one segment of a URL's path: everything but the unreserved
+/// characters percent-encoded, so that a `/`, `?` or `%` in a text id
+/// stays inside the segment.
+struct PathSegment<'a>(&'a str);
+
+impl std::fmt::Display for PathSegment<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for byte in self.0.bytes() {
+            if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                write!(f, "{}", char::from(byte))?;
+            } else {
+                write!(f, "%{byte:02X}")?;
+            }
+        }
+        Ok(())
     }
 }
 

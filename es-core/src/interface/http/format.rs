@@ -7,7 +7,11 @@
 //! notification: {"id": 1, "originator_id": "<uuid as 32 hex digits, or the text id>",
 //!                "originator_version": 1, "topic": "Dog.Registered",
 //!                "state": "<the stored bytes, base64>"}
+//! event:        {"originator_id": ..., "originator_version": 1, "topic": ..., "state": ...}
 //! ```
+//!
+//! An event (an item of `GET /{application}/aggregates/{id}`, one
+//! originator's stored events, for tools) is a notification without its `id`.
 //!
 //! A text originator id that is 32 hexadecimal digits would read as a UUID;
 //! such an item also carries `"originator_id_is_text": true`, which the
@@ -65,31 +69,50 @@ pub(crate) struct NotificationRef<'a>(pub(crate) &'a Notification);
 #[cfg(feature = "http-server")]
 impl Serialize for NotificationRef<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let (notification, event) = (self.0, &self.0.event);
-        let ambiguous_text = event
-            .originator_id
-            .as_str()
-            .filter(|text| uuid::Uuid::try_parse(text).is_ok());
-        let mut item = serializer.serialize_struct(
-            "NotificationJson",
-            if ambiguous_text.is_some() { 6 } else { 5 },
-        )?;
-        item.serialize_field("id", &notification.id)?;
-        match (event.originator_id.as_uuid(), event.originator_id.as_str()) {
-            (Some(uuid), _) => item.serialize_field("originator_id", &Simple(uuid))?,
-            (None, Some(text)) => item.serialize_field("originator_id", text)?,
-            (None, None) => {
-                item.serialize_field("originator_id", &event.originator_id.to_string())?
-            }
-        }
-        item.serialize_field("originator_version", &event.originator_version)?;
-        item.serialize_field("topic", &event.topic)?;
-        item.serialize_field("state", &Base64(&event.state))?;
-        if ambiguous_text.is_some() {
-            item.serialize_field("originator_id_is_text", &true)?;
-        }
-        item.end()
+        serialize_event(serializer, Some(self.0.id), &self.0.event)
     }
+}
+
+/// A stored event written as an item of the aggregates route: a
+/// notification's fields without its id.
+#[cfg(feature = "http-server")]
+pub(crate) struct EventRef<'a>(pub(crate) &'a StoredEvent);
+
+#[cfg(feature = "http-server")]
+impl Serialize for EventRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_event(serializer, None, self.0)
+    }
+}
+
+/// `event` as a JSON object, led by the notification id `id` if it has one.
+#[cfg(feature = "http-server")]
+fn serialize_event<S: serde::Serializer>(
+    serializer: S,
+    id: Option<u64>,
+    event: &StoredEvent,
+) -> Result<S::Ok, S::Error> {
+    let ambiguous_text = event
+        .originator_id
+        .as_str()
+        .filter(|text| uuid::Uuid::try_parse(text).is_ok());
+    let fields = 4 + usize::from(id.is_some()) + usize::from(ambiguous_text.is_some());
+    let mut item = serializer.serialize_struct("NotificationJson", fields)?;
+    if let Some(id) = id {
+        item.serialize_field("id", &id)?;
+    }
+    match (event.originator_id.as_uuid(), event.originator_id.as_str()) {
+        (Some(uuid), _) => item.serialize_field("originator_id", &Simple(uuid))?,
+        (None, Some(text)) => item.serialize_field("originator_id", text)?,
+        (None, None) => item.serialize_field("originator_id", &event.originator_id.to_string())?,
+    }
+    item.serialize_field("originator_version", &event.originator_version)?;
+    item.serialize_field("topic", &event.topic)?;
+    item.serialize_field("state", &Base64(&event.state))?;
+    if ambiguous_text.is_some() {
+        item.serialize_field("originator_id_is_text", &true)?;
+    }
+    item.end()
 }
 
 /// A UUID as 32 hex digits, written without an allocation.
@@ -145,6 +168,35 @@ impl NotificationDe<'_> {
     }
 }
 
+/// An item of the aggregates route, read as [`NotificationDe`] is.
+#[cfg(feature = "http-client")]
+#[derive(Deserialize)]
+pub(crate) struct EventDe<'a> {
+    #[serde(borrow)]
+    originator_id: Cow<'a, str>,
+    originator_version: u64,
+    #[serde(borrow)]
+    topic: Cow<'a, str>,
+    #[serde(borrow)]
+    state: Cow<'a, str>,
+    #[serde(default)]
+    originator_id_is_text: bool,
+}
+
+#[cfg(feature = "http-client")]
+impl EventDe<'_> {
+    pub(crate) fn to_stored_event(&self) -> Result<StoredEvent> {
+        decode_event(
+            || format!("version {} of an aggregate", self.originator_version),
+            &self.originator_id,
+            self.originator_id_is_text,
+            self.originator_version,
+            &self.topic,
+            &self.state,
+        )
+    }
+}
+
 /// The notification an item of the JSON stands for, or [`Error::Corrupt`].
 fn decode(
     id: u64,
@@ -154,7 +206,28 @@ fn decode(
     topic: &str,
     state: &str,
 ) -> Result<Notification> {
-    let corrupt = |what: String| Error::Corrupt(format!("notification {id} over HTTP: {what}"));
+    let event = decode_event(
+        || format!("notification {id}"),
+        originator_id,
+        originator_id_is_text,
+        originator_version,
+        topic,
+        state,
+    )?;
+    Ok(Notification { id, event })
+}
+
+/// The stored event an item of the JSON stands for, or [`Error::Corrupt`]
+/// naming it by `what`.
+fn decode_event(
+    what: impl Fn() -> String,
+    originator_id: &str,
+    originator_id_is_text: bool,
+    originator_version: u64,
+    topic: &str,
+    state: &str,
+) -> Result<StoredEvent> {
+    let corrupt = |why: String| Error::Corrupt(format!("{} over HTTP: {why}", what()));
     let originator_id = match uuid::Uuid::try_parse(originator_id) {
         Ok(uuid) if !originator_id_is_text => OriginatorId::from(uuid),
         _ => {
@@ -164,14 +237,11 @@ fn decode(
     let state = STANDARD
         .decode(state)
         .map_err(|e| corrupt(format!("state is not base64: {e}")))?;
-    Ok(Notification {
-        id,
-        event: StoredEvent {
-            originator_id,
-            originator_version,
-            topic: topic.to_owned(),
-            state,
-        },
+    Ok(StoredEvent {
+        originator_id,
+        originator_version,
+        topic: topic.to_owned(),
+        state,
     })
 }
 
@@ -281,6 +351,27 @@ mod tests {
             assert_eq!(borrowed, owned);
             let read: NotificationDe<'_> = serde_json::from_str(&borrowed).expect("parse");
             assert_eq!(read.to_notification().expect("decode"), notification);
+        }
+    }
+
+    #[cfg(all(feature = "http-server", feature = "http-client"))]
+    #[test]
+    fn an_event_is_written_as_its_notification_without_the_id_and_read_back() {
+        let looks_like_a_uuid = uuid::Uuid::new_v4().simple().to_string();
+        for id in [
+            OriginatorId::from(uuid::Uuid::new_v4()),
+            OriginatorId::text(&looks_like_a_uuid).expect("text"),
+        ] {
+            let notification = notification(id);
+            let event: serde_json::Value =
+                serde_json::to_value(EventRef(&notification.event)).expect("json");
+            let mut expected =
+                serde_json::to_value(NotificationJson::from(&notification)).expect("json");
+            expected.as_object_mut().expect("an object").remove("id");
+            assert_eq!(event, expected);
+            let text = event.to_string();
+            let read: EventDe<'_> = serde_json::from_str(&text).expect("parse");
+            assert_eq!(read.to_stored_event().expect("decode"), notification.event);
         }
     }
 

@@ -3,7 +3,9 @@
 //! `http-server`, axum) and read by [`RemoteLog`] (feature `http-client`,
 //! ureq), which [`RemoteLeader`] makes a [`Leader`](crate::system::Leader),
 //! so that a follower in another process or on another machine tracks its
-//! position in the log exactly as it would in a local one.
+//! position in the log exactly as it would in a local one. [`LogServer`]
+//! serves it to readers with tokens, at a bounded rate; `serve_tls`
+//! (feature `http-tls`) serves it over TLS.
 //!
 //! ```
 //! # #[cfg(all(feature = "http-server", feature = "http-client"))] {
@@ -51,7 +53,11 @@ pub mod format;
 #[cfg(feature = "http-client")]
 mod remote_listener;
 #[cfg(feature = "http-server")]
+mod guard;
+#[cfg(feature = "http-server")]
 mod server;
+#[cfg(feature = "http-tls")]
+mod tls;
 
 #[cfg(all(feature = "http-client", feature = "async"))]
 pub use async_client::AsyncRemoteLog;
@@ -59,7 +65,9 @@ pub use async_client::AsyncRemoteLog;
 pub use client::{RemoteLeader, RemoteLog};
 pub use format::{NotificationJson, SectionJson};
 #[cfg(feature = "http-server")]
-pub use server::{MAX_LIMIT, log_router, log_router_for_readers};
+pub use server::{LogServer, MAX_LIMIT, log_router, log_router_for_readers};
+#[cfg(feature = "http-tls")]
+pub use tls::{TlsConfig, serve_tls};
 
 /// The longest a request for new notifications waits for the log to grow:
 /// the server's bound on `wait_ms`, and what the reader allows for beyond
