@@ -165,7 +165,7 @@ fn every_balance_holds_under_200_concurrent_requests(app: Application) {
             })
         })
         .collect();
-    let mut expected = vec![OPENING_BALANCE as i64; ACCOUNTS];
+    let mut expected = [OPENING_BALANCE as i64; ACCOUNTS];
     let mut refused = 0;
     for client in clients {
         for done in client.join().expect("a client") {

@@ -29,10 +29,12 @@ pub use self::postgres::{
 pub(crate) use self::postgres::{checked_schema, table_prefix_from_name};
 pub use cipher::{Cipher, CipherError};
 pub use compressor::{Compressor, CompressorError};
+pub(crate) use listen::Signal;
+#[cfg(feature = "http-client")]
+pub(crate) use listen::SignalListener;
 #[cfg(any(feature = "async", feature = "http-server"))]
 pub(crate) use listen::select_notifications_waiting;
 pub use listen::{DEFAULT_LISTEN_POLL_INTERVAL, Listener, PollingListener, Subscription};
-pub(crate) use listen::{Signal, SignalListener};
 pub use mapper::{DEFAULT_MAX_EVENT_SIZE, Mapper, TooLarge};
 pub use memory::MemoryRecorder;
 pub use recorder::{

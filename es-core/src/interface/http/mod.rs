@@ -50,10 +50,10 @@ mod async_client;
 #[cfg(feature = "http-client")]
 mod client;
 pub mod format;
-#[cfg(feature = "http-client")]
-mod remote_listener;
 #[cfg(feature = "http-server")]
 mod guard;
+#[cfg(feature = "http-client")]
+mod remote_listener;
 #[cfg(feature = "http-server")]
 mod server;
 #[cfg(feature = "http-tls")]
