@@ -7,6 +7,7 @@
 #[allow(dead_code)]
 #[path = "../../examples/bank_api.rs"]
 mod bank_api;
+mod http_support;
 mod pg_support;
 
 use std::collections::HashMap;
@@ -25,28 +26,9 @@ const REQUESTS_PER_CLIENT: usize = 5;
 const ACCOUNTS: usize = 10;
 const OPENING_BALANCE: u64 = 1_000;
 
-/// The API served on a free port of loopback, on a runtime of its own.
-struct Served {
-    base: String,
-    _runtime: tokio::runtime::Runtime,
-}
-
-fn serve(app: Application) -> Served {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("a free port");
-    let base = format!("http://{}", listener.local_addr().expect("an address"));
-    let router = bank_api::router(AsyncApplication::new(app));
-    runtime.spawn(async move { axum::serve(listener, router).await });
-    Served {
-        base,
-        _runtime: runtime,
-    }
+/// The bank's API over `app`, served on a free port of loopback; the base URL.
+fn serve(app: Application) -> String {
+    http_support::serve(bank_api::router(AsyncApplication::new(app)))
 }
 
 fn agent() -> ureq::Agent {
@@ -144,8 +126,7 @@ fn request(agent: &ureq::Agent, base: &str, ids: &[String], client: usize, n: us
 }
 
 fn every_balance_holds_under_200_concurrent_requests(app: Application) {
-    let served = serve(app);
-    let base = served.base.clone();
+    let base = serve(app);
     let agent = agent();
     let ids: Arc<Vec<String>> = Arc::new(
         (0..ACCOUNTS)
@@ -243,8 +224,7 @@ fn every_balance_holds_under_200_concurrent_requests_on_postgres() {
 #[test]
 fn each_refusal_is_answered_with_its_status_and_a_json_error() {
     let app = Application::builder().in_memory().build().expect("an app");
-    let served = serve(app);
-    let base = &served.base;
+    let base = &serve(app);
     let agent = agent();
     let alice = open_account(&agent, base, "Alice");
     let bob = open_account(&agent, base, "Bob");

@@ -8,6 +8,8 @@
 //! `/usr/bin/chromium`. Without it the test is skipped, except under
 //! `CI=true`, where `.ci/run` installs it and its absence is a failure.
 
+mod http_support;
+
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,8 @@ use std::time::{Duration, Instant};
 use es_core::interface::console::Console;
 use es_core::persistence::{Cipher, Compressor, StoredEvent, Tracking, Transcoder};
 use es_core::prelude::*;
+
+use http_support::serve;
 
 #[aggregate]
 pub struct Basket {
@@ -307,20 +311,6 @@ fn serve_console() -> (String, OriginatorId) {
         .router()
         .expect("router");
     (serve(router), hostile_id.expect("the hostile basket"))
-}
-
-fn serve(router: axum::Router) -> String {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    let port = listener.local_addr().expect("address").port();
-    std::thread::spawn(move || runtime.block_on(async { axum::serve(listener, router).await }));
-    format!("http://127.0.0.1:{port}")
 }
 
 fn raw_get(address: &str, path: &str) -> (u16, String) {

@@ -5,6 +5,7 @@
 
 #[path = "../bin/box_office.rs"]
 mod box_office;
+mod http_support;
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -20,40 +21,11 @@ use es_core::prelude::*;
 use es_core::system::ProcessApplication;
 
 use box_office::{FOLLOWER, LEADER, ReceiptEvent, Ticket};
+use http_support::{serve, serve_with_peers};
 
-/// Serves `apps` on a port of loopback from a thread of its own; the base URL.
-fn serve(apps: Vec<Arc<Application>>) -> String {
-    serve_router(log_router(apps).expect("router"))
-}
-
-fn serve_router(router: axum::Router) -> String {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    let port = listener.local_addr().expect("address").port();
-    std::thread::spawn(move || runtime.block_on(async { axum::serve(listener, router).await }));
-    format!("http://127.0.0.1:{port}")
-}
-
-/// As [`serve_router`], telling the router each request's peer address.
-fn serve_with_peers(router: axum::Router) -> String {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    let port = listener.local_addr().expect("address").port();
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    std::thread::spawn(move || runtime.block_on(async { axum::serve(listener, service).await }));
-    format!("http://127.0.0.1:{port}")
+/// Serves `apps`' logs on a port of loopback; the base URL.
+fn serve_logs(apps: Vec<Arc<Application>>) -> String {
+    serve(log_router(apps).expect("router"))
 }
 
 /// A raw GET, to see the status, headers and body as any client would.
@@ -97,7 +69,7 @@ fn sections_are_the_local_ones_in_the_python_librarys_json_and_full_ones_are_cac
     let dir = tempfile::tempdir().expect("dir");
     let leader = box_office(dir.path());
     sell(&leader, 0..25);
-    let base = serve(vec![Arc::clone(&leader)]);
+    let base = serve_logs(vec![Arc::clone(&leader)]);
     let log = RemoteLog::new(&base, LEADER);
     assert_eq!(log.max_id().expect("max"), Some(25));
     let (section, items) = log.section("1,10").expect("section");
@@ -148,7 +120,7 @@ fn bad_requests_get_json_errors_and_the_server_goes_on() {
     let dir = tempfile::tempdir().expect("dir");
     let leader = box_office(dir.path());
     sell(&leader, 0..3);
-    let base = serve(vec![Arc::clone(&leader)]);
+    let base = serve_logs(vec![Arc::clone(&leader)]);
     for (path, status) in [
         ("/nobody/notifications/1,10", 404),
         ("/box_office/notifications/1,x", 400),
@@ -194,7 +166,7 @@ fn a_long_poll_answers_as_soon_as_the_log_grows() {
     let dir = tempfile::tempdir().expect("dir");
     let leader = box_office(dir.path());
     sell(&leader, 0..1);
-    let base = serve(vec![Arc::clone(&leader)]);
+    let base = serve_logs(vec![Arc::clone(&leader)]);
     let log = RemoteLog::new(&base, LEADER);
     let seller = {
         let leader = Arc::clone(&leader);
@@ -226,7 +198,7 @@ fn a_process_application_follows_a_remote_log_exactly_once() {
     let dir = tempfile::tempdir().expect("dir");
     let leader = box_office(dir.path());
     sell(&leader, 0..40);
-    let base = serve(vec![Arc::clone(&leader)]);
+    let base = serve_logs(vec![Arc::clone(&leader)]);
     let remote = RemoteLeader::new(RemoteLog::new(&base, LEADER), Mapper::default());
     let follower = || {
         let app = Application::builder()
@@ -301,7 +273,7 @@ fn an_aggregates_events_are_the_local_ones_filtered_as_asked() {
     for id in &ids {
         record(&leader, id, 1..=6);
     }
-    let base = serve(vec![Arc::clone(&leader)]);
+    let base = serve_logs(vec![Arc::clone(&leader)]);
     let log = RemoteLog::new(&base, LEADER);
     for id in &ids {
         for (gt, lte, limit) in [
@@ -368,7 +340,7 @@ fn an_aggregates_events_are_capped_and_bad_requests_for_them_get_json_errors() {
     let leader = box_office(dir.path());
     let id = OriginatorId::from(Uuid::new_v4());
     record(&leader, &id, 1..=MAX_LIMIT as u64 + 1);
-    let base = serve(vec![Arc::clone(&leader)]);
+    let base = serve_logs(vec![Arc::clone(&leader)]);
     let log = RemoteLog::new(&base, LEADER);
     let all = log
         .aggregate_events(id.clone(), None, None, Some(usize::MAX))
@@ -419,7 +391,7 @@ fn a_log_served_to_readers_with_tokens_refuses_the_others_and_never_shows_a_toke
     let dir = tempfile::tempdir().expect("dir");
     let leader = box_office(dir.path());
     sell(&leader, 0..3);
-    let base = serve_router(
+    let base = serve(
         log_router_for_readers([Arc::clone(&leader)], [TOKEN, "another-readers-token"])
             .expect("router"),
     );
@@ -520,7 +492,7 @@ fn a_reader_past_the_rate_limit_is_told_to_wait_and_the_others_are_not() {
 fn without_tokens_or_peer_addresses_every_client_shares_one_rate() {
     let dir = tempfile::tempdir().expect("dir");
     let leader = box_office(dir.path());
-    let base = serve_router(
+    let base = serve(
         LogServer::new([Arc::clone(&leader)])
             .rate_limit(1, 2)
             .router()
