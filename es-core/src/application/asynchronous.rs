@@ -110,6 +110,18 @@ impl AsyncApplication {
 
     /// The application itself, for what blocks briefly or is done outside
     /// the executor (serving its log, running followers from it).
+    ///
+    /// ```
+    /// # #[cfg(feature = "async")] {
+    /// use std::sync::Arc;
+    /// use es_core::AsyncApplication;
+    /// use es_core::prelude::*;
+    /// let app = AsyncApplication::new(Application::builder().name("shop").in_memory().build()?);
+    /// let shared: Arc<Application> = Arc::clone(app.application()); // for log_router, say
+    /// assert_eq!(shared.name(), Some("shop"));
+    /// # }
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
     pub fn application(&self) -> &Arc<Application> {
         &self.app
     }

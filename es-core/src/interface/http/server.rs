@@ -91,6 +91,16 @@ impl LogServer {
     /// The logs of `apps`, by their names, served to anyone, as often as
     /// asked. Applications without a name, or two of one name, are refused
     /// when the router is made.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use es_core::interface::http::LogServer;
+    /// use es_core::prelude::*;
+    /// let app = Arc::new(Application::builder().name("ledger").in_memory().build()?);
+    /// let server = LogServer::new([app]);
+    /// assert!(format!("{server:?}").contains("ledger"));
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
     pub fn new(apps: impl IntoIterator<Item = Arc<Application>>) -> Self {
         LogServer {
             apps: apps.into_iter().collect(),
@@ -106,6 +116,18 @@ impl LogServer {
     /// error. Tokens are compared in constant time and never written
     /// anywhere. No token, or an empty one, makes [`router`](Self::router)
     /// an [`Error::Config`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use es_core::interface::http::LogServer;
+    /// use es_core::prelude::*;
+    /// let app = Arc::new(Application::builder().name("ledger").in_memory().build()?);
+    /// let server = LogServer::new([app]).readers(["token-of-audit"]);
+    /// assert!(!format!("{server:?}").contains("token-of-audit"));
+    /// let router = server.router()?;
+    /// # let _ = router;
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
     pub fn readers(mut self, tokens: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.tokens = Some(tokens.into_iter().map(Into::into).collect());
         self
@@ -155,6 +177,21 @@ impl LogServer {
     }
 
     /// The router to serve (`axum::serve`) or nest in the program's own.
+    /// Applications without a name, two of one name, no token or an empty
+    /// one, or a zero rate are an [`Error::Config`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use es_core::interface::http::LogServer;
+    /// use es_core::prelude::*;
+    /// let unnamed = Arc::new(Application::builder().in_memory().build()?);
+    /// assert!(matches!(LogServer::new([unnamed]).router(), Err(es_core::Error::Config { .. })));
+    /// let ledger = Arc::new(Application::builder().name("ledger").in_memory().build()?);
+    /// let router = LogServer::new([ledger]).router()?;
+    /// let app = axum::Router::new().nest("/logs", router); // served under /logs/ledger/...
+    /// # let _ = app;
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
     pub fn router(self) -> Result<axum::Router, Error> {
         let apps = by_name(self.apps)?;
         let tokens = self.tokens.map(checked_tokens).transpose()?;

@@ -48,6 +48,14 @@ impl TlsConfig {
     /// intermediates) and the key of `key` (PEM: PKCS #8, PKCS #1 or SEC1).
     /// A chain or key that does not parse, or that do not match, is an
     /// [`Error::Config`] naming which.
+    ///
+    /// ```
+    /// use es_core::interface::http::TlsConfig;
+    /// let refused = TlsConfig::from_pem(b"not a certificate", b"not a key");
+    /// assert!(matches!(refused, Err(es_core::Error::Config { .. })));
+    /// // With a real pair, as read from the files a certificate authority gave:
+    /// // let tls = TlsConfig::from_pem(&std::fs::read("cert.pem")?, &std::fs::read("key.pem")?)?;
+    /// ```
     pub fn from_pem(cert_chain: &[u8], key: &[u8]) -> Result<Self, Error> {
         let bad = |variable: &str, expected: &str, why: String| Error::Config {
             variable: variable.into(),

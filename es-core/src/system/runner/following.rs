@@ -75,12 +75,46 @@ impl<F: Follower + 'static> std::fmt::Debug for FollowerRunner<F> {
 
 impl<F: Follower + 'static> FollowerRunner<F> {
     /// Starts keeping `follower` up to date with `leader`, looking at its
-    /// log at least every [`DEFAULT_POLL_INTERVAL`].
+    /// log at least every [`DEFAULT_POLL_INTERVAL`]. A leader without a name
+    /// is a [`SystemError::Invalid`].
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// use es_core::prelude::*;
+    /// use es_core::system::{FollowerRunner, Policies, ProcessApplication};
+    /// # #[aggregate] pub struct Kettledrum { n: u32 }
+    /// # #[aggregate] impl Kettledrum { #[event("Struck")] pub fn make() -> Self { Kettledrum { n: 1 } } }
+    /// let leader = Arc::new(Application::builder().name("kettledrums").in_memory().build()?);
+    /// let follower = ProcessApplication::new(
+    ///     Application::builder().name("kettledrum-audit").in_memory().build()?,
+    ///     Policies::new().on(|_: DomainEvent<KettledrumEvent>, _| Ok(())),
+    /// )?;
+    /// let runner = FollowerRunner::start(leader, follower)?;
+    /// runner.stop()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn start<L: Leader + 'static>(leader: Arc<L>, follower: F) -> Result<Self, SystemError> {
         Self::start_with_poll_interval(leader, follower, DEFAULT_POLL_INTERVAL)
     }
 
-    /// As [`start`](Self::start), with the poll interval given.
+    /// As [`start`](Self::start), with the poll interval given: how often
+    /// the leader's log is read when its listener says nothing.
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// use es_core::prelude::*;
+    /// use es_core::system::{FollowerRunner, Policies, ProcessApplication};
+    /// # #[aggregate] pub struct Tambourine { n: u32 }
+    /// # #[aggregate] impl Tambourine { #[event("Shaken")] pub fn make() -> Self { Tambourine { n: 1 } } }
+    /// let leader = Arc::new(Application::builder().name("tambourines").in_memory().build()?);
+    /// let follower = ProcessApplication::new(
+    ///     Application::builder().name("tambourine-audit").in_memory().build()?,
+    ///     Policies::new().on(|_: DomainEvent<TambourineEvent>, _| Ok(())),
+    /// )?;
+    /// let runner = FollowerRunner::start_with_poll_interval(leader, follower, Duration::from_secs(60))?;
+    /// runner.stop()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn start_with_poll_interval<L: Leader + 'static>(
         leader: Arc<L>,
         follower: F,
@@ -117,13 +151,47 @@ impl<F: Follower + 'static> FollowerRunner<F> {
     }
 
     /// The follower, to read what it derived.
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// use es_core::prelude::*;
+    /// use es_core::system::{FollowerRunner, Policies, ProcessApplication};
+    /// # #[aggregate] pub struct Triangle { n: u32 }
+    /// # #[aggregate] impl Triangle { #[event("Rung")] pub fn make() -> Self { Triangle { n: 1 } } }
+    /// let leader = Arc::new(Application::builder().name("triangles").in_memory().build()?);
+    /// let follower = ProcessApplication::new(
+    ///     Application::builder().name("triangle-audit").in_memory().build()?,
+    ///     Policies::new().on(|_: DomainEvent<TriangleEvent>, _| Ok(())),
+    /// )?;
+    /// let runner = FollowerRunner::start(leader, follower)?;
+    /// assert_eq!(runner.follower().name(), "triangle-audit");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn follower(&self) -> &F {
         &self.shared.follower
     }
 
     /// Waits until the follower has taken in notification `notification_id`
-    /// of the leader. Fails if the projection stopped with an error, or
-    /// when `timeout` passes.
+    /// of the leader. Fails if the follower stopped with an error, or when
+    /// `timeout` passes.
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// use es_core::prelude::*;
+    /// use es_core::system::{FollowerRunner, Policies, ProcessApplication};
+    /// # #[aggregate] pub struct Gong { n: u32 }
+    /// # #[aggregate] impl Gong { #[event("Struck")] pub fn make() -> Self { Gong { n: 1 } } }
+    /// let leader = Arc::new(Application::builder().name("gongs").in_memory().build()?);
+    /// let follower = ProcessApplication::new(
+    ///     Application::builder().name("gong-audit").in_memory().build()?,
+    ///     Policies::new().on(|_: DomainEvent<GongEvent>, _| Ok(())),
+    /// )?;
+    /// let runner = FollowerRunner::start(leader.clone(), follower)?;
+    /// let saved = leader.save(&mut Gong::make())?;
+    /// runner.wait(saved[0].notification_id, Duration::from_secs(5))?;
+    /// assert!(runner.wait(2, Duration::from_millis(10)).is_err()); // nothing saved yet
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn wait(&self, notification_id: u64, timeout: Duration) -> Result<(), SystemError> {
         let leader = self.shared.leader.leader_name();
         let deadline = Instant::now() + timeout;
@@ -162,13 +230,50 @@ impl<F: Follower + 'static> FollowerRunner<F> {
         }
     }
 
-    /// The failure that stopped the follower, if one did.
+    /// The failure that stopped the follower, if one did: a policy's error,
+    /// an event that does not decode; not a store's failure, which is tried
+    /// again.
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// use es_core::prelude::*;
+    /// use es_core::system::{FollowerRunner, Policies, ProcessApplication};
+    /// # #[aggregate] pub struct Cymbal { n: u32 }
+    /// # #[aggregate] impl Cymbal { #[event("Crashed")] pub fn make() -> Self { Cymbal { n: 1 } } }
+    /// let leader = Arc::new(Application::builder().name("cymbals").in_memory().build()?);
+    /// let follower = ProcessApplication::new(
+    ///     Application::builder().name("cymbal-audit").in_memory().build()?,
+    ///     Policies::new().on(|_: DomainEvent<CymbalEvent>, _| Err("no cymbals today".into())),
+    /// )?;
+    /// let runner = FollowerRunner::start(leader.clone(), follower)?;
+    /// let saved = leader.save(&mut Cymbal::make())?;
+    /// assert!(runner.wait(saved[0].notification_id, Duration::from_secs(5)).is_err());
+    /// assert!(runner.failure().is_some_and(|e| e.to_string().contains("no cymbals today")));
+    /// assert!(runner.stop().is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn failure(&self) -> Option<Arc<SystemError>> {
         self.shared.failure()
     }
 
     /// Stops the thread and waits for it; the failure that stopped the
-    /// follower before, if there was one.
+    /// follower before, if there was one. Dropping the runner stops it too.
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// use es_core::prelude::*;
+    /// use es_core::system::{FollowerRunner, Policies, ProcessApplication};
+    /// # #[aggregate] pub struct Maraca { n: u32 }
+    /// # #[aggregate] impl Maraca { #[event("Shaken")] pub fn make() -> Self { Maraca { n: 1 } } }
+    /// let leader = Arc::new(Application::builder().name("maracas").in_memory().build()?);
+    /// let follower = ProcessApplication::new(
+    ///     Application::builder().name("maraca-audit").in_memory().build()?,
+    ///     Policies::new().on(|_: DomainEvent<MaracaEvent>, _| Ok(())),
+    /// )?;
+    /// let runner = FollowerRunner::start(leader, follower)?;
+    /// assert!(runner.stop().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stop(mut self) -> Result<(), SystemError> {
         self.shut_down();
         match self.shared.failure() {
