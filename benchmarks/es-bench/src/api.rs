@@ -52,9 +52,9 @@ pub fn run(backend: &Backend, sizes: &Sizes) -> Result<Vec<Record>> {
         for clients in CLIENTS {
             eprintln!("  api on {name}: {clients} clients");
             let workload = format!("A1-{clients}");
-            // Which goes first alternates from run to run: a disk that
-            // syncs fast in bursts and slowly after (see NOTES.md) would
-            // otherwise favour one side of the ratio every time.
+            // Which goes first alternates, so that what changes over a run
+            // (the WAL's growth and checkpoints, the disk's cache) falls on
+            // both sides of the ratio rather than always on the second.
             let http_first = RUNS.fetch_add(1, Ordering::Relaxed).is_multiple_of(2);
             let mut http = Record::new("es-rs", name, &workload, "requests/s", durability);
             http.note = Some(format!(
