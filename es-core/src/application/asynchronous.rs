@@ -9,11 +9,11 @@
 //! wake-up.
 //!
 //! Why the blocking pool rather than async database clients: a hop to the
-//! pool and back costs a few microseconds (benchmarks/NOTES.md, "Async
-//! facade"), beside tens of microseconds for the cheapest SQLite save and
-//! hundreds for a PostgreSQL round trip, while one code path for both kinds
-//! of program keeps the store's guarantees (group commit, the checked retry
-//! of a lost COMMIT reply) written and tested once. A command is best given
+//! pool and back costs about 20 µs on a two-core machine (benchmark A0 in
+//! BENCHMARKS.md), beside 150 µs for a SQLite save synced to disk and
+//! 390 µs for a PostgreSQL one there, while one code path for both kinds of
+//! program keeps the store's guarantees (group commit, the checked retry of
+//! a lost COMMIT reply) written and tested once. A command is best given
 //! to [`AsyncApplication::call`] whole (load, decide, save), which makes one
 //! hop for all of it.
 //!
