@@ -10,8 +10,6 @@
 
 mod http_support;
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -314,20 +312,8 @@ fn serve_console() -> (String, OriginatorId) {
 }
 
 fn raw_get(address: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).expect("connect");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .expect("status");
-    (status, response)
+    let (status, _, body) = http_support::request(address, "GET", path, "");
+    (status, body)
 }
 
 fn find_chromium() -> Option<PathBuf> {

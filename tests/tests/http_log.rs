@@ -21,7 +21,7 @@ use es_core::prelude::*;
 use es_core::system::ProcessApplication;
 
 use box_office::{FOLLOWER, LEADER, ReceiptEvent, Ticket};
-use http_support::{serve, serve_with_peers};
+use http_support::{bound, request, serve, serve_with_peers};
 
 /// Serves `apps`' logs on a port of loopback; the base URL.
 fn serve_logs(apps: Vec<Arc<Application>>) -> String {
@@ -30,22 +30,7 @@ fn serve_logs(apps: Vec<Arc<Application>>) -> String {
 
 /// A raw GET, to see the status, headers and body as any client would.
 fn get(base: &str, path: &str, headers: &str) -> (u16, String, String) {
-    let address = base.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(address).expect("connect");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{headers}\r\n"
-    )
-    .expect("request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    let (head, body) = response.split_once("\r\n\r\n").expect("head and body");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .expect("status");
-    (status, head.to_ascii_lowercase(), body.to_owned())
+    request(base, "GET", path, headers)
 }
 
 fn box_office(dir: &std::path::Path) -> Arc<Application> {
@@ -136,17 +121,9 @@ fn bad_requests_get_json_errors_and_the_server_goes_on() {
         assert!(json["error"].is_string(), "{path}: {body}");
     }
     for method in ["POST", "DELETE"] {
-        let address = base.trim_start_matches("http://");
-        let mut stream = TcpStream::connect(address).expect("connect");
-        write!(
-            stream,
-            "{method} /box_office HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .expect("request");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("response");
-        assert!(response.starts_with("HTTP/1.1 405"), "{response}");
-        assert!(response.contains("\"error\""), "{response}");
+        let (status, _, body) = request(&base, method, "/box_office", "Content-Length: 0\r\n");
+        assert_eq!(status, 405, "{method}: {body}");
+        assert!(body.contains("\"error\""), "{method}: {body}");
     }
     let missing = RemoteLog::new(&base, "nobody")
         .max_id()
@@ -524,14 +501,7 @@ fn self_signed() -> (String, String) {
 /// Serves `router` over TLS on a port of loopback from a thread of its own;
 /// the port.
 fn serve_over_tls(router: axum::Router, tls: TlsConfig) -> u16 {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
+    let (runtime, listener, _) = bound();
     let port = listener.local_addr().expect("address").port();
     std::thread::spawn(move || runtime.block_on(serve_tls(listener, router, tls)));
     port

@@ -20,7 +20,8 @@ pub fn serve_with_peers(router: axum::Router) -> String {
     base
 }
 
-fn bound() -> (tokio::runtime::Runtime, tokio::net::TcpListener, String) {
+/// A runtime, a listener on a free port of loopback and its base URL.
+pub fn bound() -> (tokio::runtime::Runtime, tokio::net::TcpListener, String) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -31,4 +32,27 @@ fn bound() -> (tokio::runtime::Runtime, tokio::net::TcpListener, String) {
         .expect("a free port");
     let base = format!("http://{}", listener.local_addr().expect("an address"));
     (runtime, listener, base)
+}
+
+/// A request written by hand, to see the status, headers and body as any
+/// client would: `base` is `http://host:port` or `host:port`, `headers`
+/// lines ending in CRLF. The status, the head in lower case, the body.
+pub fn request(base: &str, method: &str, path: &str, headers: &str) -> (u16, String, String) {
+    use std::io::{Read as _, Write as _};
+    let address = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{headers}\r\n"
+    )
+    .expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("head and body");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("status");
+    (status, head.to_ascii_lowercase(), body.to_owned())
 }
