@@ -73,6 +73,7 @@ pub use chrono::{DateTime, Utc};
 pub use domain::aggregate::{Aggregate, AggregateMeta, INITIAL_VERSION};
 pub use domain::event::{AggregateEvent, AnyEvent, DomainEvent};
 pub use domain::id::{OriginatorId, create_id};
+pub use domain::metadata::Metadata;
 pub use domain::snapshot::Snapshot;
 pub use error::{BoxError, Error, Result};
 /// The PostgreSQL driver, whose transactions a projection into a

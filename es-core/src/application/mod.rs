@@ -36,6 +36,7 @@ pub use save::{Save, Unsaved};
 use crate::domain::aggregate::Aggregate;
 use crate::domain::event::{AnyEvent, DomainEvent};
 use crate::domain::id::OriginatorId;
+use crate::domain::metadata::Metadata;
 use crate::error::{BoxError, Error, Result};
 use crate::persistence::{
     AggregateRecorder, ApplicationRecorder, Mapper, ProcessRecorder, StoredEvent, Tracking,
@@ -267,7 +268,31 @@ impl Application {
     /// version first, the result is [`Error::Conflict`], nothing is written, and
     /// the aggregates keep their pending events.
     pub fn save<S: Save + ?Sized>(&self, aggregates: &mut S) -> Result<Vec<Recording>> {
-        self.save_tracked(aggregates, None)
+        self.save_tracked(aggregates, None, None)
+    }
+
+    /// Saves as [`save`](Self::save) does, with `metadata` (who made the
+    /// change, why, other headers) stored with each of the save's events and
+    /// read back from the log with [`Mapper::metadata`].
+    ///
+    /// ```
+    /// use es_core::prelude::*;
+    /// use es_core::Metadata;
+    /// # #[aggregate] pub struct Visa { granted: bool }
+    /// # #[aggregate] impl Visa { #[event("Issued")] pub fn issue() -> Self { Visa { granted: true } } }
+    /// let app = Application::builder().in_memory().build()?;
+    /// let metadata = Metadata::new().user_id("officer-12").header("request-id", "r-881");
+    /// app.save_with_metadata(&mut Visa::issue(), &metadata)?;
+    /// let stored = app.notification_log().select(1, 1)?.remove(0).event;
+    /// assert_eq!(app.mapper().metadata(&stored)?.headers["request-id"], "r-881");
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    pub fn save_with_metadata<S: Save + ?Sized>(
+        &self,
+        aggregates: &mut S,
+        metadata: &Metadata,
+    ) -> Result<Vec<Recording>> {
+        self.save_tracked(aggregates, None, Some(metadata))
     }
 
     /// Saves as [`save`](Self::save) does, and records in the same
@@ -295,13 +320,14 @@ impl Application {
         aggregates: &mut S,
         tracking: &Tracking,
     ) -> Result<Vec<Recording>> {
-        self.save_tracked(aggregates, Some(tracking))
+        self.save_tracked(aggregates, Some(tracking), None)
     }
 
     fn save_tracked<S: Save + ?Sized>(
         &self,
         aggregates: &mut S,
         tracking: Option<&Tracking>,
+        metadata: Option<&Metadata>,
     ) -> Result<Vec<Recording>> {
         let span = tracing::debug_span!(
             "es.save",
@@ -313,7 +339,7 @@ impl Application {
             leader_id = tracking.map(|t| t.notification_id),
         );
         let _entered = span.enter();
-        let saved = self.save_within_span(aggregates, tracking, &span);
+        let saved = self.save_within_span(aggregates, tracking, metadata, &span);
         if let Err(error) = &saved {
             tracing::debug!(%error, "save failed");
         }
@@ -324,13 +350,14 @@ impl Application {
         &self,
         aggregates: &mut S,
         tracking: Option<&Tracking>,
+        metadata: Option<&Metadata>,
         span: &tracing::Span,
     ) -> Result<Vec<Recording>> {
         let mut stored = Vec::new();
         let mut failure = None;
         aggregates.for_each_aggregate(&mut |aggregate| {
             if failure.is_none()
-                && let Err(error) = aggregate.encode_pending(&self.mapper, &mut stored)
+                && let Err(error) = aggregate.encode_pending(&self.mapper, metadata, &mut stored)
             {
                 failure = Some(error);
             }

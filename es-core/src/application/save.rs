@@ -3,6 +3,7 @@
 use crate::domain::aggregate::{Aggregate, INITIAL_VERSION};
 use crate::domain::event::{AggregateEvent, AnyEvent, DomainEvent};
 use crate::domain::id::OriginatorId;
+use crate::domain::metadata::Metadata;
 use crate::error::{Error, Result};
 use crate::persistence::{Mapper, StoredEvent};
 
@@ -47,8 +48,13 @@ pub trait Unsaved {
     fn current_version(&self) -> u64;
     /// How many events are pending.
     fn pending_count(&self) -> usize;
-    /// Encodes the pending events, oldest first.
-    fn encode_pending(&self, mapper: &Mapper, out: &mut Vec<StoredEvent>) -> Result<()>;
+    /// Encodes the pending events, oldest first, each with the save's metadata.
+    fn encode_pending(
+        &self,
+        mapper: &Mapper,
+        metadata: Option<&Metadata>,
+        out: &mut Vec<StoredEvent>,
+    ) -> Result<()>;
     /// Hands the pending events over, oldest first, leaving none pending.
     fn drain_pending(&mut self, out: &mut Vec<DomainEvent<Box<dyn AnyEvent>>>);
     /// Encodes a snapshot of the aggregate as it is now.
@@ -70,10 +76,15 @@ impl<A: Aggregate> Unsaved for A {
     fn pending_count(&self) -> usize {
         self.pending_events().len()
     }
-    fn encode_pending(&self, mapper: &Mapper, out: &mut Vec<StoredEvent>) -> Result<()> {
+    fn encode_pending(
+        &self,
+        mapper: &Mapper,
+        metadata: Option<&Metadata>,
+        out: &mut Vec<StoredEvent>,
+    ) -> Result<()> {
         for event in self.pending_events() {
             check_created::<A>(event)?;
-            out.push(mapper.to_stored_event(event)?);
+            out.push(mapper.to_stored_event_with_metadata(event, metadata)?);
         }
         Ok(())
     }

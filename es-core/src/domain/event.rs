@@ -10,6 +10,7 @@ use serde::ser::SerializeStruct;
 use serde::{Deserializer, Serialize, Serializer};
 
 use super::id::OriginatorId;
+use super::metadata::Metadata;
 
 /// One event of one aggregate: the payload (a variant of the aggregate's generated
 /// event enum) with the aggregate's id, the version the event gave it, and when.
@@ -180,25 +181,34 @@ impl<E: AggregateEvent> AnyEvent for E {
     }
 }
 
-const FIELDS: &[&str] = &["timestamp", "data", "version"];
+const FIELDS: &[&str] = &["timestamp", "data", "version", "metadata"];
 
 /// How an event is laid out in serde's data model: `{timestamp, data}`, and
 /// `version` after them when the event's schema version is above 1 (so that data
-/// written before a type had versions stays valid). The originator id, version and
-/// topic are stored in columns of their own.
+/// written before a type had versions stays valid), and `metadata` last when the
+/// save gave some (with `version` then always written, so that a reader of the
+/// positional form finds each field in its place). The originator id, version
+/// and topic are stored in columns of their own.
 pub(crate) struct EventBody<'a, E> {
     pub(crate) timestamp: &'a DateTime<Utc>,
     pub(crate) payload: &'a E,
+    pub(crate) metadata: Option<&'a Metadata>,
 }
 
 impl<E: AggregateEvent> Serialize for EventBody<'_, E> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let version = E::schema_version(self.payload.topic());
-        let mut body = serializer.serialize_struct("Event", if version > 1 { 3 } else { 2 })?;
+        let metadata = self.metadata.filter(|metadata| !metadata.is_empty());
+        let with_version = version > 1 || metadata.is_some();
+        let len = 2 + usize::from(with_version) + usize::from(metadata.is_some());
+        let mut body = serializer.serialize_struct("Event", len)?;
         body.serialize_field("timestamp", self.timestamp)?;
         body.serialize_field("data", &CurrentFields(self.payload))?;
-        if version > 1 {
+        if with_version {
             body.serialize_field("version", &version)?;
+        }
+        if let Some(metadata) = metadata {
+            body.serialize_field("metadata", metadata)?;
         }
         body.end()
     }
@@ -308,6 +318,8 @@ impl<'de, E: AggregateEvent> Visitor<'de> for EventBodySeed<'_, E> {
             .next_element_seed(StoredFieldsSeed::<E>(self.topic, PhantomData))?
             .ok_or_else(|| de::Error::invalid_length(1, &self))?;
         let version = seq.next_element()?;
+        // The save's metadata, if any, is read by `Mapper::metadata`, not here.
+        let _: Option<de::IgnoredAny> = seq.next_element()?;
         Ok((timestamp, upcast_fields(self.topic, fields, version)?))
     }
 
@@ -318,6 +330,7 @@ impl<'de, E: AggregateEvent> Visitor<'de> for EventBodySeed<'_, E> {
             Timestamp,
             Data,
             Version,
+            Metadata,
         }
         let mut timestamp = None;
         let mut fields = None;
@@ -332,6 +345,9 @@ impl<'de, E: AggregateEvent> Visitor<'de> for EventBodySeed<'_, E> {
                         Some(map.next_value_seed(StoredFieldsSeed::<E>(self.topic, PhantomData))?)
                 }
                 Field::Version if version.is_none() => version = Some(map.next_value()?),
+                Field::Metadata => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
                 Field::Timestamp => return Err(de::Error::duplicate_field("timestamp")),
                 Field::Data => return Err(de::Error::duplicate_field("data")),
                 Field::Version => return Err(de::Error::duplicate_field("version")),
@@ -504,12 +520,43 @@ mod tests {
         let body = EventBody {
             timestamp: &timestamp,
             payload: &Light::On { watts: 60 },
+            metadata: None,
         };
         let json = serde_json::to_string(&body).expect("encode");
         assert_eq!(json, r#"{"timestamp":"1970-01-01T00:00:00Z","data":[60]}"#);
         assert_eq!(
             decode("Light.On", &json).expect("decode"),
             (timestamp, Light::On { watts: 60 })
+        );
+    }
+
+    #[test]
+    fn metadata_comes_last_after_an_explicit_version_and_is_skipped_by_the_event_reader() {
+        let timestamp = DateTime::UNIX_EPOCH;
+        let metadata = Metadata::new().user_id("ada");
+        let body = EventBody {
+            timestamp: &timestamp,
+            payload: &Light::On { watts: 60 },
+            metadata: Some(&metadata),
+        };
+        let json = serde_json::to_string(&body).expect("encode");
+        assert_eq!(
+            json,
+            r#"{"timestamp":"1970-01-01T00:00:00Z","data":[60],"version":1,"metadata":{"user_id":"ada"}}"#
+        );
+        assert_eq!(
+            decode("Light.On", &json).expect("decode"),
+            (timestamp, Light::On { watts: 60 })
+        );
+        // Empty metadata is not written at all.
+        let empty = Metadata::new();
+        let body = EventBody {
+            metadata: Some(&empty),
+            ..body
+        };
+        assert_eq!(
+            serde_json::to_string(&body).expect("encode"),
+            r#"{"timestamp":"1970-01-01T00:00:00Z","data":[60]}"#
         );
     }
 

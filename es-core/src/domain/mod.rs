@@ -4,5 +4,6 @@
 pub(crate) mod aggregate;
 pub(crate) mod event;
 pub(crate) mod id;
+pub(crate) mod metadata;
 pub(crate) mod snapshot;
 pub(crate) mod topic;

@@ -9,6 +9,7 @@ use super::stored_event::StoredEvent;
 use super::transcoder::Transcoder;
 use crate::domain::aggregate::Aggregate;
 use crate::domain::event::{AggregateEvent, AnyEvent, DomainEvent, EventBody, EventBodySeed};
+use crate::domain::metadata::Metadata;
 use crate::domain::snapshot::{OwnedSnapshotBody, Snapshot, SnapshotBody};
 use crate::domain::topic;
 use crate::error::{BoxError, Error, Result};
@@ -194,9 +195,35 @@ impl Mapper {
         &self,
         event: &DomainEvent<E>,
     ) -> Result<StoredEvent> {
+        self.to_stored_event_with_metadata(event, None)
+    }
+
+    /// Encodes one domain event with the metadata of the save that records it
+    /// (who, why, headers), read back by [`metadata`](Self::metadata).
+    ///
+    /// ```
+    /// use es_core::prelude::*;
+    /// use es_core::Metadata;
+    /// use es_core::persistence::{Mapper, Transcoder};
+    /// # #[aggregate] pub struct Stamp { inked: bool }
+    /// # #[aggregate] impl Stamp { #[event("Cut")] pub fn cut() -> Self { Stamp { inked: false } } }
+    /// let mapper = Mapper::new(Transcoder::MessagePack);
+    /// let metadata = Metadata::new().user_id("ada");
+    /// let stored = mapper.to_stored_event_with_metadata(&Stamp::cut().pending_events()[0], Some(&metadata))?;
+    /// assert_eq!(mapper.metadata(&stored)?, metadata);
+    /// // The event itself reads as before.
+    /// assert!(matches!(mapper.to_domain_event::<StampEvent>(&stored)?.payload, StampEvent::Cut {}));
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    pub fn to_stored_event_with_metadata<E: AggregateEvent>(
+        &self,
+        event: &DomainEvent<E>,
+        metadata: Option<&Metadata>,
+    ) -> Result<StoredEvent> {
         let body = EventBody {
             timestamp: &event.timestamp,
             payload: &event.payload,
+            metadata,
         };
         let state = self
             .transcoder
@@ -295,6 +322,40 @@ impl Mapper {
                     .decode_seed(PhantomData::<serde_json::Value>, &state)
                     .map_err(BoxError::from)
             })
+            .map_err(|source| decode_error(stored, source))
+    }
+
+    /// The metadata the event's save gave it (empty when it gave none, and
+    /// for a snapshot). Decodes the state without registered types: any
+    /// reader of the log can tell who made a change and why.
+    ///
+    /// ```
+    /// use es_core::prelude::*;
+    /// use es_core::Metadata;
+    /// # #[aggregate] pub struct Permit { granted: bool }
+    /// # #[aggregate] impl Permit { #[event("Granted")] pub fn grant() -> Self { Permit { granted: true } } }
+    /// let app = Application::builder().in_memory().build()?;
+    /// let why = Metadata::new().user_id("clerk-7").change_reason("renewal");
+    /// app.save_with_metadata(&mut Permit::grant(), &why)?;
+    /// app.save(&mut Permit::grant())?;
+    /// let log = app.notification_log().select(1, 10)?;
+    /// assert_eq!(app.mapper().metadata(&log[0].event)?, why);
+    /// assert!(app.mapper().metadata(&log[1].event)?.is_empty());
+    /// # Ok::<(), es_core::Error>(())
+    /// ```
+    pub fn metadata(&self, stored: &StoredEvent) -> Result<Metadata> {
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            #[serde(default)]
+            metadata: Metadata,
+        }
+        self.open(&stored.state)
+            .and_then(|state| {
+                self.transcoder
+                    .decode_seed(PhantomData::<Envelope>, &state)
+                    .map_err(BoxError::from)
+            })
+            .map(|envelope| envelope.metadata)
             .map_err(|source| decode_error(stored, source))
     }
 

@@ -62,7 +62,9 @@ pub enum SignatureError {
     #[error("the signature is not `sha256=` followed by 64 hexadecimal digits")]
     Malformed,
     /// The body, timestamp or secret differ from the sender's.
-    #[error("the signature does not match the body and timestamp (a wrong secret, or a changed body)")]
+    #[error(
+        "the signature does not match the body and timestamp (a wrong secret, or a changed body)"
+    )]
     Mismatch,
     /// The timestamp is too far from now.
     #[error(
@@ -153,15 +155,30 @@ mod tests {
         assert_eq!(signature.len(), 7 + 64);
         assert_eq!(verify(b"k", 7, b"payload", &signature), Ok(()));
         assert_eq!(
-            verify(b"k", 7, b"payload", &signature.to_uppercase().replace("SHA256", "sha256")),
+            verify(
+                b"k",
+                7,
+                b"payload",
+                &signature.to_uppercase().replace("SHA256", "sha256")
+            ),
             Ok(())
         );
     }
 
     #[test]
     fn malformed_signatures_are_refused_before_any_mac() {
-        for bad in ["", "sha256=", "md5=00", "sha256=zz", &format!("sha256={}", "0".repeat(63))] {
-            assert_eq!(verify(b"k", 7, b"x", bad), Err(SignatureError::Malformed), "{bad:?}");
+        for bad in [
+            "",
+            "sha256=",
+            "md5=00",
+            "sha256=zz",
+            &format!("sha256={}", "0".repeat(63)),
+        ] {
+            assert_eq!(
+                verify(b"k", 7, b"x", bad),
+                Err(SignatureError::Malformed),
+                "{bad:?}"
+            );
         }
     }
 }
