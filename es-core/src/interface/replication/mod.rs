@@ -11,11 +11,23 @@
 //!   per entity with its version, by a callback endpoint that applies each
 //!   batch in one transaction and skips what it already has.
 
+mod api;
+mod delivery;
+mod history;
 mod record;
+mod replicator;
 pub mod signature;
+mod store;
+mod subscription;
 
+pub use delivery::DeliveryConfig;
 pub use record::{Batch, HistoryRecord, HistoryType, Reference, Replicating};
 pub use replicated::Replicated;
+pub use replicator::{Replicator, ReplicatorBuilder, SubscriptionStatus};
+pub use store::SubscriptionStore;
+pub use subscription::{
+    Filter, Start, Status, Subscription, SubscriptionError, SubscriptionRequest,
+};
 
 mod replicated {
     /// A struct a replica keeps copies of: written by `#[replicated("contract")]`.

@@ -469,12 +469,24 @@ impl PostgresDatabase {
         self.run(work, |_| true)?
             .map_err(|error| pg_error(operation, error))
     }
+
+    /// Runs `work` with a pooled connection's client, again on another
+    /// connection if the first was found closed: for tables other layers
+    /// keep beside the store's (replication's subscriptions and copies).
+    /// Work that writes must be safe to run twice.
+    pub(crate) fn with_client<T>(
+        &self,
+        operation: &'static str,
+        mut work: impl FnMut(&mut postgres::Client) -> std::result::Result<T, postgres::Error>,
+    ) -> Result<T> {
+        self.read(operation, |connection| work(&mut connection.client))
+    }
 }
 
 /// A driver error as the source of [`Error::Database`]: the server's own error
 /// (`postgres::error::DbError`, with its SQLSTATE and message) when the server
 /// reported one, else the `postgres::Error`.
-pub(super) fn pg_error(operation: &'static str, error: postgres::Error) -> Error {
+pub(crate) fn pg_error(operation: &'static str, error: postgres::Error) -> Error {
     let source: BoxError = if error.as_db_error().is_some() {
         match error.into_source() {
             Some(db_error) => db_error,

@@ -88,6 +88,11 @@ pub struct PostgresRecorder {
 }
 
 impl PostgresRecorder {
+    /// The database the recorder writes to, for tables kept beside its own.
+    pub(crate) fn database(&self) -> &Arc<PostgresDatabase> {
+        &self.db
+    }
+
     /// The recorder of events and the notification log, in the table
     /// `<prefix>_events` (`stored_events` without a prefix). Creates the table
     /// if `create_table` and it does not exist yet.

@@ -201,13 +201,16 @@ impl SqliteDatabase {
         self.path.is_none()
     }
 
-    fn writer(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn writer(&self) -> MutexGuard<'_, Connection> {
         // A panic while the lock was held rolled its transaction back as it unwound.
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Runs `read` on a reader connection (the writer's, for an in-memory database).
-    fn read<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
         self.read_with(|connection| read(connection).map_err(reading))
     }
 
@@ -295,6 +298,11 @@ pub struct SqliteRecorder {
 }
 
 impl SqliteRecorder {
+    /// The database the recorder writes to, for tables kept beside its own.
+    pub(crate) fn database(&self) -> &Arc<SqliteDatabase> {
+        &self.db
+    }
+
     /// The recorder of events and the notification log, and of a follower's
     /// positions in its leaders' logs (it is a
     /// [`ProcessRecorder`](crate::persistence::ProcessRecorder)). Creates

@@ -1,0 +1,105 @@
+//! A webhook receiver for the master's tests: it checks each delivery's
+//! signature, keeps the batches, and answers as the test tells it to.
+
+#![allow(dead_code)] // Each test target uses its own part of this module.
+
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use es_core::interface::replication::Batch;
+use es_core::interface::replication::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, verify};
+
+#[path = "../http_support/mod.rs"]
+mod http_support;
+
+/// What the receiver got and how it answers.
+#[derive(Default)]
+pub struct Inbox {
+    secret: Mutex<String>,
+    batches: Mutex<Vec<Batch>>,
+    /// The status to answer with; 0 answers 200 and keeps the batch.
+    answer: AtomicU16,
+    /// How long to wait before answering, in milliseconds.
+    delay_ms: AtomicU64,
+    /// Deliveries whose signature did not verify.
+    forged: AtomicU64,
+    /// Deliveries answered with an error status.
+    refused: AtomicU64,
+}
+
+impl Inbox {
+    pub fn set_secret(&self, secret: &str) {
+        *self.secret.lock().expect("secret") = secret.to_owned();
+    }
+
+    pub fn answer(&self, status: u16) {
+        self.answer.store(status, Ordering::SeqCst);
+    }
+
+    pub fn delay(&self, delay: Duration) {
+        self.delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    pub fn batches(&self) -> Vec<Batch> {
+        self.batches.lock().expect("batches").clone()
+    }
+
+    pub fn forged(&self) -> u64 {
+        self.forged.load(Ordering::SeqCst)
+    }
+
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::SeqCst)
+    }
+}
+
+async fn receive(State(inbox): State<Arc<Inbox>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let delay = inbox.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    let timestamp: u64 = header(TIMESTAMP_HEADER).parse().unwrap_or(0);
+    let secret = inbox.secret.lock().expect("secret").clone();
+    if verify(
+        secret.as_bytes(),
+        timestamp,
+        &body,
+        header(SIGNATURE_HEADER),
+    )
+    .is_err()
+    {
+        inbox.forged.fetch_add(1, Ordering::SeqCst);
+        return StatusCode::UNAUTHORIZED;
+    }
+    let answer = inbox.answer.load(Ordering::SeqCst);
+    if answer != 0 {
+        inbox.refused.fetch_add(1, Ordering::SeqCst);
+        return StatusCode::from_u16(answer).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    let Ok(batch) = serde_json::from_slice::<Batch>(&body) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    inbox.batches.lock().expect("batches").push(batch);
+    StatusCode::OK
+}
+
+/// A receiver on a free port: its inbox and its callback URL.
+pub fn receiver() -> (Arc<Inbox>, String) {
+    let inbox = Arc::new(Inbox::default());
+    let router = axum::Router::new()
+        .route("/cb", axum::routing::post(receive))
+        .with_state(Arc::clone(&inbox));
+    let base = http_support::serve(router);
+    (inbox, format!("{base}/cb"))
+}
