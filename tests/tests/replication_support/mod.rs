@@ -13,8 +13,8 @@ use axum::http::{HeaderMap, StatusCode};
 use es_core::interface::replication::Batch;
 use es_core::interface::replication::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, verify};
 
-#[path = "../http_support/mod.rs"]
-mod http_support;
+// The crate declares `mod http_support` beside this module.
+use crate::http_support;
 
 /// What the receiver got and how it answers.
 #[derive(Default)]
