@@ -54,12 +54,13 @@ impl HistoryType {
 /// ```
 /// use es_core::interface::replication::{HistoryRecord, HistoryType};
 /// let record: HistoryRecord = serde_json::from_str(r#"{
-///     "history_id": 133, "history_date": "2018-04-30T12:04:33.690145Z",
+///     "history_id": 133, "history_date": "2018-04-30T12:04:33.690145",
 ///     "history_change_reason": null, "history_user_id": null, "history_type": "+",
 ///     "_uid": "123e4567-e89b-12d3-a456-426655440000", "_type": "contract", "_version": 1,
 ///     "number": "N14/10-11"
 /// }"#)?;
 /// assert_eq!((record.history_type, record.version), (HistoryType::Created, 1));
+/// assert_eq!(record.history_date.to_rfc3339(), "2018-04-30T12:04:33.690145+00:00");
 /// assert_eq!(record.fields["number"], "N14/10-11");
 /// # Ok::<(), serde_json::Error>(())
 /// ```
@@ -67,7 +68,10 @@ impl HistoryType {
 pub struct HistoryRecord {
     /// The change's notification id in the master's log: increasing in commit order.
     pub history_id: u64,
-    /// When the change happened (the event's timestamp).
+    /// When the change happened (the event's timestamp). Read with or
+    /// without an offset: a master that writes local ISO 8601 times without
+    /// one, as the seed's Django master does, is taken to mean UTC.
+    #[serde(deserialize_with = "utc_or_naive")]
     pub history_date: DateTime<Utc>,
     /// Why, as the save's metadata said.
     pub history_change_reason: Option<String>,
@@ -87,6 +91,21 @@ pub struct HistoryRecord {
     /// The entity's fields after the change.
     #[serde(flatten)]
     pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+/// An RFC 3339 time, or an ISO 8601 one without an offset, as UTC.
+fn utc_or_naive<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+    let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+    if let Ok(time) = DateTime::parse_from_rfc3339(&text) {
+        return Ok(time.with_timezone(&Utc));
+    }
+    chrono::NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.f")
+        .map(|naive| naive.and_utc())
+        .map_err(|e| {
+            serde::de::Error::custom(format_args!(
+                "history_date {text:?} is not an ISO 8601 time: {e}"
+            ))
+        })
 }
 
 /// What one delivery carries: `{"count": n, "results": [records]}`, records in
