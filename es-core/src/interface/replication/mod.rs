@@ -12,9 +12,14 @@
 //!   batch in one transaction and skips what it already has.
 
 mod record;
+pub mod replica;
 pub mod signature;
 
 pub use record::{Batch, HistoryRecord, HistoryType, Reference, Replicating};
+pub use replica::{
+    Applied, CALLBACK_PATH, CallbackConfig, DEFAULT_MAX_BODY_BYTES, Replica, ReplicaCopy,
+    ReplicaError, ReplicaVersion, callback_router,
+};
 pub use replicated::Replicated;
 
 mod replicated {
