@@ -1,26 +1,6 @@
 //! The webhook a master delivers batches to: `POST /api/v1/callback`.
 //!
-//! Each request is checked in this order, and the first check that fails
-//! answers `{"error": "<why>"}` with its status, having applied nothing:
-//!
-//! 1. the headers `x-replication-timestamp` (Unix seconds) and
-//!    `x-replication-signature` (`sha256=` and 64 hex digits) are there and
-//!    well formed, else 401;
-//! 2. the timestamp is within the tolerance of the receiver's clock (an old
-//!    delivery replayed is refused), else 401;
-//! 3. the body is within the size limit, else 413 (the body must be read
-//!    before its signature can be checked, so the limit comes first);
-//! 4. the signature matches the raw body, checked before anything parses
-//!    it, else 401;
-//! 5. the body is a batch (JSON, every record with its `_uid`, `_type`,
-//!    `_version` and history fields), and its `count` is its number of
-//!    records, else 400;
-//! 6. every record's `_type` is registered and its fields fit the type, else
-//!    422;
-//! 7. the batch is applied in one transaction; a callback's or the
-//!    database's failure is 500, so the master sends the batch again.
-//!
-//! Success is 200 with `{"applied": n, "skipped": m}`.
+//! Its checks are documented on [`callback_router`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,8 +84,29 @@ impl CallbackConfig {
 
 /// The webhook that applies the batches a master delivers to `replica`, at
 /// [`CALLBACK_PATH`], as an axum router to serve or nest in the program's
-/// own; see the [module](self) for its checks and answers. Other paths
-/// answer 404 and other methods 405, as JSON.
+/// own. Other paths answer 404 and other methods 405, as JSON.
+///
+/// Each request is checked in this order, and the first check that fails
+/// answers `{"error": "<why>"}` with its status, having applied nothing:
+///
+/// 1. the headers `x-replication-timestamp` (Unix seconds) and
+///    `x-replication-signature` (`sha256=` and 64 hex digits) are there and
+///    well formed, else 401;
+/// 2. the timestamp is within the tolerance of the receiver's clock (an old
+///    delivery replayed is refused), else 401;
+/// 3. the body is within the size limit, else 413 (the body must be read
+///    before its signature can be checked, so the limit comes first);
+/// 4. the signature matches the raw body, checked before anything parses
+///    it, else 401;
+/// 5. the body is a batch (JSON, every record with its `_uid`, `_type`,
+///    `_version` and history fields), and its `count` is its number of
+///    records, else 400;
+/// 6. every record's `_type` is registered and its fields fit the type, else
+///    422;
+/// 7. the batch is applied in one transaction; a callback's or the
+///    database's failure is 500, so the master sends the batch again.
+///
+/// Success is 200 with `{"applied": n, "skipped": m}`.
 ///
 /// ```
 /// use std::sync::Arc;

@@ -114,6 +114,13 @@ impl std::fmt::Debug for Replica {
 
 /// What [`Replica::apply`] did with a batch's records: answered by the
 /// callback endpoint as `{"applied": n, "skipped": m}`.
+///
+/// ```
+/// use es_core::interface::replication::Applied;
+/// let done = Applied { applied: 2, skipped: 1 };
+/// assert_eq!(serde_json::to_string(&done)?, r#"{"applied":2,"skipped":1}"#);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Applied {
     /// Records newer than what was stored, now stored.
@@ -125,6 +132,24 @@ pub struct Applied {
 /// A live copy of an entity, with what the replica keeps beside its fields.
 ///
 /// (Not named `Copy`, which would hide the prelude's trait where imported.)
+///
+/// ```
+/// use es_core::interface::replication::{Batch, Replica, Replicated};
+/// #[derive(serde::Deserialize)]
+/// struct DocCopyFlat { floor: u8 }
+/// impl Replicated for DocCopyFlat { const TYPE: &'static str = "doc_copy_flat"; }
+/// let replica = Replica::sqlite(es_core::persistence::SqliteDatabase::open_in_memory()?)?
+///     .replicate::<DocCopyFlat>();
+/// let batch: Batch = serde_json::from_value(serde_json::json!({"count": 1, "results": [{
+///     "history_id": 7, "history_date": "2024-01-01T00:00:00Z", "history_change_reason": null,
+///     "history_user_id": null, "history_type": "~", "_uid": "f1", "_type": "doc_copy_flat",
+///     "_version": 3, "floor": 2
+/// }]}))?;
+/// replica.apply(&batch)?; // a change before its creation: the whole state all the same
+/// let copy = replica.get::<DocCopyFlat>("f1")?.expect("live");
+/// assert_eq!((copy.uid.as_str(), copy.version, copy.history_id, copy.value.floor), ("f1", 3, 7, 2));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplicaCopy<T> {
     /// The entity's id (`_uid`).
@@ -140,6 +165,24 @@ pub struct ReplicaCopy<T> {
 }
 
 /// The version a replica holds of an entity, and whether it was deleted.
+///
+/// ```
+/// use es_core::interface::replication::{Batch, Replica, ReplicaVersion, Replicated};
+/// #[derive(serde::Deserialize)]
+/// struct DocVersionDesk {}
+/// impl Replicated for DocVersionDesk { const TYPE: &'static str = "doc_version_desk"; }
+/// let replica = Replica::sqlite(es_core::persistence::SqliteDatabase::open_in_memory()?)?
+///     .replicate::<DocVersionDesk>();
+/// let batch: Batch = serde_json::from_value(serde_json::json!({"count": 1, "results": [{
+///     "history_id": 9, "history_date": "2024-01-01T00:00:00Z", "history_change_reason": null,
+///     "history_user_id": null, "history_type": "-", "_uid": "d1", "_type": "doc_version_desk",
+///     "_version": 4
+/// }]}))?;
+/// replica.apply(&batch)?; // a tombstone: older changes of d1 will be skipped
+/// assert_eq!(replica.version::<DocVersionDesk>("d1")?, Some(ReplicaVersion { version: 4, deleted: true }));
+/// assert!(replica.get::<DocVersionDesk>("d1")?.is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplicaVersion {
     /// The version of the last applied change.
@@ -368,7 +411,8 @@ impl Replica {
             .collect::<Result<Vec<_>, _>>()?;
         let mut applied = 0;
         self.store.write(&mut |writer| {
-            // Counted again if the store runs the work again.
+            // Counted from zero on each run of the work, so the count is
+            // the committed transaction's.
             applied = 0;
             for record in &checked {
                 if !writer.upsert(&record.row)? {
