@@ -279,6 +279,28 @@ fn a_batch_is_applied_whole_or_not_at_all(replica: Replica) {
     assert_eq!(tenant.map(|tenant| tenant.uid).as_deref(), Some("t-unseen"));
 }
 
+fn concurrent_deliveries_keep_the_newest_version(replica: Replica) {
+    let replica = Arc::new(registered(replica));
+    let threads: Vec<_> = [3, 8, 1, 6, 2, 7, 5, 4]
+        .into_iter()
+        .map(|version| {
+            let replica = replica.clone();
+            std::thread::spawn(move || {
+                let number = format!("N{version}");
+                replica.apply(&batch(vec![lease("a", version, "~", &number)]))
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread
+            .join()
+            .expect("no panic")
+            .expect("applied or skipped");
+    }
+    assert_eq!(version(&replica, "a"), Some((8, false)));
+    assert_eq!(number(&replica, "a").as_deref(), Some("N8"));
+}
+
 // The webhook over HTTP.
 
 const SECRET: &[u8] = b"it-replica-secret";
@@ -503,6 +525,7 @@ cases!(
     an_unknown_type_fails_the_whole_batch,
     a_callback_error_rolls_the_batch_back,
     a_batch_is_applied_whole_or_not_at_all,
+    concurrent_deliveries_keep_the_newest_version,
     http_a_good_signed_batch_is_applied,
     http_not_json_is_refused,
     http_a_record_without_uid_is_refused,

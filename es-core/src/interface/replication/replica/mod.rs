@@ -221,6 +221,9 @@ impl Replica {
     /// configured schema; creates the schema and `replica_entities` if they
     /// are not there. Each batch is one transaction on a pooled connection;
     /// two deliveries of one entity at once are applied one after the other.
+    /// (Two batches that hold the same entities in opposite orders may
+    /// deadlock: PostgreSQL then fails one of them, the endpoint answers 500,
+    /// and the master's retry applies it.)
     ///
     /// ```
     /// use es_core::interface::replication::Replica;

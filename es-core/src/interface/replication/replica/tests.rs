@@ -366,3 +366,23 @@ fn two_rust_types_under_one_name_are_refused() {
     }
     let _ = replica().replicate::<Other>();
 }
+
+#[test]
+fn a_file_database_reads_with_its_readers_what_the_writer_committed() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let db = SqliteDatabase::open(
+        dir.path().join("replica.sqlite3"),
+        std::time::Duration::from_secs(5),
+    )
+    .expect("a database");
+    let replica = Replica::sqlite(db.clone())
+        .expect("a replica")
+        .replicate::<Lease>();
+    replica
+        .apply(&batch(vec![lease("a", 1, "+", "N1")]))
+        .expect("applied");
+    assert_eq!(number(&replica, "a").as_deref(), Some("N1"));
+    // Another replica of the same file sees the same copies.
+    let again = Replica::sqlite(db).expect("a replica").replicate::<Lease>();
+    assert_eq!(number(&again, "a").as_deref(), Some("N1"));
+}
