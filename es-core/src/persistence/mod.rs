@@ -21,6 +21,8 @@ mod stored_event;
 mod transcoder;
 mod view;
 
+#[cfg(all(feature = "postgres", feature = "replication"))]
+pub(crate) use self::postgres::pg_error;
 #[cfg(feature = "postgres")]
 pub use self::postgres::{
     OriginatorIdType, PostgresConfig, PostgresDatabase, PostgresRecorder, PostgresView, SslMode,

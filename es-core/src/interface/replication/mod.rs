@@ -15,6 +15,7 @@ mod api;
 mod delivery;
 mod history;
 mod record;
+pub mod replica;
 mod replicator;
 pub mod signature;
 mod store;
@@ -22,6 +23,10 @@ mod subscription;
 
 pub use delivery::DeliveryConfig;
 pub use record::{Batch, HistoryRecord, HistoryType, Reference, Replicating};
+pub use replica::{
+    Applied, CALLBACK_PATH, CallbackConfig, DEFAULT_MAX_BODY_BYTES, Replica, ReplicaCopy,
+    ReplicaError, ReplicaVersion, callback_router,
+};
 pub use replicated::Replicated;
 pub use replicator::{Replicator, ReplicatorBuilder, SubscriptionStatus};
 pub use store::SubscriptionStore;

@@ -24,6 +24,8 @@ mod view;
 pub use config::{OriginatorIdType, PostgresConfig, SslMode};
 pub(crate) use config::{checked_schema, table_prefix_from_name};
 pub use pool::PostgresDatabase;
+#[cfg(feature = "replication")]
+pub(crate) use pool::pg_error;
 pub use recorder::PostgresRecorder;
 pub use view::PostgresView;
 

@@ -460,6 +460,39 @@ impl PostgresDatabase {
         }
     }
 
+    /// [`read`](Self::read) with the connection's client, for the crate's
+    /// other layers (a replica's copies).
+    #[cfg(feature = "replication")]
+    pub(crate) fn read_client<T>(
+        &self,
+        operation: &'static str,
+        mut work: impl FnMut(&mut postgres::Client) -> std::result::Result<T, postgres::Error>,
+    ) -> Result<T> {
+        self.read(operation, |connection| work(&mut connection.client))
+    }
+
+    /// Runs `work` in a transaction on a pooled connection and commits it,
+    /// or rolls it back if `work` fails: for the crate's other layers (a
+    /// replica's copies), whose errors `E` wrap the store's. A commit whose
+    /// reply was lost is an error, so `work` must be safe to do again.
+    #[cfg(feature = "replication")]
+    pub(crate) fn in_transaction<E: From<Error>>(
+        &self,
+        work: impl FnOnce(&mut postgres::Transaction<'_>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let mut connection = self.connection()?;
+        let mut transaction = connection
+            .client
+            .transaction()
+            .map_err(|e| pg_error("beginning a transaction", e))?;
+        // Dropping the transaction on an error rolls it back.
+        work(&mut transaction)?;
+        transaction
+            .commit()
+            .map_err(|e| pg_error("committing a transaction", e))?;
+        Ok(())
+    }
+
     /// [`run`](Self::run) for work that only reads: any attempt may be retried.
     pub(super) fn read<T>(
         &self,

@@ -214,6 +214,36 @@ impl SqliteDatabase {
         self.read_with(|connection| read(connection).map_err(reading))
     }
 
+    /// Runs `sql` (statements separated by `;`) on the writer connection,
+    /// outside any transaction: for the crate's other layers' tables.
+    #[cfg(feature = "replication")]
+    pub(crate) fn execute_batch(&self, operation: &'static str, sql: &str) -> Result<()> {
+        self.writer()
+            .execute_batch(sql)
+            .map_err(|e| Error::database(operation, e))
+    }
+
+    /// Runs `work` in an immediate transaction of the writer connection, so
+    /// it queues with the application's saves, and commits it, or rolls it
+    /// back if `work` fails: for the crate's other layers (a replica's
+    /// copies), whose errors `E` wrap the store's.
+    #[cfg(feature = "replication")]
+    pub(crate) fn in_transaction<E: From<Error>>(
+        &self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut connection = self.writer();
+        let transaction = connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| Error::database("beginning a transaction", e))?;
+        // Dropping the transaction on an error rolls it back.
+        work(&transaction)?;
+        transaction
+            .commit()
+            .map_err(|e| Error::database("committing a transaction", e))?;
+        Ok(())
+    }
+
     /// [`read`](Self::read), for reading that fails with errors of its own.
     fn read_with<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let Some(path) = &self.path else {
