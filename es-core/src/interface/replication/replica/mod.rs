@@ -250,7 +250,8 @@ impl Replica {
     }
 
     /// Keeps, besides each entity's copy, one row per applied record in
-    /// `replica_history` (created if it is not there), read with
+    /// `replica_history`, numbered in the order applied (created if it is
+    /// not there), read with
     /// [`history`](Self::history).
     ///
     /// ```
@@ -571,8 +572,10 @@ impl Replica {
         }))
     }
 
-    /// The applied records of `uid`, in version order, as they came (fields
-    /// as JSON): only for a replica built [`with_history`](Self::with_history).
+    /// The applied records of `uid`, in the order they were applied, as they
+    /// came (fields as JSON); since only a newer version is applied, their
+    /// versions rise, and a record applied twice or out of order would show.
+    /// Only for a replica built [`with_history`](Self::with_history).
     /// `T` must be registered.
     ///
     /// ```

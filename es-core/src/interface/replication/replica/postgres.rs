@@ -72,8 +72,7 @@ impl PostgresStore {
                 "INSERT INTO {history} \
                  (type, uid, version, history_id, history_date, history_type, \
                  history_change_reason, history_user_id, fields) \
-                 VALUES ($1, $2, $3, $4, ($5::text)::timestamptz, $6, $7, $8, ($9::text)::jsonb) \
-                 ON CONFLICT DO NOTHING"
+                 VALUES ($1, $2, $3, $4, ($5::text)::timestamptz, $6, $7, $8, ($9::text)::jsonb)"
             ),
             select_entity: format!("SELECT {columns} FROM {entities} WHERE type = $1 AND uid = $2"),
             select_live: format!(
@@ -83,7 +82,7 @@ impl PostgresStore {
             select_history: format!(
                 "SELECT version, history_id, {}, history_type, history_change_reason, \
                  history_user_id, fields::text FROM {history} \
-                 WHERE type = $1 AND uid = $2 ORDER BY version",
+                 WHERE type = $1 AND uid = $2 ORDER BY seq",
                 date_text("history_date")
             ),
             schema,
@@ -106,7 +105,8 @@ fn entity_row(row: &Row) -> std::result::Result<EntityRow, postgres::Error> {
 impl Store for PostgresStore {
     fn create_history_table(&self) -> Result<()> {
         let ddl = format!(
-            "CREATE TABLE IF NOT EXISTS {}.replica_history (
+            "CREATE TABLE IF NOT EXISTS {schema}.replica_history (
+                seq bigserial PRIMARY KEY,
                 type text NOT NULL,
                 uid text NOT NULL,
                 version bigint NOT NULL,
@@ -115,10 +115,11 @@ impl Store for PostgresStore {
                 history_type text NOT NULL,
                 history_change_reason text,
                 history_user_id text,
-                fields jsonb NOT NULL,
-                PRIMARY KEY (type, uid, version)
-            )",
-            self.schema
+                fields jsonb NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS replica_history_entity
+                ON {schema}.replica_history (type, uid, seq)",
+            schema = self.schema
         );
         self.db
             .read_client("creating the replica_history table", |client| {

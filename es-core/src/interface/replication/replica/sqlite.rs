@@ -22,6 +22,7 @@ const ENTITIES_DDL: &str = "CREATE TABLE IF NOT EXISTS replica_entities (
 ) WITHOUT ROWID;";
 
 const HISTORY_DDL: &str = "CREATE TABLE IF NOT EXISTS replica_history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
     type TEXT NOT NULL,
     uid TEXT NOT NULL,
     version INTEGER NOT NULL,
@@ -30,9 +31,9 @@ const HISTORY_DDL: &str = "CREATE TABLE IF NOT EXISTS replica_history (
     history_type TEXT NOT NULL,
     history_change_reason TEXT,
     history_user_id TEXT,
-    fields TEXT NOT NULL,
-    PRIMARY KEY (type, uid, version)
-) WITHOUT ROWID;";
+    fields TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS replica_history_entity ON replica_history (type, uid, seq);";
 
 // The row is replaced only by a newer version: a duplicate, or an older
 // change delivered late, changes nothing and counts no row.
@@ -47,7 +48,7 @@ const UPSERT: &str = "INSERT INTO replica_entities \
 const INSERT_HISTORY: &str = "INSERT INTO replica_history \
      (type, uid, version, history_id, history_date, history_type, \
      history_change_reason, history_user_id, fields) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING";
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
 const ENTITY_COLUMNS: &str = "uid, version, deleted, state, history_id, history_date";
 
@@ -117,7 +118,7 @@ impl Store for SqliteStore {
                 .prepare_cached(
                     "SELECT version, history_id, history_date, history_type, \
                      history_change_reason, history_user_id, fields FROM replica_history \
-                     WHERE type = ?1 AND uid = ?2 ORDER BY version",
+                     WHERE type = ?1 AND uid = ?2 ORDER BY seq",
                 )?
                 .query_map([kind, uid], |row| {
                     Ok(HistoryRow {
