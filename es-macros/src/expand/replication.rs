@@ -3,7 +3,7 @@
 //! behind es-core's `replication` feature, so this code compiles only with it.
 
 use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use crate::internals::replication::{Replicated, Replicating};
@@ -36,31 +36,30 @@ pub(crate) fn replicating(model: Replicating) -> TokenStream {
     }
 }
 
-/// `fn deletes`: a match on the event enum's variants named in `deleted_by`.
-/// Each variant has the span of its string, so that a name which is no event
-/// of the aggregate fails to compile there ("no variant named ..."). The enum
-/// is reached through `Aggregate::Event`, not by its generated name, so the
-/// struct's impl block may sit in another module.
+/// `fn deletes`: a match on the variants of the event enum that `#[aggregate]`
+/// generates beside the impl block (`LeaseEvent`), named in `deleted_by`. Each
+/// path has the span of its string, so that a name which is no event of the
+/// aggregate fails to compile there ("no variant named ..."). The enum is
+/// named, not reached through `Aggregate::Event`: through an alias of that
+/// projection, rustc reports a wrong name as an "ambiguous associated type".
+/// So the enum must be in scope beside the struct, as it is when the impl
+/// block is in the same module.
 fn deletes(ident: &syn::Ident, deleted_by: &[syn::Ident]) -> TokenStream {
     if deleted_by.is_empty() {
         return quote! {
-            fn deletes(
-                _: &<Self as ::es_core::__private::Aggregate>::Event,
-            ) -> bool {
+            fn deletes(_: &<Self as ::es_core::__private::Aggregate>::Event) -> bool {
                 false
             }
         };
     }
     // `{ .. }` matches struct variants (events of fields) and tuple variants
     // (events declared as structs) alike.
-    let arms = deleted_by
-        .iter()
-        .map(|variant| quote_spanned!(variant.span()=> __EsEvents::#variant { .. }));
+    let arms = deleted_by.iter().map(|variant| {
+        let events = format_ident!("{}Event", ident, span = variant.span());
+        quote_spanned!(variant.span()=> #events::#variant { .. })
+    });
     quote! {
-        fn deletes(
-            event: &<Self as ::es_core::__private::Aggregate>::Event,
-        ) -> bool {
-            type __EsEvents = <#ident as ::es_core::__private::Aggregate>::Event;
+        fn deletes(event: &<Self as ::es_core::__private::Aggregate>::Event) -> bool {
             // When every event deletes, the last arm is never reached.
             #[allow(unreachable_patterns)]
             match event {

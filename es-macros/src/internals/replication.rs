@@ -132,13 +132,13 @@ impl ReplicatingArgs {
         };
         let mut list = list.into_iter();
         match list.next() {
-            None => missing_contract(cx, "#[replicating]"),
+            None => missing_contract(cx, "replicating"),
             // `exclude(..)` first: the contract was left out, the option is read.
             Some(first @ Expr::Call(_)) => {
-                missing_contract(cx, "#[replicating]");
+                missing_contract(cx, "replicating");
                 args.accept(cx, first);
             }
-            Some(first) => args.contract = contract(cx, &first, "#[replicating]"),
+            Some(first) => args.contract = contract(cx, &first, "replicating"),
         }
         for option in list {
             args.accept(cx, option);
@@ -197,10 +197,10 @@ fn replicated_contract(cx: &Ctxt, args: proc_macro2::TokenStream) -> Option<LitS
     let list = expressions(cx, args)?;
     let mut list = list.into_iter();
     let Some(first) = list.next() else {
-        missing_contract(cx, "#[replicated]");
+        missing_contract(cx, "replicated");
         return None;
     };
-    let contract = contract(cx, &first, "#[replicated]");
+    let contract = contract(cx, &first, "replicated");
     if let Some(extra) = list.next() {
         cx.error_spanned_by(
             extra,
@@ -217,8 +217,8 @@ fn missing_contract(cx: &Ctxt, attr: &str) {
     cx.syn_error(syn::Error::new(
         proc_macro2::Span::call_site(),
         format!(
-            "{attr} needs the contract, the type name the master and its replicas agree on, \
-             first: `{attr}(\"lease\")`"
+            "#[{attr}] needs the contract, the type name the master and its replicas agree \
+             on, first: `#[{attr}(\"lease\")]`"
         ),
     ));
 }
@@ -232,7 +232,7 @@ fn contract(cx: &Ctxt, value: &Expr, attr: &str) -> Option<LitStr> {
     else {
         cx.error_spanned_by(
             value,
-            format!("the contract must be a string literal, such as `{attr}(\"lease\")`"),
+            format!("the contract must be a string literal, such as `#[{attr}(\"lease\")]`"),
         );
         return None;
     };
