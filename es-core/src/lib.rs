@@ -59,6 +59,12 @@ pub mod testing;
 pub use es_macros::aggregate;
 #[doc = include_str!("docs/event.md")]
 pub use es_macros::event;
+#[cfg(feature = "replication")]
+#[doc = include_str!("docs/replicated.md")]
+pub use es_macros::replicated;
+#[cfg(feature = "replication")]
+#[doc = include_str!("docs/replicating.md")]
+pub use es_macros::replicating;
 
 #[cfg(feature = "async")]
 pub use application::AsyncApplication;
@@ -99,6 +105,8 @@ pub mod prelude {
         Aggregate, AnyEvent, Application, DomainEvent, Error, OriginatorId, Recording, Snapshot,
         Uuid, aggregate, create_id, event, persistence::Notification,
     };
+    #[cfg(feature = "replication")]
+    pub use crate::{replicated, replicating};
 }
 
 /// What generated code names. Not part of the public API: it may change in any release.
@@ -194,5 +202,26 @@ pub mod __private {
     pub trait EventStruct:
         Clone + Debug + serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static
     {
+    }
+
+    /// What `#[replicating]` and `#[replicated]` implement.
+    #[cfg(feature = "replication")]
+    pub mod replication {
+        pub use crate::interface::replication::{Replicated, Replicating};
+
+        /// Asserts, at the name of a `#[replicated]` struct, that a replica can
+        /// read it from records.
+        pub const fn assert_replicated_struct<T: ReplicatedStruct>() {}
+
+        /// What a `#[replicated]` struct needs. One trait rather than serde's
+        /// bound, so that the error says what to add.
+        #[diagnostic::on_unimplemented(
+            message = "`{Self}` cannot be a replicated copy: a replica reads it from records",
+            label = "a `#[replicated]` struct needs `serde::Deserialize` (and `Send`, and no borrowed fields)",
+            note = "add `#[derive(serde::Deserialize)]` to the struct"
+        )]
+        pub trait ReplicatedStruct: serde::de::DeserializeOwned + Send + 'static {}
+
+        impl<T: serde::de::DeserializeOwned + Send + 'static> ReplicatedStruct for T {}
     }
 }

@@ -1,6 +1,7 @@
 #![warn(missing_docs, unreachable_pub)]
-//! The `#[aggregate]` and `#[event]` attribute macros of `es-core`. Use them
-//! through `es_core::prelude`; this crate is not meant to be a direct dependency.
+//! The `#[aggregate]`, `#[event]`, `#[replicating]` and `#[replicated]`
+//! attribute macros of `es-core`. Use them through `es_core::prelude`; this
+//! crate is not meant to be a direct dependency.
 //!
 //! Each macro parses its input into a checked model (`internals`), collecting
 //! every mistake with its span, and only then generates code (`expand`).
@@ -14,6 +15,7 @@ use quote::quote;
 use internals::ast::{AggregateImpl, AggregateStruct, EventFn, EventStruct};
 use internals::attr::AggregateArgs;
 use internals::ctxt::{Ctxt, to_compile_errors};
+use internals::replication::{Replicated, Replicating};
 
 /// Makes a struct and its `impl` block an event-sourced aggregate.
 ///
@@ -124,6 +126,56 @@ pub fn event(args: TokenStream, input: TokenStream) -> TokenStream {
                 &error.unwrap_or_else(|| syn::Error::new_spanned(&other, "unexpected item")),
             )
         }
+    };
+    output.into()
+}
+
+/// Makes an aggregate's changes replicated to other services: on the
+/// aggregate's struct, above or below its `#[aggregate]`, written
+/// `#[replicating("contract", exclude(field, ..), deleted_by("Event", ..))]`.
+///
+/// Implements `es_core::interface::replication::Replicating`, which is behind
+/// es-core's `replication` feature: the generated code compiles only with that
+/// feature on. `exclude` names fields of the struct left out of the records;
+/// `deleted_by` names events as written in `#[event("...")]`, whose records
+/// delete the entity. Both are optional, in any order.
+///
+/// See the `es_core` crate documentation for the full guide.
+#[proc_macro_attribute]
+pub fn replicating(args: TokenStream, input: TokenStream) -> TokenStream {
+    let item = match syn::parse::<syn::Item>(input) {
+        Ok(item) => item,
+        Err(error) => return error.to_compile_error().into(),
+    };
+    let cx = Ctxt::new();
+    let model = Replicating::from_item(&cx, args.into(), item);
+    let output = match cx.check() {
+        Ok(()) => expand::replication::replicating(model),
+        // What was valid is still expanded, so only the errors show.
+        Err(error) => with_errors(&expand::replication::replicating(model), &error),
+    };
+    output.into()
+}
+
+/// Makes a struct the copy a replica keeps of another service's replicating
+/// aggregate: `#[replicated("contract")]`, beside `#[derive(serde::Deserialize)]`.
+///
+/// Implements `es_core::interface::replication::Replicated`, which is behind
+/// es-core's `replication` feature: the generated code compiles only with that
+/// feature on.
+///
+/// See the `es_core` crate documentation for the full guide.
+#[proc_macro_attribute]
+pub fn replicated(args: TokenStream, input: TokenStream) -> TokenStream {
+    let item = match syn::parse::<syn::Item>(input) {
+        Ok(item) => item,
+        Err(error) => return error.to_compile_error().into(),
+    };
+    let cx = Ctxt::new();
+    let model = Replicated::from_item(&cx, args.into(), item);
+    let output = match cx.check() {
+        Ok(()) => expand::replication::replicated(model),
+        Err(error) => with_errors(&expand::replication::replicated(model), &error),
     };
     output.into()
 }

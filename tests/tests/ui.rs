@@ -1,6 +1,7 @@
-//! The compiler errors users see when they misuse `#[aggregate]` and `#[event]`:
-//! one `tests/ui/<mistake>.rs` per mistake, its expected output beside it in
-//! `<mistake>.stderr`, and `tests/ui/pass_*.rs` that must compile and run.
+//! The compiler errors users see when they misuse `#[aggregate]`, `#[event]`,
+//! `#[replicating]` and `#[replicated]`: one `tests/ui/<mistake>.rs` per
+//! mistake, its expected output beside it in `<mistake>.stderr`, and
+//! `tests/ui/pass_*.rs` that must compile and run.
 //!
 //! Regenerate with `TRYBUILD=overwrite cargo test -p tests --test ui`, then read
 //! every changed `.stderr`: each should show one clear error on the user's own code.

@@ -6,6 +6,7 @@ pub(crate) mod aggregate_impl;
 pub(crate) mod aggregate_struct;
 pub(crate) mod event_fn;
 pub(crate) mod event_struct;
+pub(crate) mod replication;
 
 use proc_macro2::TokenStream;
 use quote::quote;

@@ -286,7 +286,7 @@ fn unknown_key(cx: &Ctxt, key: &Ident, known: &[&str], accepted: &str) {
 }
 
 /// The known word within two edits of `written` (one for short words), if any.
-fn closest<'a>(written: &str, known: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn closest<'a>(written: &str, known: &[&'a str]) -> Option<&'a str> {
     let limit = if written.chars().count() <= 3 { 1 } else { 2 };
     known
         .iter()

@@ -53,6 +53,9 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// ```
 /// use es_core::interface::replication::signature::{SignatureError, verify};
 /// let refused = verify(b"secret", 1, b"{}", "sha256=00").unwrap_err();
+/// assert_eq!(refused, SignatureError::Malformed);
+/// let zeros = format!("sha256={}", "0".repeat(64));
+/// let refused = verify(b"secret", 1, b"{}", &zeros).unwrap_err();
 /// assert_eq!(refused, SignatureError::Mismatch);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
