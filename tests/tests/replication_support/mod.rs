@@ -103,3 +103,79 @@ pub fn receiver() -> (Arc<Inbox>, String) {
     let base = http_support::serve(router);
     (inbox, format!("{base}/cb"))
 }
+
+/// A free port of loopback, for a service that must keep its address
+/// across restarts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+/// One of the example's services, run as a process: started again on
+/// demand, killed when dropped.
+pub struct Service {
+    program: &'static str,
+    env: Vec<(String, String)>,
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl Service {
+    /// `program` with `env`, serving on `port`; not started yet.
+    pub fn new(program: &'static str, port: u16, env: &[(&str, String)]) -> Self {
+        Service {
+            program,
+            env: env
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), value.clone()))
+                .collect(),
+            port,
+            child: None,
+        }
+    }
+
+    /// Starts it and waits until it answers on its port.
+    pub fn start(&mut self) {
+        let child = std::process::Command::new(self.program)
+            .envs(self.env.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("the service starts");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("{} exited at start: {status}", self.program);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} did not serve within 30 s",
+                self.program
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills it with SIGKILL: no chance to finish anything.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -94,7 +94,9 @@ pub struct HistoryRecord {
 }
 
 /// An RFC 3339 time, or an ISO 8601 one without an offset, as UTC.
-fn utc_or_naive<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+fn utc_or_naive<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<DateTime<Utc>, D::Error> {
     let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
     if let Ok(time) = DateTime::parse_from_rfc3339(&text) {
         return Ok(time.with_timezone(&Utc));
