@@ -10,6 +10,7 @@
 //! after `max_failures` in a row, or at once on a 4xx that a retry cannot
 //! mend, the delivery stops and the subscription is parked.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -127,6 +128,17 @@ pub(crate) struct Delivery {
     stopping: Arc<AtomicBool>,
     pub(crate) counters: Arc<Counters>,
     states: Mutex<States>,
+    read_ahead: Mutex<ReadAhead>,
+}
+
+/// A page of the log read ahead: the notifications after `after`, as many
+/// as were read, so that a page makes several batches with one read.
+#[derive(Default)]
+struct ReadAhead {
+    after: u64,
+    /// Whether the page was full, so that more may follow at once.
+    more: bool,
+    notifications: VecDeque<Notification>,
 }
 
 /// Why a POST failed, and whether trying again can mend it.
@@ -162,6 +174,7 @@ impl Delivery {
             stopping,
             counters,
             states: Mutex::new(States::new()),
+            read_ahead: Mutex::new(ReadAhead::default()),
         }
     }
 
@@ -327,29 +340,56 @@ impl Delivery {
         }
     }
 
+    /// The log after `position`, a page of it.
+    fn read_after(&self, leader: &dyn Leader, position: u64) -> Result<ReadAhead, SystemError> {
+        let page = leader
+            .notifications(position + 1, self.config.page_size)
+            .map_err(|e| self.store_error(leader, e))?;
+        Ok(ReadAhead {
+            after: position,
+            more: page.len() == self.config.page_size,
+            notifications: page.into(),
+        })
+    }
+
     /// Delivers one batch after the position; how many records, or `None`
     /// when the log has nothing after it.
     fn deliver_next(&self, leader: &dyn Leader) -> Result<Option<usize>, SystemError> {
         let position = self
             .delivered_up_to()
             .map_err(|e| self.store_error(leader, e))?;
-        let read = || {
-            leader
-                .notifications(position + 1, self.config.page_size)
-                .map_err(|e| self.store_error(leader, e))
-        };
-        let mut page = read()?;
-        if page.is_empty() {
+        let mut ahead = lock(&self.read_ahead);
+        let buffered = ahead.after <= position
+            && ahead
+                .notifications
+                .back()
+                .is_some_and(|notification| notification.id > position);
+        if buffered {
+            while ahead
+                .notifications
+                .front()
+                .is_some_and(|notification| notification.id <= position)
+            {
+                ahead.notifications.pop_front();
+            }
+        } else {
+            *ahead = self.read_after(leader, position)?;
+        }
+        if ahead.notifications.is_empty() {
             return Ok(None);
         }
-        if !self.config.linger.is_zero() && page.len() < self.config.batch_size {
+        if !self.config.linger.is_zero()
+            && !ahead.more
+            && ahead.notifications.len() < self.config.batch_size
+        {
             // Lingers once, then sends what there is.
             self.sleep(self.config.linger);
-            page = read()?;
+            *ahead = self.read_after(leader, position)?;
         }
         let (records, last) = self
-            .batch_of(&page)
+            .batch_of(ahead.notifications.make_contiguous())
             .map_err(|e| self.store_error(leader, e))?;
+        drop(ahead);
         let Some(last) = last else {
             return Ok(None);
         };
