@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use es_core::Metadata;
 use es_core::interface::replication::{
-    DeliveryConfig, HistoryType, Replicating, Replicator, Start, Status, SubscriptionRequest,
+    DeliveryConfig, Filter, HistoryType, Replicating, Replicator, Start, Status,
+    SubscriptionRequest,
 };
 use es_core::prelude::*;
-use replication_support::receiver;
+use replication_support::{Inbox, receiver};
 
 #[aggregate]
 pub struct Tenancy {
@@ -76,6 +77,26 @@ fn sqlite_app(dir: &tempfile::TempDir) -> Arc<Application> {
     )
 }
 
+fn memory_app() -> Arc<Application> {
+    Arc::new(
+        Application::builder()
+            .name("lettings")
+            .in_memory()
+            .build()
+            .expect("app"),
+    )
+}
+
+fn filter(text: &str) -> Filter {
+    text.parse().expect("a filter")
+}
+
+/// Subscribes `request` and tells the receiver its secret.
+fn subscribe(replicator: &Replicator, inbox: &Inbox, request: SubscriptionRequest) {
+    let subscription = replicator.subscribe(request).expect("subscribe");
+    inbox.set_secret(&subscription.secret);
+}
+
 fn replicator(app: &Arc<Application>) -> Replicator {
     Replicator::builder(Arc::clone(app))
         .replicate::<Tenancy>()
@@ -90,13 +111,11 @@ fn replicator(app: &Arc<Application>) -> Replicator {
 fn delivers_every_change_in_order(app: Arc<Application>) {
     let (inbox, url) = receiver();
     let replicator = replicator(&app);
-    let subscription = replicator
-        .subscribe(
-            SubscriptionRequest::new("agency", &url, ["tenancy".parse().expect("filter")])
-                .starting(Start::Beginning),
-        )
-        .expect("subscribe");
-    inbox.set_secret(&subscription.secret);
+    subscribe(
+        &replicator,
+        &inbox,
+        SubscriptionRequest::new("agency", &url, [filter("tenancy")]).starting(Start::Beginning),
+    );
 
     let mut tenancy = Tenancy::grant("T-1".into(), 900);
     app.save(&mut tenancy).expect("save");
@@ -155,13 +174,7 @@ fn delivers_every_change_in_order_from_sqlite() {
 
 #[test]
 fn delivers_every_change_in_order_from_memory() {
-    delivers_every_change_in_order(Arc::new(
-        Application::builder()
-            .name("lettings")
-            .in_memory()
-            .build()
-            .expect("app"),
-    ));
+    delivers_every_change_in_order(memory_app());
 }
 
 #[test]
@@ -186,15 +199,11 @@ fn a_restarted_master_resumes_after_its_last_acknowledged_batch() {
     let (inbox, url) = receiver();
     let app = sqlite_app(&dir);
     let first = replicator(&app);
-    let secret = first
-        .subscribe(SubscriptionRequest::new(
-            "agency",
-            &url,
-            ["tenancy".parse().expect("filter")],
-        ))
-        .expect("subscribe")
-        .secret;
-    inbox.set_secret(&secret);
+    subscribe(
+        &first,
+        &inbox,
+        SubscriptionRequest::new("agency", &url, [filter("tenancy")]),
+    );
     let saved = app
         .save(&mut Tenancy::grant("T-1".into(), 1))
         .expect("save");
@@ -225,26 +234,16 @@ fn a_restarted_master_resumes_after_its_last_acknowledged_batch() {
 
 #[test]
 fn only_what_the_filters_pass_is_delivered_and_from_now_skips_history() {
-    let app = Arc::new(
-        Application::builder()
-            .name("lettings")
-            .in_memory()
-            .build()
-            .expect("app"),
-    );
+    let app = memory_app();
     let mut old = Tenancy::grant("old".into(), 1);
     app.save(&mut old).expect("save");
     let (inbox, url) = receiver();
     let replicator = replicator(&app);
-    let secret = replicator
-        .subscribe(SubscriptionRequest::new(
-            "changes-only",
-            &url,
-            ["tenancy.~".parse().expect("filter")],
-        ))
-        .expect("subscribe")
-        .secret;
-    inbox.set_secret(&secret);
+    subscribe(
+        &replicator,
+        &inbox,
+        SubscriptionRequest::new("changes-only", &url, [filter("tenancy.~")]),
+    );
     let mut new = Tenancy::grant("new".into(), 1);
     new.set_rent(2);
     old.set_rent(3);
@@ -279,24 +278,14 @@ fn only_what_the_filters_pass_is_delivered_and_from_now_skips_history() {
 
 #[test]
 fn failures_are_retried_then_park_the_subscription_until_resumed() {
-    let app = Arc::new(
-        Application::builder()
-            .name("lettings")
-            .in_memory()
-            .build()
-            .expect("app"),
-    );
+    let app = memory_app();
     let (inbox, url) = receiver();
     let replicator = replicator(&app);
-    let secret = replicator
-        .subscribe(SubscriptionRequest::new(
-            "agency",
-            &url,
-            ["tenancy".parse().expect("filter")],
-        ))
-        .expect("subscribe")
-        .secret;
-    inbox.set_secret(&secret);
+    subscribe(
+        &replicator,
+        &inbox,
+        SubscriptionRequest::new("agency", &url, [filter("tenancy")]),
+    );
     inbox.answer(503);
     let saved = app
         .save(&mut Tenancy::grant("T-1".into(), 1))
@@ -326,18 +315,12 @@ fn failures_are_retried_then_park_the_subscription_until_resumed() {
 
 #[test]
 fn a_refusal_that_retrying_cannot_mend_parks_at_once() {
-    let app = Arc::new(
-        Application::builder()
-            .name("lettings")
-            .in_memory()
-            .build()
-            .expect("app"),
-    );
+    let app = memory_app();
     let (inbox, url) = receiver();
     let replicator = replicator(&app);
     replicator
         .subscribe(
-            SubscriptionRequest::new("agency", &url, ["tenancy".parse().expect("filter")])
+            SubscriptionRequest::new("agency", &url, [filter("tenancy")])
                 .with_secret("not-the-receivers-secret"),
         )
         .expect("subscribe");
@@ -357,13 +340,7 @@ fn a_refusal_that_retrying_cannot_mend_parks_at_once() {
 
 #[test]
 fn a_slow_receiver_is_a_timeout_and_is_tried_again() {
-    let app = Arc::new(
-        Application::builder()
-            .name("lettings")
-            .in_memory()
-            .build()
-            .expect("app"),
-    );
+    let app = memory_app();
     let (inbox, url) = receiver();
     let replicator = Replicator::builder(Arc::clone(&app))
         .replicate::<Tenancy>()
@@ -374,15 +351,11 @@ fn a_slow_receiver_is_a_timeout_and_is_tried_again() {
         )
         .start()
         .expect("replicator");
-    let secret = replicator
-        .subscribe(SubscriptionRequest::new(
-            "agency",
-            &url,
-            ["tenancy".parse().expect("filter")],
-        ))
-        .expect("subscribe")
-        .secret;
-    inbox.set_secret(&secret);
+    subscribe(
+        &replicator,
+        &inbox,
+        SubscriptionRequest::new("agency", &url, [filter("tenancy")]),
+    );
     inbox.delay(Duration::from_millis(600));
     let saved = app
         .save(&mut Tenancy::grant("T-1".into(), 1))
@@ -423,13 +396,7 @@ fn call(
 
 #[test]
 fn the_subscriptions_api_refuses_bad_requests_and_stores_nothing_for_them() {
-    let app = Arc::new(
-        Application::builder()
-            .name("lettings")
-            .in_memory()
-            .build()
-            .expect("app"),
-    );
+    let app = memory_app();
     let replicator = Replicator::builder(Arc::clone(&app))
         .replicate::<Tenancy>()
         .token("letting-agent", ["tenancy"])

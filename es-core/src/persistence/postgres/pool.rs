@@ -460,17 +460,6 @@ impl PostgresDatabase {
         }
     }
 
-    /// [`read`](Self::read) with the connection's client, for the crate's
-    /// other layers (a replica's copies).
-    #[cfg(feature = "replication")]
-    pub(crate) fn read_client<T>(
-        &self,
-        operation: &'static str,
-        mut work: impl FnMut(&mut postgres::Client) -> std::result::Result<T, postgres::Error>,
-    ) -> Result<T> {
-        self.read(operation, |connection| work(&mut connection.client))
-    }
-
     /// Runs `work` in a transaction on a pooled connection and commits it,
     /// or rolls it back if `work` fails: for the crate's other layers (a
     /// replica's copies), whose errors `E` wrap the store's. A commit whose
@@ -507,6 +496,7 @@ impl PostgresDatabase {
     /// connection if the first was found closed: for tables other layers
     /// keep beside the store's (replication's subscriptions and copies).
     /// Work that writes must be safe to run twice.
+    #[cfg(feature = "replication")]
     pub(crate) fn with_client<T>(
         &self,
         operation: &'static str,

@@ -47,7 +47,7 @@ impl PostgresStore {
                 PRIMARY KEY (type, uid)
             )"
         );
-        db.read_client("creating the replica_entities table", |client| {
+        db.with_client("creating the replica_entities table", |client| {
             client.batch_execute(&ddl)
         })?;
         let columns = format!(
@@ -122,7 +122,7 @@ impl Store for PostgresStore {
             schema = self.schema
         );
         self.db
-            .read_client("creating the replica_history table", |client| {
+            .with_client("creating the replica_history table", |client| {
                 client.batch_execute(&ddl)
             })
     }
@@ -140,7 +140,7 @@ impl Store for PostgresStore {
     }
 
     fn entity(&self, kind: &str, uid: &str) -> Result<Option<EntityRow>> {
-        self.db.read_client("reading a replica's copy", |client| {
+        self.db.with_client("reading a replica's copy", |client| {
             client
                 .query_opt(&self.select_entity, &[&kind, &uid])?
                 .map(|row| entity_row(&row))
@@ -149,7 +149,7 @@ impl Store for PostgresStore {
     }
 
     fn live_entities(&self, kind: &str) -> Result<Vec<EntityRow>> {
-        self.db.read_client("reading a replica's copies", |client| {
+        self.db.with_client("reading a replica's copies", |client| {
             client
                 .query(&self.select_live, &[&kind])?
                 .iter()
@@ -160,7 +160,7 @@ impl Store for PostgresStore {
 
     fn history(&self, kind: &str, uid: &str) -> Result<Vec<HistoryRow>> {
         self.db
-            .read_client("reading a replica's history", |client| {
+            .with_client("reading a replica's history", |client| {
                 client
                     .query(&self.select_history, &[&kind, &uid])?
                     .iter()
