@@ -124,7 +124,7 @@ pub enum Status {
 /// assert_eq!(request.filters.len(), 2);
 /// # Ok::<(), serde_json::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionRequest {
     /// Its name, unique at the master: letters, digits, `-`, `_` and `.`.
@@ -239,6 +239,47 @@ impl SubscriptionRequest {
     }
 }
 
+/// The callback headers' names, their values hidden.
+struct HiddenValues<'a>(&'a BTreeMap<String, String>);
+
+impl fmt::Debug for HiddenValues<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|name| (name, "<hidden>")))
+            .finish()
+    }
+}
+
+impl fmt::Debug for SubscriptionRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubscriptionRequest")
+            .field("name", &self.name)
+            .field("callback_url", &self.callback_url)
+            .field("callback_headers", &HiddenValues(&self.callback_headers))
+            .field("filters", &self.filters)
+            .field("start", &self.start)
+            .field("secret", &self.secret.as_ref().map(|_| "<hidden>"))
+            .finish()
+    }
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("name", &self.name)
+            .field("id", &self.id)
+            .field("callback_url", &self.callback_url)
+            .field("callback_headers", &HiddenValues(&self.callback_headers))
+            .field("filters", &self.filters)
+            .field("secret", &"<hidden>")
+            .field("start_after", &self.start_after)
+            .field("status", &self.status)
+            .field("last_error", &self.last_error)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
 const MAX_NAME: usize = 100;
 const MIN_SECRET: usize = 16;
 
@@ -275,8 +316,19 @@ fn check_url(url: &str) -> Result<(), SubscriptionError> {
     Ok(())
 }
 
-/// A subscription as the master keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A subscription as the master keeps it. `Debug` shows neither the secret
+/// nor the callback headers' values.
+///
+/// ```
+/// use es_core::interface::replication::SubscriptionRequest;
+/// let request = SubscriptionRequest::new("b", "http://h/cb", ["lease".parse()?])
+///     .with_secret("a-secret-of-16-characters")
+///     .with_header("Authorization", "Token 9944b091");
+/// let shown = format!("{request:?}");
+/// assert!(!shown.contains("a-secret") && !shown.contains("9944b091"));
+/// # Ok::<(), es_core::interface::replication::SubscriptionError>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subscription {
     /// Its name.
     pub name: String,
