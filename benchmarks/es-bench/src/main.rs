@@ -14,6 +14,7 @@ mod model;
 mod ours;
 mod probe;
 mod raw;
+mod replication;
 mod report;
 mod sizes;
 
@@ -59,12 +60,13 @@ fn option(args: &[String], name: &str) -> Option<String> {
 }
 
 /// What `measure` can run, all by default; `--parts` picks some (to profile one).
-const PARTS: [&str; 8] = [
+const PARTS: [&str; 9] = [
     "memory",
     "sqlite",
     "sqlite-normal",
     "postgres",
     "followers",
+    "replication",
     "http",
     "api",
     "probes",
@@ -118,6 +120,11 @@ fn measure(sizes: &Sizes, postgres_url: &str, parts: &[&str]) -> Result<()> {
                 "followers" => [
                     followers::run(&Backend::Sqlite(Synchronous::Full), &once)?,
                     followers::run(&Backend::Postgres(postgres_url.to_owned()), &once)?,
+                ]
+                .concat(),
+                "replication" => [
+                    replication::run(&Backend::Sqlite(Synchronous::Full), &once)?,
+                    replication::run(&Backend::Postgres(postgres_url.to_owned()), &once)?,
                 ]
                 .concat(),
                 _ => unreachable!("parts are checked against PARTS"),

@@ -36,6 +36,14 @@ pub struct Sizes {
     pub http_log_events: usize,
     /// A1: deposits sent at each number of clients.
     pub api_requests: usize,
+    /// R1: entities in the master's store, and the changes of each
+    /// (created, then amended).
+    pub replicated_entities: usize,
+    pub changes_per_entity: u64,
+    /// R2: master saves of one change each while the subscription is live,
+    /// and their rate.
+    pub lag_changes: usize,
+    pub lag_changes_per_second: u64,
 }
 
 impl Sizes {
@@ -60,6 +68,10 @@ impl Sizes {
         latency_saves_per_second: 100,
         http_log_events: 100_000,
         api_requests: 10_000,
+        replicated_entities: 1_000,
+        changes_per_entity: 20,
+        lag_changes: 2_000,
+        lag_changes_per_second: 100,
     };
 
     pub const QUICK: Sizes = Sizes {
@@ -76,6 +88,9 @@ impl Sizes {
         latency_saves: 30,
         http_log_events: 2_000,
         api_requests: 400,
+        replicated_entities: 100,
+        changes_per_entity: 5,
+        lag_changes: 200,
         ..Sizes::FULL
     };
 }
