@@ -161,6 +161,40 @@ fn creates_updates_and_deletes_are_applied(replica: Replica) {
     assert_eq!(versions, [1, 2, 3]);
 }
 
+fn a_batch_of_several_versions_out_of_order_applies_each_newer_one_in_turn(replica: Replica) {
+    let replica = registered(replica);
+    replica
+        .apply(&batch(vec![lease("a", 2, "~", "N2")]))
+        .expect("applied");
+    let done = replica
+        .apply(&batch(vec![
+            lease("a", 1, "+", "N1"),
+            lease("b", 3, "~", "M3"),
+            lease("a", 4, "~", "N4"),
+            lease("b", 1, "+", "M1"),
+            lease("a", 3, "~", "N3"),
+            lease("a", 4, "~", "N4"),
+            deleted("b", 5),
+            lease("a", 5, "~", "N5"),
+        ]))
+        .expect("applied");
+    // a: 1 is older than the stored 2, 3 comes after 4; b: 1 after 3.
+    assert_eq!(done, applied(4, 4));
+    assert_eq!(version(&replica, "a"), Some((5, false)));
+    assert_eq!(number(&replica, "a").as_deref(), Some("N5"));
+    assert_eq!(version(&replica, "b"), Some((5, true)));
+    let versions = |uid: &str| -> Vec<u64> {
+        replica
+            .history::<LeaseCopy>(uid)
+            .expect("kept")
+            .iter()
+            .map(|record| record.version)
+            .collect()
+    };
+    assert_eq!(versions("a"), [2, 4, 5]);
+    assert_eq!(versions("b"), [3, 5]);
+}
+
 fn duplicates_are_skipped(replica: Replica) {
     let replica = registered(replica);
     let first = batch(vec![lease("a", 1, "+", "N1"), lease("a", 2, "~", "N2")]);
@@ -520,6 +554,7 @@ macro_rules! cases {
 cases!(
     creates_updates_and_deletes_are_applied,
     duplicates_are_skipped,
+    a_batch_of_several_versions_out_of_order_applies_each_newer_one_in_turn,
     an_update_before_its_create_is_applied,
     a_late_update_after_a_delete_does_not_resurrect,
     an_unknown_type_fails_the_whole_batch,

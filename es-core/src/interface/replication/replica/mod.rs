@@ -418,19 +418,17 @@ impl Replica {
             .map(|record| self.check(record))
             .collect::<Result<Vec<_>, _>>()?;
         let mut applied = 0;
+        let rows: Vec<&RecordRow<'_>> = checked.iter().map(|record| &record.row).collect();
         self.store.write(&mut |writer| {
             // Counted from zero on each run of the work, so the count is
             // the committed transaction's.
             applied = 0;
-            for record in &checked {
-                if !writer.upsert(&record.row)? {
-                    continue;
+            let written = writer.write_rows(&rows, self.history)?;
+            for (record, written) in checked.iter().zip(written) {
+                if written {
+                    self.notify(record)?;
+                    applied += 1;
                 }
-                if self.history {
-                    writer.insert_history(&record.row)?;
-                }
-                self.notify(record)?;
-                applied += 1;
             }
             Ok(())
         })?;

@@ -141,6 +141,22 @@ struct SqliteWriter<'c, 't> {
 }
 
 impl Writer for SqliteWriter<'_, '_> {
+    /// One record at a time: each statement is a call into SQLite in this
+    /// process, with no round trip to save.
+    fn write_rows(&mut self, rows: &[&RecordRow<'_>], history: bool) -> Result<Vec<bool>> {
+        let mut written = Vec::with_capacity(rows.len());
+        for row in rows {
+            let applied = self.upsert(row)?;
+            if applied && history {
+                self.insert_history(row)?;
+            }
+            written.push(applied);
+        }
+        Ok(written)
+    }
+}
+
+impl SqliteWriter<'_, '_> {
     fn upsert(&mut self, row: &RecordRow<'_>) -> Result<bool> {
         let changed = self
             .transaction

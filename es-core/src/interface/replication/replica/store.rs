@@ -68,10 +68,9 @@ pub(super) trait Store: Send + Sync + std::fmt::Debug {
 
 /// The writes of one transaction.
 pub(super) trait Writer {
-    /// Writes `row` over the stored one if `row`'s version is newer (or there
-    /// is none); whether it did.
-    fn upsert(&mut self, row: &RecordRow<'_>) -> Result<bool>;
-
-    /// Adds `row` to `replica_history`.
-    fn insert_history(&mut self, row: &RecordRow<'_>) -> Result<()>;
+    /// Writes `rows` in their order, each over its entity's stored row if
+    /// its version is newer than the stored one (and than the rows of the
+    /// entity written before it), and with `history` a history row for each
+    /// written; which were written.
+    fn write_rows(&mut self, rows: &[&RecordRow<'_>], history: bool) -> Result<Vec<bool>>;
 }
