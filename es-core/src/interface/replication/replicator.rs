@@ -315,29 +315,47 @@ impl Replicator {
         timeout: Duration,
     ) -> Result<(), SubscriptionError> {
         let deadline = Instant::now() + timeout;
+        let Some(subscription) = self.inner.store.get(name)? else {
+            return Err(SubscriptionError::NotFound(name.to_owned()));
+        };
+        // The position alone is read at each look; the whole status, which
+        // reads the log too, a few times a second and at the end.
+        let tracking = subscription.tracking_name();
+        let mut looks = 0u64;
         loop {
-            let Some(status) = self.inner.status(name)? else {
-                return Err(SubscriptionError::NotFound(name.to_owned()));
-            };
-            if status.position >= notification_id {
+            looks += 1;
+            let position = self
+                .inner
+                .app
+                .process_recorder()
+                .max_tracking_id(&tracking)?
+                .unwrap_or(0)
+                .max(subscription.start_after);
+            if position >= notification_id {
                 return Ok(());
             }
-            if status.status == Status::Parked {
-                return Err(SubscriptionError::Invalid(format!(
-                    "subscription {name:?} is parked at {}: {}",
-                    status.position,
-                    status.last_error.unwrap_or_default()
-                )));
-            }
-            if Instant::now() >= deadline {
-                return Err(SubscriptionError::Invalid(format!(
-                    "subscription {name:?} reached {} of {notification_id} within {timeout:?}{}",
-                    status.position,
-                    status
-                        .last_error
-                        .map(|error| format!(" (last error: {error})"))
-                        .unwrap_or_default()
-                )));
+            let timed_out = Instant::now() >= deadline;
+            if looks.is_multiple_of(20) || timed_out {
+                let Some(status) = self.inner.status(name)? else {
+                    return Err(SubscriptionError::NotFound(name.to_owned()));
+                };
+                let last_error = status
+                    .last_error
+                    .map(|error| format!(": {error}"))
+                    .unwrap_or_default();
+                if status.status == Status::Parked {
+                    return Err(SubscriptionError::Invalid(format!(
+                        "subscription {name:?} is parked at {}{last_error}",
+                        status.position
+                    )));
+                }
+                if timed_out {
+                    return Err(SubscriptionError::Invalid(format!(
+                        "subscription {name:?} reached {} of {notification_id} within \
+                         {timeout:?}{last_error}",
+                        status.position
+                    )));
+                }
             }
             std::thread::sleep(Duration::from_millis(5));
         }
