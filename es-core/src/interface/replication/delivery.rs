@@ -195,16 +195,26 @@ impl Delivery {
         }
     }
 
-    /// The source of `notification`'s records, if the subscription wants them.
-    fn source_of(&self, notification: &Notification) -> Option<&dyn RecordSource> {
-        let aggregate = topic::lookup(&notification.event.topic).ok()??.aggregate();
-        self.sources
+    /// The source of `notification`'s records, if the subscription wants
+    /// them. A topic no type of this program registers is not a replicated
+    /// aggregate's; one that two types claim is an error, not a skip, so
+    /// that no change is passed over unseen.
+    fn source_of(
+        &self,
+        notification: &Notification,
+    ) -> crate::error::Result<Option<&dyn RecordSource>> {
+        let Some(registered) = topic::lookup(&notification.event.topic)? else {
+            return Ok(None);
+        };
+        let aggregate = registered.aggregate();
+        Ok(self
+            .sources
             .iter()
             .find(|source| {
                 source.aggregate() == aggregate
                     && self.subscription.wants_contract(source.contract())
             })
-            .map(|source| &**source)
+            .map(|source| &**source))
     }
 
     /// The records of `page` the subscription takes, up to a batch, and the
@@ -221,7 +231,7 @@ impl Delivery {
                 break;
             }
             last = Some(notification.id);
-            let Some(source) = self.source_of(notification) else {
+            let Some(source) = self.source_of(notification)? else {
                 continue;
             };
             let record = source.record(&self.app, notification, &mut states)?;
