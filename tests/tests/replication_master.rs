@@ -134,11 +134,7 @@ fn delivers_every_change_in_order(app: Arc<Application>) {
         .wait("agency", saved[0].notification_id, WAIT)
         .expect("delivered");
 
-    let records: Vec<_> = inbox
-        .batches()
-        .into_iter()
-        .flat_map(|b| b.results)
-        .collect();
+    let records: Vec<_> = inbox.records();
     let versions: Vec<u64> = records.iter().map(|r| r.version).collect();
     assert_eq!(versions, [1, 2, 3, 4]);
     let kinds: Vec<HistoryType> = records.iter().map(|r| r.history_type).collect();
@@ -224,9 +220,8 @@ fn a_restarted_master_resumes_after_its_last_acknowledged_batch() {
         .wait("agency", saved[0].notification_id, WAIT)
         .expect("delivered");
     let numbers: Vec<String> = inbox
-        .batches()
+        .records()
         .into_iter()
-        .flat_map(|b| b.results)
         .map(|r| r.fields["number"].as_str().unwrap_or_default().to_owned())
         .collect();
     assert_eq!(numbers, ["T-1", "T-2"]);
@@ -252,11 +247,7 @@ fn only_what_the_filters_pass_is_delivered_and_from_now_skips_history() {
     replicator
         .wait("changes-only", saved[0].notification_id, WAIT)
         .expect("delivered");
-    let records: Vec<_> = inbox
-        .batches()
-        .into_iter()
-        .flat_map(|b| b.results)
-        .collect();
+    let records: Vec<_> = inbox.records();
     let got: Vec<(String, u64)> = records
         .iter()
         .map(|r| {

@@ -49,6 +49,11 @@ impl Inbox {
         self.batches.lock().expect("batches").clone()
     }
 
+    /// Every record received, in the order the batches came.
+    pub fn records(&self) -> Vec<es_core::interface::replication::HistoryRecord> {
+        self.batches().into_iter().flat_map(|b| b.results).collect()
+    }
+
     pub fn forged(&self) -> u64 {
         self.forged.load(Ordering::SeqCst)
     }
