@@ -136,3 +136,26 @@ mod gaps {
         });
     }
 }
+
+#[path = "nats_support/mod.rs"]
+mod nats_support;
+
+/// The NATS JetStream store, on a server each case starts for itself
+/// (2.12 or later: the machine's own may be older).
+mod nats {
+    es_core::recorder_conformance_tests!(super::nats_fixture);
+    es_core::process_recorder_conformance_tests!(super::nats_fixture);
+}
+
+/// A fresh recorder on a server of its own, stopped with the fixture;
+/// `None` (the case is skipped) without a server binary outside CI.
+fn nats_fixture() -> Option<es_core::persistence::conformance::Fixture> {
+    use es_core::persistence::conformance::Fixture;
+    use es_core::persistence::{NatsConfig, NatsConnection, NatsRecorder};
+
+    let node = nats_support::single("a NATS conformance case")?;
+    let config = NatsConfig::new(node.url(), "conformance").expect("config");
+    let connection = NatsConnection::connect(&config).expect("connect");
+    let recorder = NatsRecorder::events(&connection, true).expect("recorder");
+    Some(Fixture::process(recorder).keeping(node))
+}

@@ -10,6 +10,8 @@ mod group_commit;
 mod listen;
 mod mapper;
 mod memory;
+#[cfg(feature = "nats")]
+mod nats;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod recorder;
@@ -39,6 +41,10 @@ pub(crate) use listen::select_notifications_waiting;
 pub use listen::{DEFAULT_LISTEN_POLL_INTERVAL, Listener, PollingListener, Subscription};
 pub use mapper::{DEFAULT_MAX_EVENT_SIZE, Mapper, TooLarge};
 pub use memory::MemoryRecorder;
+#[cfg(feature = "nats")]
+pub use nats::{NatsConfig, NatsConnection, NatsRecorder};
+#[cfg(feature = "nats")]
+pub(crate) use nats::{check_stream_name as check_nats_stream_name, stream_for_application};
 pub use recorder::{
     AggregateRecorder, ApplicationRecorder, EventQuery, ProcessRecorder, SnapshotOrEvent, Tracking,
     TrackingRecorder,

@@ -12,6 +12,8 @@
 //! register it with [`persistence_module!`](crate::persistence_module). Nothing
 //! else, the builder included, has to change.
 
+#[cfg(feature = "nats")]
+mod nats;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]

@@ -329,6 +329,7 @@ pub struct SqliteRecorder {
 
 impl SqliteRecorder {
     /// The database the recorder writes to, for tables kept beside its own.
+    #[cfg(feature = "replication")]
     pub(crate) fn database(&self) -> &Arc<SqliteDatabase> {
         &self.db
     }

@@ -1,0 +1,765 @@
+//! The recorder: an application's events on one stream, each aggregate on
+//! its own subject, the log in the stream's sequence.
+
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use async_nats::jetstream::message::StreamMessage;
+use async_nats::{HeaderMap, HeaderValue};
+use hashlink::LruCache;
+use uuid::Uuid;
+
+use super::connection::{NatsConnection, Outgoing, Published};
+use super::listen::{NatsListener, hear_commits};
+use super::requests::{MAX_BATCH, Unanswered, backoff, header};
+use super::subject::{EXPECTED_LAST_SUBJECT_SEQUENCE, Layout, MSG_ID, TOPIC, TRACKING, VERSION};
+use crate::domain::id::OriginatorId;
+use crate::error::{Error, Result};
+use crate::persistence::listen::{Listener, Signal};
+use crate::persistence::recorder::{
+    AggregateRecorder, ApplicationRecorder, EventQuery, ProcessRecorder, Tracking, TrackingRecorder,
+};
+use crate::persistence::stored_event::{Notification, StoredEvent};
+
+/// How many aggregates' last known positions a recorder remembers, so that
+/// saving an aggregate it has just read or written needs no read first.
+const POSITIONS: usize = 10_000;
+
+/// How many times a read is made again while the server's copy that
+/// answered it is behind what this recorder knows was stored (a replica
+/// that has not applied the latest saves yet), and the pause before the
+/// n-th time (n times this).
+const FRESH_TRIES: u32 = 30;
+const FRESH_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// How many times a save reads the subjects' last messages again after
+/// another writer moved one between its read and its publish.
+const MAX_RACES: u32 = 10;
+
+/// A recorder on a NATS JetStream stream: the events of an application (an
+/// [`ApplicationRecorder`] and [`ProcessRecorder`]), or its snapshots.
+///
+/// - Each aggregate is a subject of the stream; a save publishes with the
+///   sequence of each aggregate's last message as the server's expected
+///   last subject sequence, so a version another writer took is refused by
+///   the server, whatever the number of writers and servers.
+/// - A save of several messages (several events, several aggregates, a
+///   follower's tracking record) is one atomic batch: all or nothing.
+/// - The notification id of an event is its sequence in the stream:
+///   commit-ordered, and gap-free in a stream of events alone (a follower's
+///   tracking records take sequences of their own).
+/// - Each message carries an id unique to its save, so a save retried after
+///   its answer was lost is recognised, not written twice.
+///
+/// ```no_run
+/// use es_core::persistence::{AggregateRecorder, NatsConfig, NatsConnection, NatsRecorder, StoredEvent};
+/// let config = NatsConfig::new("nats://127.0.0.1:4222", "orders")?;
+/// let events = NatsRecorder::events(&NatsConnection::connect(&config)?, true)?;
+/// let event = StoredEvent { originator_id: uuid::Uuid::new_v4().into(), originator_version: 1, topic: "Order.Placed".into(), state: b"{}".to_vec() };
+/// let ids = events.insert_events(&[event])?;
+/// # Ok::<(), es_core::Error>(())
+/// ```
+pub struct NatsRecorder {
+    connection: NatsConnection,
+    stream: String,
+    layout: Layout,
+    /// Each aggregate's newest message this recorder has seen: a fact for
+    /// good (messages are never deleted), though maybe no longer the newest.
+    positions: Mutex<LruCache<OriginatorId, Position>>,
+    /// Bumped by this recorder's saves, and by the commits of every
+    /// process once a listener asked to hear them.
+    recorded: Arc<Signal>,
+    /// The sequence of the newest event this recorder knows is stored (its
+    /// own saves', and those it heard of): a read of the log that ends
+    /// below it was answered by a copy that is behind, and is made again.
+    high_water: Arc<AtomicU64>,
+    /// Whether the subscription to the stream's commits is made.
+    hearing: Mutex<bool>,
+}
+
+impl std::fmt::Debug for NatsRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsRecorder")
+            .field("servers", &self.connection.config().servers_shown())
+            .field("stream", &self.stream)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Position {
+    version: u64,
+    sequence: u64,
+}
+
+impl NatsRecorder {
+    /// The events recorder of the stream `connection`'s configuration
+    /// names, made first if `create`.
+    pub fn events(connection: &NatsConnection, create: bool) -> Result<Self> {
+        let stream = connection.config().stream().to_owned();
+        Self::open(connection, stream.clone(), Layout::events(&stream), create)
+    }
+
+    /// The snapshots recorder: the stream `<stream>_snapshots` beside the
+    /// events stream, made first if `create`.
+    pub fn snapshots(connection: &NatsConnection, create: bool) -> Result<Self> {
+        let stream = connection.config().stream();
+        Self::open(
+            connection,
+            format!("{stream}_snapshots"),
+            Layout::snapshots(stream),
+            create,
+        )
+    }
+
+    fn open(
+        connection: &NatsConnection,
+        stream: String,
+        layout: Layout,
+        create: bool,
+    ) -> Result<Self> {
+        connection.stream(stream.clone(), &layout, create)?;
+        let positions = NonZeroUsize::new(POSITIONS)
+            .map_or_else(LruCache::new_unbounded, |n| LruCache::new(n.get()));
+        Ok(NatsRecorder {
+            connection: connection.clone(),
+            stream,
+            layout,
+            positions: Mutex::new(positions),
+            recorded: Arc::new(Signal::default()),
+            high_water: Arc::new(AtomicU64::new(0)),
+            hearing: Mutex::new(false),
+        })
+    }
+
+    /// The stream's name.
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    fn known(&self, id: &OriginatorId) -> Option<Position> {
+        self.positions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .copied()
+    }
+
+    /// Remembers `position` unless a newer one of the aggregate is known.
+    fn remember(&self, id: &OriginatorId, position: Position) {
+        let mut positions = self
+            .positions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if positions
+            .peek(id)
+            .is_none_or(|known| known.sequence < position.sequence)
+        {
+            positions.insert(id.clone(), position);
+        }
+    }
+
+    /// Saves `events` and `tracking` in one publish, or nothing.
+    fn save(&self, events: &[StoredEvent], tracking: Option<&Tracking>) -> Result<Vec<u64>> {
+        let count = events.len() + usize::from(tracking.is_some());
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        if count > MAX_BATCH {
+            return Err(Error::database(
+                "saving to NATS",
+                format!(
+                    "a save of {count} messages: NATS keeps at most {MAX_BATCH} in one atomic \
+                     batch (save fewer events at a time)"
+                ),
+            ));
+        }
+        let groups = groups(events)?;
+        let save_id = Uuid::new_v4().simple().to_string();
+        let mut messages = events
+            .iter()
+            .enumerate()
+            .map(|(index, event)| self.event_message(&save_id, index, event))
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(tracking) = tracking {
+            messages.push(tracking_message(
+                &self.layout,
+                &save_id,
+                events.len(),
+                tracking,
+            ));
+        }
+        let deadline = Instant::now() + self.connection.config().request_timeout * 4;
+        // `maybe_stored`: an earlier try may have been stored, its answer lost.
+        let (mut races, mut tries, mut maybe_stored) = (0, 0u32, false);
+        loop {
+            tries += 1;
+            let expected = match self.expected_sequences(events, &groups, tracking, tries > 1)? {
+                Expected::Sequences(expected) => expected,
+                Expected::Conflict(conflict) => {
+                    if maybe_stored
+                        && let Some(ids) = self.stored_already(&save_id, events, tracking)?
+                    {
+                        return Ok(self.saved(events, &groups, ids));
+                    }
+                    return Err(conflict);
+                }
+            };
+            let mut outgoing = messages.clone();
+            for (index, sequence) in expected {
+                outgoing[index]
+                    .headers
+                    .insert(EXPECTED_LAST_SUBJECT_SEQUENCE, HeaderValue::from(sequence));
+            }
+            // A batch of an earlier try may still be open on a server that
+            // lost its commit: each try is a batch of its own.
+            let batch_id = format!("{save_id}-{tries}");
+            let reason = match self.connection.publish(&batch_id, outgoing)? {
+                Ok(Published::Stored { last_sequence, .. }) => {
+                    let first = (last_sequence + 1).saturating_sub(count as u64);
+                    let ids = (first..first + events.len() as u64).collect();
+                    return Ok(self.saved(events, &groups, ids));
+                }
+                Ok(Published::WrongLastSequence) => {
+                    races += 1;
+                    if races > MAX_RACES {
+                        return Err(Error::database(
+                            "saving to NATS",
+                            "other writers kept moving the aggregates' last messages",
+                        ));
+                    }
+                    continue;
+                }
+                Ok(Published::SeenBefore) => {
+                    if let Some(ids) = self.stored_already(&save_id, events, tracking)? {
+                        return Ok(self.saved(events, &groups, ids));
+                    }
+                    "the server is storing an earlier try of the save".to_owned()
+                }
+                Ok(Published::Refused(reason)) => {
+                    return Err(Error::database("saving to NATS", reason));
+                }
+                Err(Unanswered(reason)) => {
+                    maybe_stored = true;
+                    reason
+                }
+            };
+            if Instant::now() >= deadline {
+                if let Some(ids) = self
+                    .stored_already(&save_id, events, tracking)
+                    .ok()
+                    .flatten()
+                {
+                    return Ok(self.saved(events, &groups, ids));
+                }
+                return Err(self.outcome_unknown(events, tracking, reason));
+            }
+            tracing::debug!(%reason, tries, "a save to NATS got no answer; trying again");
+            std::thread::sleep(backoff(tries));
+        }
+    }
+
+    fn outcome_unknown(
+        &self,
+        events: &[StoredEvent],
+        tracking: Option<&Tracking>,
+        reason: String,
+    ) -> Error {
+        match events.first() {
+            Some(event) => Error::OutcomeUnknown {
+                originator_id: event.originator_id.clone(),
+                originator_version: event.originator_version,
+                source: reason.into(),
+            },
+            None => Error::database(
+                "recording a follower's position in NATS",
+                format!(
+                    "no answer for {:?} {}: {reason}",
+                    tracking
+                        .map(|t| t.application_name.as_str())
+                        .unwrap_or_default(),
+                    tracking.map_or(0, |t| t.notification_id)
+                ),
+            ),
+        }
+    }
+
+    /// After a save: remembers where each aggregate now ends, wakes this
+    /// process's listeners, and gives the ids back.
+    fn saved(&self, events: &[StoredEvent], groups: &[Group], ids: Vec<u64>) -> Vec<u64> {
+        for group in groups {
+            let last = group.last;
+            if let Some(&sequence) = ids.get(last) {
+                self.remember(
+                    &events[last].originator_id,
+                    Position {
+                        version: events[last].originator_version,
+                        sequence,
+                    },
+                );
+            }
+        }
+        if let Some(&last) = ids.last() {
+            self.high_water.fetch_max(last, Ordering::AcqRel);
+            self.recorded.bump();
+        }
+        ids
+    }
+
+    fn event_message(&self, save_id: &str, index: usize, event: &StoredEvent) -> Result<Outgoing> {
+        let mut headers = HeaderMap::new();
+        headers.insert(TOPIC, topic_value(event)?);
+        headers.insert(VERSION, HeaderValue::from(event.originator_version));
+        headers.insert(MSG_ID, format!("{save_id}-{index}"));
+        Ok(Outgoing {
+            subject: self.layout.aggregate(&event.originator_id),
+            headers,
+            payload: bytes::Bytes::copy_from_slice(&event.state),
+        })
+    }
+
+    /// The last sequence each group's subject must have for the save to
+    /// go ahead, by the index of the message that carries the check; or
+    /// the conflict the save would be.
+    fn expected_sequences(
+        &self,
+        events: &[StoredEvent],
+        groups: &[Group],
+        tracking: Option<&Tracking>,
+        fresh_reads: bool,
+    ) -> Result<Expected> {
+        let mut expected = Vec::with_capacity(groups.len() + 1);
+        for group in groups {
+            let first = &events[group.first];
+            let id = &first.originator_id;
+            let known = (!fresh_reads).then(|| self.known(id)).flatten();
+            let sequence = match known {
+                Some(known) if known.version + 1 == first.originator_version => known.sequence,
+                // A new aggregate: the server refuses the save if it is not.
+                None if first.originator_version == 1 && !fresh_reads => 0,
+                _ => match self.last_position(id)?.map(|(_, position)| position) {
+                    Some(last) if last.version >= first.originator_version => {
+                        return Ok(Expected::Conflict(Error::Conflict {
+                            originator_id: id.clone(),
+                            originator_version: first.originator_version,
+                        }));
+                    }
+                    Some(last) => last.sequence,
+                    None => 0,
+                },
+            };
+            expected.push((group.first, sequence));
+        }
+        if let Some(tracking) = tracking {
+            let subject = self.layout.tracking(&tracking.application_name);
+            let sequence = match self.connection.last_message(&self.stream, &subject)? {
+                Some(last) => {
+                    if tracked_id(&last)? >= tracking.lowest() {
+                        return Ok(Expected::Conflict(Error::TrackingConflict {
+                            application_name: tracking.application_name.clone(),
+                            notification_id: tracking.notification_id,
+                        }));
+                    }
+                    last.sequence
+                }
+                None => 0,
+            };
+            expected.push((events.len(), sequence));
+        }
+        Ok(Expected::Sequences(expected))
+    }
+
+    /// The newest message of an aggregate, read from the stream (again
+    /// while the copy that answered is behind what this recorder knows).
+    fn last_position(&self, id: &OriginatorId) -> Result<Option<(StreamMessage, Position)>> {
+        let subject = self.layout.aggregate(id);
+        let known = self.known(id);
+        for attempt in 1..=FRESH_TRIES {
+            let last = match self.connection.last_message(&self.stream, &subject)? {
+                Some(message) => {
+                    let position = Position {
+                        version: version_of(&message)?,
+                        sequence: message.sequence,
+                    };
+                    Some((message, position))
+                }
+                None => None,
+            };
+            let sequence = last.as_ref().map_or(0, |(_, position)| position.sequence);
+            if known.is_some_and(|known| sequence < known.sequence) && attempt < FRESH_TRIES {
+                std::thread::sleep(FRESH_PAUSE * attempt);
+                continue;
+            }
+            if let Some((_, position)) = &last {
+                self.remember(id, *position);
+            }
+            return Ok(last);
+        }
+        Ok(None)
+    }
+
+    /// The ids of this save's events if it is in the stream already (an
+    /// earlier try of it was stored, its answer lost): found by its first
+    /// event's message id, since a save is all or nothing and its messages
+    /// are stored one after the other. A save of tracking alone: found if
+    /// its record is still the upstream's last.
+    fn stored_already(
+        &self,
+        save_id: &str,
+        events: &[StoredEvent],
+        tracking: Option<&Tracking>,
+    ) -> Result<Option<Vec<u64>>> {
+        let Some(first) = events.first() else {
+            let Some(tracking) = tracking else {
+                return Ok(None);
+            };
+            let subject = self.layout.tracking(&tracking.application_name);
+            let last = self.connection.last_message(&self.stream, &subject)?;
+            let wanted = format!("{save_id}-0");
+            let ours =
+                last.is_some_and(|last| header(&last.headers, MSG_ID) == Some(wanted.as_str()));
+            return Ok(ours.then(Vec::new));
+        };
+        let wanted = format!("{save_id}-0");
+        let query = EventQuery::new().lte(first.originator_version);
+        let found = self
+            .read_subject(&first.originator_id, query)?
+            .into_iter()
+            .find(|(message, version)| {
+                *version == first.originator_version
+                    && header(&message.headers, MSG_ID) == Some(wanted.as_str())
+            });
+        Ok(found.map(|(message, _)| {
+            (message.sequence..message.sequence + events.len() as u64).collect()
+        }))
+    }
+
+    /// An aggregate's messages (with their versions), oldest first: from
+    /// where `query.gt` lets the read start, up to the first beyond
+    /// `query.lte`. Read again while the copy that answered is behind what
+    /// this recorder knows the aggregate to have.
+    fn read_subject(
+        &self,
+        id: &OriginatorId,
+        query: EventQuery,
+    ) -> Result<Vec<(StreamMessage, u64)>> {
+        let subject = self.layout.aggregate(id);
+        let known = self.known(id);
+        // Messages after a known one are of later versions: start there.
+        let start = match (query.gt, known) {
+            (Some(gt), Some(known)) if known.version <= gt => known.sequence + 1,
+            _ => 1,
+        };
+        for attempt in 1..=FRESH_TRIES {
+            let mut messages = Vec::new();
+            let mut from = start;
+            let mut beyond_lte = false;
+            loop {
+                let (page, more) = self.connection.page(&self.stream, &subject, from)?;
+                for message in page {
+                    let version = version_of(&message)?;
+                    from = message.sequence + 1;
+                    beyond_lte = query.lte.is_some_and(|lte| version > lte);
+                    messages.push((message, version));
+                    if beyond_lte {
+                        break;
+                    }
+                }
+                if !more || beyond_lte {
+                    break;
+                }
+            }
+            let last = messages.last().map(|(message, version)| Position {
+                version: *version,
+                sequence: message.sequence,
+            });
+            let reached = last.map_or(start - 1, |last| last.sequence);
+            let behind = !beyond_lte && known.is_some_and(|known| reached < known.sequence);
+            if behind && attempt < FRESH_TRIES {
+                std::thread::sleep(FRESH_PAUSE * attempt);
+                continue;
+            }
+            if let Some(last) = last.filter(|_| !beyond_lte) {
+                self.remember(id, last);
+            }
+            return Ok(messages);
+        }
+        Ok(Vec::new())
+    }
+
+    fn stored_event(
+        &self,
+        id: &OriginatorId,
+        message: &StreamMessage,
+        version: u64,
+    ) -> Result<StoredEvent> {
+        Ok(StoredEvent {
+            originator_id: id.clone(),
+            originator_version: version,
+            topic: topic_of(message)?.to_owned(),
+            state: message.payload.to_vec(),
+        })
+    }
+}
+
+/// The messages of one aggregate in a save, by index: its first and last.
+#[derive(Debug)]
+struct Group {
+    first: usize,
+    last: usize,
+}
+
+enum Expected {
+    Sequences(Vec<(usize, u64)>),
+    Conflict(Error),
+}
+
+/// The aggregates of a save in the order they first appear. An
+/// aggregate's events must rise in version within the save (they are
+/// stored in order on its subject): a version at or below an earlier one
+/// of the same save is a conflict, as it is on every backend.
+fn groups(events: &[StoredEvent]) -> Result<Vec<Group>> {
+    let mut groups: Vec<Group> = Vec::new();
+    for (index, event) in events.iter().enumerate() {
+        match groups
+            .iter_mut()
+            .find(|group| events[group.first].originator_id == event.originator_id)
+        {
+            Some(group) => {
+                if event.originator_version <= events[group.last].originator_version {
+                    return Err(Error::Conflict {
+                        originator_id: event.originator_id.clone(),
+                        originator_version: event.originator_version,
+                    });
+                }
+                group.last = index;
+            }
+            None => groups.push(Group {
+                first: index,
+                last: index,
+            }),
+        }
+    }
+    Ok(groups)
+}
+
+fn tracking_message(layout: &Layout, save_id: &str, index: usize, tracking: &Tracking) -> Outgoing {
+    let mut headers = HeaderMap::new();
+    headers.insert(TRACKING, HeaderValue::from(tracking.notification_id));
+    headers.insert(MSG_ID, format!("{save_id}-{index}"));
+    Outgoing {
+        subject: layout.tracking(&tracking.application_name),
+        headers,
+        payload: bytes::Bytes::new(),
+    }
+}
+
+/// A topic as a header value: NATS trims header values and ends them at a
+/// line break, so a topic that such would change is refused, not altered.
+fn topic_value(event: &StoredEvent) -> Result<HeaderValue> {
+    let topic = &event.topic;
+    if topic.is_empty() || topic.trim() != topic || topic.contains(['\r', '\n']) {
+        return Err(Error::Encode {
+            topic: topic.clone(),
+            originator_id: event.originator_id.clone(),
+            originator_version: event.originator_version,
+            source: "the NATS store keeps topics in message headers: a topic must be \
+                     non-empty, without line breaks and without white space at either end"
+                .into(),
+        });
+    }
+    topic.parse::<HeaderValue>().map_err(|error| Error::Encode {
+        topic: topic.clone(),
+        originator_id: event.originator_id.clone(),
+        originator_version: event.originator_version,
+        source: error.to_string().into(),
+    })
+}
+
+fn version_of(message: &StreamMessage) -> Result<u64> {
+    header(&message.headers, VERSION)
+        .and_then(|version| version.parse().ok())
+        .ok_or_else(|| {
+            Error::Corrupt(format!(
+                "message {} of {} has no version header",
+                message.sequence, message.subject
+            ))
+        })
+}
+
+fn topic_of(message: &StreamMessage) -> Result<&str> {
+    header(&message.headers, TOPIC).ok_or_else(|| {
+        Error::Corrupt(format!(
+            "message {} of {} has no topic header",
+            message.sequence, message.subject
+        ))
+    })
+}
+
+fn tracked_id(message: &StreamMessage) -> Result<u64> {
+    header(&message.headers, TRACKING)
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| {
+            Error::Corrupt(format!(
+                "tracking message {} of {} has no notification id",
+                message.sequence, message.subject
+            ))
+        })
+}
+
+impl AggregateRecorder for NatsRecorder {
+    fn insert_events(&self, events: &[StoredEvent]) -> Result<Vec<u64>> {
+        self.save(events, None)
+    }
+
+    fn select_events(
+        &self,
+        originator_id: &OriginatorId,
+        query: EventQuery,
+    ) -> Result<Vec<StoredEvent>> {
+        if query.desc && query.limit == Some(1) && query.lte.is_none() {
+            let Some((last, position)) = self.last_position(originator_id)? else {
+                return Ok(Vec::new());
+            };
+            if query.gt.is_some_and(|gt| position.version <= gt) {
+                return Ok(Vec::new());
+            }
+            return Ok(vec![self.stored_event(
+                originator_id,
+                &last,
+                position.version,
+            )?]);
+        }
+        let limit = query.limit.unwrap_or(usize::MAX);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let selected =
+            self.read_subject(originator_id, query)?
+                .into_iter()
+                .filter(|(_, version)| {
+                    query.gt.is_none_or(|gt| *version > gt)
+                        && query.lte.is_none_or(|lte| *version <= lte)
+                });
+        let selected: Vec<_> = if query.desc {
+            let mut all: Vec<_> = selected.collect();
+            all.reverse();
+            all.truncate(limit);
+            all
+        } else {
+            selected.take(limit).collect()
+        };
+        selected
+            .iter()
+            .map(|(message, version)| self.stored_event(originator_id, message, *version))
+            .collect()
+    }
+}
+
+impl ApplicationRecorder for NatsRecorder {
+    fn select_notifications(
+        &self,
+        start: u64,
+        limit: usize,
+        stop: Option<u64>,
+        topics: &[&str],
+    ) -> Result<Vec<Notification>> {
+        let subject = self.layout.all_aggregates();
+        let stored = self.high_water.load(Ordering::Acquire);
+        for attempt in 1..=FRESH_TRIES {
+            let mut notifications = Vec::new();
+            let mut from = start.max(1);
+            // Whether the read ended at the end of the copy that answered it.
+            let mut at_end = false;
+            'pages: while notifications.len() < limit && stop.is_none_or(|stop| from <= stop) {
+                let (page, more) = self.connection.page(&self.stream, &subject, from)?;
+                for message in &page {
+                    if stop.is_some_and(|stop| message.sequence > stop) {
+                        break 'pages;
+                    }
+                    from = message.sequence + 1;
+                    let topic = topic_of(message)?;
+                    if !topics.is_empty() && !topics.contains(&topic) {
+                        continue;
+                    }
+                    let id = self.layout.aggregate_of(&message.subject)?;
+                    notifications.push(Notification {
+                        id: message.sequence,
+                        event: self.stored_event(&id, message, version_of(message)?)?,
+                    });
+                    if notifications.len() == limit {
+                        break 'pages;
+                    }
+                }
+                if !more {
+                    at_end = true;
+                    break;
+                }
+            }
+            let wanted_up_to = stop.map_or(stored, |stop| stop.min(stored));
+            if at_end && from <= wanted_up_to && attempt < FRESH_TRIES {
+                std::thread::sleep(FRESH_PAUSE * attempt);
+                continue;
+            }
+            return Ok(notifications);
+        }
+        Ok(Vec::new())
+    }
+
+    fn max_notification_id(&self) -> Result<Option<u64>> {
+        let subject = self.layout.all_aggregates();
+        let stored = self.high_water.load(Ordering::Acquire);
+        for attempt in 1..=FRESH_TRIES {
+            let max = self
+                .connection
+                .last_message(&self.stream, &subject)?
+                .map(|message| message.sequence);
+            if max.unwrap_or(0) < stored && attempt < FRESH_TRIES {
+                std::thread::sleep(FRESH_PAUSE * attempt);
+                continue;
+            }
+            return Ok(max);
+        }
+        Ok(None)
+    }
+
+    fn listen(&self) -> Result<Box<dyn Listener>> {
+        let mut hearing = self.hearing.lock().unwrap_or_else(PoisonError::into_inner);
+        if !*hearing {
+            hear_commits(
+                &self.connection,
+                self.layout.committed(),
+                Arc::clone(&self.recorded),
+                Arc::clone(&self.high_water),
+            )?;
+            *hearing = true;
+        }
+        Ok(Box::new(NatsListener::new(Arc::clone(&self.recorded))))
+    }
+}
+
+impl TrackingRecorder for NatsRecorder {
+    fn insert_tracking(&self, tracking: &Tracking) -> Result<()> {
+        self.save(&[], Some(tracking)).map(drop)
+    }
+
+    fn max_tracking_id(&self, application_name: &str) -> Result<Option<u64>> {
+        let subject = self.layout.tracking(application_name);
+        self.connection
+            .last_message(&self.stream, &subject)?
+            .map(|message| tracked_id(&message))
+            .transpose()
+    }
+}
+
+impl ProcessRecorder for NatsRecorder {
+    fn insert_events_with_tracking(
+        &self,
+        events: &[StoredEvent],
+        tracking: &Tracking,
+    ) -> Result<Vec<u64>> {
+        self.save(events, Some(tracking))
+    }
+}
