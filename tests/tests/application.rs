@@ -51,6 +51,26 @@ fn memory() -> Application {
 #[path = "pg_support/mod.rs"]
 mod pg_support;
 
+#[path = "nats_support/mod.rs"]
+mod nats_support;
+
+/// An application on a NATS server of its own, configured by the
+/// environment only, as an operator moves one there; the node is the guard.
+fn nats(
+    what: &str,
+    builder: impl FnOnce(es_core::ApplicationBuilder) -> es_core::ApplicationBuilder,
+) -> Option<(Application, Guard)> {
+    let node = nats_support::single(what)?;
+    let environment = es_core::Environment::from_vars([
+        ("PERSISTENCE_MODULE", "nats".to_owned()),
+        ("NATS_URL", node.url()),
+    ]);
+    let app = builder(Application::builder().environment(environment))
+        .build()
+        .expect("nats");
+    Some((app, Some(Box::new(node))))
+}
+
 /// What a backend needs kept until the test ends (a directory, tables to drop).
 type Guard = Option<Box<dyn std::any::Any>>;
 
@@ -86,6 +106,10 @@ fn backends() -> Vec<(&'static str, Application, Guard)> {
         ("sqlite file", file, Some(Box::new(dir))),
     ];
     backends.extend(postgres);
+    backends.extend(
+        nats("the NATS backend of an application test", |builder| builder)
+            .map(|(app, guard)| ("nats", app, guard)),
+    );
     backends
 }
 
@@ -274,9 +298,16 @@ fn snapshots_are_taken_on_demand_and_every_n_events() {
                 .sqlite(":memory:")
                 .snapshotting_interval::<Account>(3)
                 .build(),
-            None::<()>,
+            None::<Box<dyn std::any::Any>>,
         ),
-    ] {
+    ]
+    .into_iter()
+    .chain(
+        nats("the NATS backend of the snapshots test", |builder| {
+            builder.snapshotting_interval::<Account>(3)
+        })
+        .map(|(app, guard)| ("nats", Ok(app), guard)),
+    ) {
         let app = app.expect(backend);
         let mut account = Account::open("Alice".into(), 0);
         for _ in 0..4 {
@@ -545,7 +576,7 @@ fn bad_configuration_values_name_the_variable_and_the_accepted_values() {
         (
             &[("PERSISTENCE_MODULE", "postgress")],
             "PERSISTENCE_MODULE",
-            "memory (also popo, eventsourcing.popo), postgres",
+            "memory (also popo, eventsourcing.popo), nats, postgres",
         ),
         (
             &[

@@ -213,9 +213,10 @@ impl NatsNode {
             "server_name: {name}\n\
              listen: 127.0.0.1:{port}\n\
              http: 127.0.0.1:{monitor_port}\n\
-             # Large events must fit in one message.\n\
+             # Large events must fit in one message, and large saves in one batch.\n\
              max_payload: 8MB\n\
-             jetstream {{\n  store_dir: {store:?}\n  max_file_store: 1GB\n  max_memory_store: 256MB\n}}\n"
+             jetstream {{\n  store_dir: {store:?}\n  max_file_store: 1GB\n  max_memory_store: 256MB\n  \
+             limits {{ batch {{ max_msgs: 10000 }} }}\n}}\n"
         );
         let cluster_port = cluster.map(|(route_port, routes)| {
             let routes: Vec<String> = routes

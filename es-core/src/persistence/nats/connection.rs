@@ -262,8 +262,8 @@ pub(crate) enum Published {
     /// already: an earlier try of this save was stored (its answer lost),
     /// or is being stored still.
     SeenBefore,
-    /// Refused for another reason: the server's words.
-    Refused(String),
+    /// Refused for another reason: the server's code and words.
+    Refused { code: u64, description: String },
 }
 
 /// A publish's answer as JetStream sends it.
@@ -313,10 +313,10 @@ impl Published {
                 Ok(Published::WrongLastSequence)
             }
             (Some(error), _) if SEEN_BEFORE.contains(&error.err_code) => Ok(Published::SeenBefore),
-            (Some(error), _) => Ok(Published::Refused(format!(
-                "{} (code {})",
-                error.description, error.err_code
-            ))),
+            (Some(error), _) => Ok(Published::Refused {
+                code: error.err_code,
+                description: error.description,
+            }),
             (None, Some(last_sequence)) => Ok(Published::Stored { last_sequence }),
             (None, None) => Err(Error::database(
                 "reading NATS's answer to a publish",

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::connection::{NatsConnection, Outgoing, Published};
 use super::listen::{NatsListener, hear_commits};
-use super::requests::{MAX_BATCH, Unanswered, backoff, header};
+use super::requests::{Unanswered, backoff, header};
 use super::subject::{EXPECTED_LAST_SUBJECT_SEQUENCE, Layout, MSG_ID, TOPIC, TRACKING, VERSION};
 use crate::domain::id::OriginatorId;
 use crate::error::{Error, Result};
@@ -26,6 +26,9 @@ use crate::persistence::stored_event::{Notification, StoredEvent};
 /// How many aggregates' last known positions a recorder remembers, so that
 /// saving an aggregate it has just read or written needs no read first.
 const POSITIONS: usize = 10_000;
+
+/// JetStream's code for a batch of more messages than the servers allow.
+const BATCH_TOO_LARGE: u64 = 10199;
 
 /// How many times a read is made again while the server's copy that
 /// answered it is behind what this recorder knows was stored (a replica
@@ -167,15 +170,6 @@ impl NatsRecorder {
         if count == 0 {
             return Ok(Vec::new());
         }
-        if count > MAX_BATCH {
-            return Err(Error::database(
-                "saving to NATS",
-                format!(
-                    "a save of {count} messages: NATS keeps at most {MAX_BATCH} in one atomic \
-                     batch (save fewer events at a time)"
-                ),
-            ));
-        }
         let groups = groups(events)?;
         let save_id = Uuid::new_v4().simple().to_string();
         let mut messages = events
@@ -238,7 +232,16 @@ impl NatsRecorder {
                     }
                     "the server is storing an earlier try of the save".to_owned()
                 }
-                Ok(Published::Refused(reason)) => {
+                Ok(Published::Refused { code, description }) => {
+                    let reason = if code == BATCH_TOO_LARGE {
+                        format!(
+                            "a save of {count} messages is over the servers' limit on an \
+                             atomic batch ({description}); raise jetstream.limits.batch.max_msgs \
+                             in their configuration, or save fewer events at a time"
+                        )
+                    } else {
+                        format!("{description} (code {code})")
+                    };
                     return Err(Error::database("saving to NATS", reason));
                 }
                 Err(Unanswered(reason)) => {

@@ -15,9 +15,6 @@ use crate::error::{Error, Result};
 /// The most messages one direct get returns: a page of a subject or of the log.
 pub(crate) const PAGE: usize = 256;
 
-/// The most messages a save may have: the server's limit on an atomic batch.
-pub(crate) const MAX_BATCH: usize = 1000;
-
 /// Why a request got no answer: worth another try (a server restarting, a
 /// leader being elected, a connection being remade).
 #[derive(Debug)]
