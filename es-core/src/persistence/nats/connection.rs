@@ -48,6 +48,8 @@ pub(crate) struct Inner {
     pub(crate) client: async_nats::Client,
     pub(crate) jetstream: jetstream::Context,
     pub(crate) config: NatsConfig,
+    /// The largest message the server takes, as it said when connected.
+    pub(crate) max_payload: usize,
 }
 
 impl Drop for Inner {
@@ -101,7 +103,8 @@ impl NatsConnection {
                 .await
                 .map_err(|error| Error::database("connecting to NATS", error))
         })?;
-        let version = client.server_info().version;
+        let info = client.server_info();
+        let (version, max_payload) = (info.version, info.max_payload);
         if !at_least(&version, MIN_SERVER) {
             return Err(Error::Config {
                 variable: "NATS_URL".into(),
@@ -122,6 +125,7 @@ impl NatsConnection {
                 client,
                 jetstream,
                 config: config.clone(),
+                max_payload,
             }),
         })
     }
@@ -225,11 +229,17 @@ impl NatsConnection {
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 /// Runs `future` on `runtime` and waits for it from this thread, whatever
-/// thread it is.
+/// thread it is. A thread outside any runtime drives the future itself
+/// (many threads saving at once then share the work, not two workers'
+/// time); a thread of a runtime, which must not block inside it, hands it
+/// to the connection's workers and waits for the outcome.
 fn run_on<T: Send + 'static>(
     runtime: &tokio::runtime::Runtime,
     future: impl Future<Output = Result<T>> + Send + 'static,
 ) -> Result<T> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return runtime.block_on(future);
+    }
     let (done, outcome) = std::sync::mpsc::sync_channel(1);
     runtime.spawn(async move {
         // The receiver is gone only if the caller's thread died: no one to tell.

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::connection::{NatsConnection, Outgoing, Published};
 use super::listen::{NatsListener, hear_commits};
-use super::requests::{Unanswered, backoff, header};
+use super::requests::{MAX_PAGE, PAGE, Unanswered, backoff, header};
 use super::subject::{EXPECTED_LAST_SUBJECT_SEQUENCE, Layout, MSG_ID, TOPIC, TRACKING, VERSION};
 use crate::domain::id::OriginatorId;
 use crate::error::{Error, Result};
@@ -460,7 +460,7 @@ impl NatsRecorder {
             let mut from = start;
             let mut beyond_lte = false;
             loop {
-                let (page, more) = self.connection.page(&self.stream, &subject, from)?;
+                let (page, more) = self.connection.page(&self.stream, &subject, from, PAGE)?;
                 for message in page {
                     let version = version_of(&message)?;
                     from = message.sequence + 1;
@@ -677,7 +677,14 @@ impl ApplicationRecorder for NatsRecorder {
             // Whether the read ended at the end of the copy that answered it.
             let mut at_end = false;
             'pages: while notifications.len() < limit && stop.is_none_or(|stop| from <= stop) {
-                let (page, more) = self.connection.page(&self.stream, &subject, from)?;
+                // As many as are wanted, or a page of them when filtering.
+                let wanted = if topics.is_empty() {
+                    limit - notifications.len()
+                } else {
+                    PAGE
+                };
+                let batch = wanted.clamp(1, MAX_PAGE);
+                let (page, more) = self.connection.page(&self.stream, &subject, from, batch)?;
                 for message in &page {
                     if stop.is_some_and(|stop| message.sequence > stop) {
                         break 'pages;

@@ -12,8 +12,10 @@ use serde::Serialize;
 use super::connection::{NatsConnection, Outgoing, Published};
 use crate::error::{Error, Result};
 
-/// The most messages one direct get returns: a page of a subject or of the log.
+/// How many messages of an aggregate one direct get asks for.
 pub(crate) const PAGE: usize = 256;
+/// The most messages of the log one direct get asks for.
+pub(crate) const MAX_PAGE: usize = 1000;
 
 /// Why a request got no answer: worth another try (a server restarting, a
 /// leader being elected, a connection being remade).
@@ -32,7 +34,7 @@ impl NatsConnection {
         let client = self.inner.client.clone();
         let timeout = self.inner.config.request_timeout;
         let batch_id = batch_id.to_owned();
-        let max_payload = self.inner.client.server_info().max_payload;
+        let max_payload = self.inner.max_payload;
         if let Some(message) = messages.iter().find(|m| m.size() > max_payload) {
             return Err(Error::database(
                 "saving to NATS",
@@ -67,12 +69,12 @@ impl NatsConnection {
                 if count > 1 {
                     headers.insert("Nats-Batch-Commit", "1");
                 }
+                // The client gives up after the configured request timeout.
                 let request =
                     client.request_with_headers(message.subject, headers, message.payload);
-                reply = Some(match tokio::time::timeout(timeout, request).await {
-                    Ok(Ok(reply)) => reply,
-                    Ok(Err(error)) => return Ok(Err(Unanswered(error.to_string()))),
-                    Err(_) => return Ok(Err(Unanswered(format!("no answer within {timeout:?}")))),
+                reply = Some(match request.await {
+                    Ok(reply) => reply,
+                    Err(error) => return Ok(Err(Unanswered(format!("{error} ({timeout:?})")))),
                 });
             }
             match reply {
@@ -97,7 +99,7 @@ impl NatsConnection {
         Ok(messages.pop())
     }
 
-    /// Up to [`PAGE`] messages of `subject` (or its wildcard) in `stream`,
+    /// Up to `batch` messages of `subject` (or its wildcard) in `stream`,
     /// from sequence `from` on, in order; and whether the stream holds
     /// more of them after the last one returned.
     pub(crate) fn page(
@@ -105,11 +107,12 @@ impl NatsConnection {
         stream: &str,
         subject: &str,
         from: u64,
+        batch: usize,
     ) -> Result<(Vec<StreamMessage>, bool)> {
         let request = DirectGet {
             seq: Some(from.max(1)),
             next_by_subj: Some(subject),
-            batch: Some(PAGE),
+            batch: Some(batch.max(1)),
             ..DirectGet::default()
         };
         self.direct_get(stream, &request)
