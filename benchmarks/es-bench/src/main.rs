@@ -11,6 +11,7 @@ mod followers;
 mod http;
 mod measure;
 mod model;
+mod nats;
 mod ours;
 mod probe;
 mod raw;
@@ -60,11 +61,12 @@ fn option(args: &[String], name: &str) -> Option<String> {
 }
 
 /// What `measure` can run, all by default; `--parts` picks some (to profile one).
-const PARTS: [&str; 9] = [
+const PARTS: [&str; 10] = [
     "memory",
     "sqlite",
     "sqlite-normal",
     "postgres",
+    "nats",
     "followers",
     "replication",
     "http",
@@ -82,6 +84,14 @@ fn measure(sizes: &Sizes, postgres_url: &str, parts: &[&str]) -> Result<()> {
         if *part == "http" {
             // The log is filled once; the runs are interleaved inside.
             for record in http::run(sizes)? {
+                record.print();
+            }
+            continue;
+        }
+        if *part == "nats" {
+            // The servers are started once per deployment; the runs are
+            // interleaved inside.
+            for record in nats::run(sizes)? {
                 record.print();
             }
             continue;

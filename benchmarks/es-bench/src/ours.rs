@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use es_core::Environment;
 use es_core::persistence::{PostgresConfig, SslMode, Synchronous};
 use es_core::prelude::*;
 use rand::SeedableRng;
@@ -22,6 +23,11 @@ pub enum Backend {
     Memory,
     Sqlite(Synchronous),
     Postgres(String),
+    /// NATS JetStream servers, and how many keep each stream.
+    Nats {
+        urls: String,
+        replicas: usize,
+    },
 }
 
 impl Backend {
@@ -31,6 +37,8 @@ impl Backend {
             Backend::Sqlite(Synchronous::Normal) => "sqlite-normal",
             Backend::Sqlite(_) => "sqlite",
             Backend::Postgres(_) => "postgres",
+            Backend::Nats { replicas: 1, .. } => "nats",
+            Backend::Nats { .. } => "nats-r3",
         }
     }
 
@@ -42,6 +50,8 @@ impl Backend {
             }
             Backend::Sqlite(_) => "fsync on (WAL, synchronous=FULL)",
             Backend::Postgres(_) => "server fsync on, synchronous_commit on",
+            Backend::Nats { replicas: 1, .. } => crate::nats::DURABILITY_SINGLE,
+            Backend::Nats { .. } => crate::nats::DURABILITY_CLUSTER,
         }
     }
 }
@@ -79,6 +89,14 @@ fn fresh_app_with(
             config.table_prefix = Some("bench".into());
             builder.postgres(config)
         }
+        // As an operator moves an application there: by the environment
+        // alone, on a stream of its own.
+        Backend::Nats { urls, replicas } => builder.environment(Environment::from_vars([
+            ("PERSISTENCE_MODULE", "nats".to_owned()),
+            ("NATS_URL", urls.clone()),
+            ("NATS_STREAM", format!("bench_{}", Uuid::new_v4().simple())),
+            ("NATS_REPLICAS", replicas.to_string()),
+        ])),
     };
     let builder = match snapshots {
         Some(every) => builder.snapshotting_interval::<BankAccount>(every),
@@ -112,6 +130,7 @@ pub fn named_app(backend: &Backend, dir: &Path, name: &str) -> Result<Applicatio
             config.schema = FOLLOWERS_SCHEMA.into();
             builder.postgres(config)
         }
+        Backend::Nats { .. } => return Err("the followers' workloads are not run on NATS".into()),
     };
     Ok(builder.build()?)
 }

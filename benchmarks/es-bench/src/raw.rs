@@ -19,7 +19,7 @@ pub const SYSTEM: &str = "raw";
 type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
 
 /// One save of a raw store: rows of one account, in one transaction.
-trait RawStore: Send + Sync {
+pub(crate) trait RawStore: Send + Sync {
     fn insert(&self, id: Uuid, first_version: u64, rows: &[(&str, Vec<u8>)]) -> Result<()>;
     /// The account's (topic, state) rows in version order.
     fn select(&self, id: Uuid) -> Result<Vec<(String, Vec<u8>)>>;
@@ -29,7 +29,7 @@ trait RawStore: Send + Sync {
 }
 
 /// Runs the raw workloads over stores made by `open` (each call a fresh one).
-fn run_store<S: RawStore + 'static>(
+pub(crate) fn run_store<S: RawStore + 'static>(
     backend: &str,
     durability: &str,
     sizes: &Sizes,

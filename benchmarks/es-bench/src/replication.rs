@@ -145,7 +145,9 @@ fn master(backend: &Backend, dir: &Path, run: &str) -> Result<Arc<Application>> 
             .sqlite(dir.join(format!("{run}-master.sqlite3")))
             .sqlite_synchronous(*synchronous),
         Backend::Postgres(url) => builder.postgres(postgres_config(url, MASTER_SCHEMA)?),
-        Backend::Memory => return Err("replication is measured on SQLite and PostgreSQL".into()),
+        Backend::Memory | Backend::Nats { .. } => {
+            return Err("replication is measured on SQLite and PostgreSQL".into());
+        }
     };
     Ok(Arc::new(builder.build()?))
 }
@@ -162,7 +164,9 @@ fn replica(backend: &Backend, dir: &Path, run: &str) -> Result<Replica> {
             url,
             REPLICA_SCHEMA,
         )?)?)?,
-        Backend::Memory => return Err("replication is measured on SQLite and PostgreSQL".into()),
+        Backend::Memory | Backend::Nats { .. } => {
+            return Err("replication is measured on SQLite and PostgreSQL".into());
+        }
     };
     Ok(replica.replicate::<ContractCopy>())
 }
@@ -525,7 +529,9 @@ fn raw_upserts(backend: &Backend, dir: &Path, bodies: &[Vec<u8>], sizes: &Sizes)
             Arc::new(RawSqlite::open(&dir.join("raw-replica.sqlite3"), pragma)?)
         }
         Backend::Postgres(url) => Arc::new(RawPostgres::open(url)?),
-        Backend::Memory => return Err("replication is measured on SQLite and PostgreSQL".into()),
+        Backend::Memory | Backend::Nats { .. } => {
+            return Err("replication is measured on SQLite and PostgreSQL".into());
+        }
     };
     let server = Server::start(
         axum::Router::new()

@@ -361,6 +361,25 @@ fn targets(records: &[Record], sizes: &Sizes) -> Vec<Target> {
         ("raw", "postgres", "W5-16"),
         1.5,
     );
+    for (backend, label) in [
+        ("nats", "NATS on one server"),
+        ("nats-r3", "NATS on a three-node cluster"),
+    ] {
+        for workload in ["W1", "W2", "W4", "W5-16"] {
+            at_least(
+                &format!("{label}, {workload} vs the raw async-nats client"),
+                (workload, backend),
+                ("raw", backend, workload),
+                0.8,
+            );
+        }
+        at_least(
+            &format!("{label}, W5: 16 writers vs 1 writer"),
+            ("W5-16", backend),
+            (OURS, backend, "W5-1"),
+            4.0,
+        );
+    }
     at_least(
         "SQLite W2 with the repository cache vs without",
         ("W2-cache", "sqlite"),
