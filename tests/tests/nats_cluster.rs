@@ -9,8 +9,8 @@
 //! atomic batch over two subjects), so that a partly applied save would
 //! show. A writer whose server dies mid-save retries through another; a
 //! save it could not settle is an `OutcomeUnknown`, which must then be
-//! all there or not there at all. `NATS_FAULT_ROUNDS` (default 1) repeats
-//! the kill cycle for a longer run.
+//! all there or not there at all. `NATS_FAULT_ROUNDS` (default
+//! `ES_FAULT_SCALE`, itself 1 in CI) repeats the kill cycle for a longer run.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +27,8 @@ use es_core::prelude::*;
 
 #[path = "nats_support/mod.rs"]
 mod nats_support;
+#[path = "reliability_log/mod.rs"]
+mod reliability_log;
 
 const WRITERS: usize = 3;
 /// The longest a stream may go without a save after its leader dies: the
@@ -40,6 +42,8 @@ struct Outcomes {
     acknowledged: Vec<(Vec<StoredEvent>, Vec<u64>)>,
     /// Saves whose outcome the store could not settle.
     unknown: Vec<Vec<StoredEvent>>,
+    /// Saves refused before anything could be stored (no server to ask).
+    refused: Vec<Vec<StoredEvent>>,
     /// When each acknowledged save returned.
     times: Vec<Instant>,
 }
@@ -67,35 +71,42 @@ fn recorder(urls: &str) -> NatsRecorder {
     NatsRecorder::events(&connection, true).expect("recorder")
 }
 
-/// The server whose copy of the stream leads, by the monitoring endpoint of
-/// a running node.
-fn stream_leader(cluster: &mut nats_support::NatsCluster) -> Option<String> {
-    for node in cluster
-        .nodes
-        .iter_mut()
-        .filter_map(|node| node.is_running().then_some(node))
-    {
-        let url = format!("{}/jsz?accounts=true&streams=true", node.monitor_url());
-        let Ok(mut response) = ureq::get(&url).call() else {
+/// The server that `node` says leads the stream, by its monitoring endpoint.
+fn leader_seen_by(node: &mut nats_support::NatsNode) -> Option<String> {
+    if !node.is_running() {
+        return None;
+    }
+    let url = format!("{}/jsz?accounts=true&streams=true", node.monitor_url());
+    let body = ureq::get(&url)
+        .call()
+        .ok()?
+        .body_mut()
+        .read_to_string()
+        .ok()?;
+    let jsz = serde_json::from_str::<serde_json::Value>(&body).ok()?;
+    jsz["account_details"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|account| account["stream_detail"].as_array().into_iter().flatten())
+        .find(|stream| stream["name"] == "faults")
+        .and_then(|stream| stream["cluster"]["leader"].as_str())
+        .filter(|leader| !leader.is_empty())
+        .map(str::to_owned)
+}
+
+/// The server whose copy of the stream leads: one that some node names
+/// and that names itself, so that a node's stale view is not taken.
+fn stream_leader(cluster: &mut nats_support::NatsCluster) -> Option<usize> {
+    for i in 0..cluster.nodes.len() {
+        let Some(named) = leader_seen_by(&mut cluster.nodes[i]) else {
             continue;
         };
-        let Ok(body) = response.body_mut().read_to_string() else {
+        let Some(leader) = cluster.nodes.iter().position(|node| node.name == named) else {
             continue;
         };
-        let Ok(jsz) = serde_json::from_str::<serde_json::Value>(&body) else {
-            continue;
-        };
-        let leader = jsz["account_details"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|account| account["stream_detail"].as_array().into_iter().flatten())
-            .find(|stream| stream["name"] == "faults")
-            .and_then(|stream| stream["cluster"]["leader"].as_str())
-            .filter(|leader| !leader.is_empty())
-            .map(str::to_owned);
-        if leader.is_some() {
-            return leader;
+        if leader_seen_by(&mut cluster.nodes[leader]).as_deref() == Some(named.as_str()) {
+            return Some(leader);
         }
     }
     None
@@ -104,9 +115,7 @@ fn stream_leader(cluster: &mut nats_support::NatsCluster) -> Option<String> {
 fn leader_index(cluster: &mut nats_support::NatsCluster) -> usize {
     let deadline = Instant::now() + ELECTION;
     loop {
-        if let Some(leader) = stream_leader(cluster)
-            && let Some(index) = cluster.nodes.iter().position(|node| node.name == leader)
-        {
+        if let Some(index) = stream_leader(cluster) {
             return index;
         }
         assert!(
@@ -127,7 +136,7 @@ fn writers_and_a_follower_lose_nothing_while_nodes_and_the_leader_die() {
     let rounds: usize = std::env::var("NATS_FAULT_ROUNDS")
         .ok()
         .and_then(|rounds| rounds.parse().ok())
-        .unwrap_or(1);
+        .unwrap_or_else(reliability_log::scale);
     let urls = cluster.urls();
     // Made first, so that the writers and the follower find the stream.
     let setup = recorder(&urls);
@@ -149,10 +158,9 @@ fn writers_and_a_follower_lose_nothing_while_nodes_and_the_leader_die() {
                             outcomes.times.push(Instant::now());
                         }
                         Err(Error::OutcomeUnknown { .. }) => outcomes.unknown.push(events),
-                        // A server gone before the save was sent: nothing
-                        // can have been written, but it is checked as unknown.
+                        // No server answered before anything was sent.
                         Err(Error::Database { .. }) => {
-                            outcomes.unknown.push(events);
+                            outcomes.refused.push(events);
                             thread::sleep(Duration::from_millis(50));
                         }
                         Err(other) => panic!("writer {writer}: {other}"),
@@ -268,6 +276,15 @@ fn writers_and_a_follower_lose_nothing_while_nodes_and_the_leader_die() {
                 "an acknowledged save, under the ids it was given"
             );
         }
+        for events in &outcome.refused {
+            assert!(
+                events
+                    .iter()
+                    .all(|e| !by_event
+                        .contains_key(&(e.originator_id.clone(), e.originator_version))),
+                "a save that failed with a plain error was stored"
+            );
+        }
         for events in &outcome.unknown {
             let there = events
                 .iter()
@@ -334,8 +351,10 @@ fn writers_and_a_follower_lose_nothing_while_nodes_and_the_leader_die() {
     let log_ids: Vec<u64> = log.iter().map(|n| n.id).collect();
     assert_eq!(seen_ids, log_ids, "the follower's notifications");
     let unknown_total = unknown_there + unknown_not;
+    let refused: usize = outcomes.iter().map(|o| o.refused.len()).sum();
     let by_outcome: BTreeMap<&str, usize> = [
         ("acknowledged", acknowledged),
+        ("refused, not stored", refused),
         ("unknown, stored", unknown_there),
         ("unknown, not stored", unknown_not),
     ]

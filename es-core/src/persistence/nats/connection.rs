@@ -130,6 +130,11 @@ impl NatsConnection {
         })
     }
 
+    /// The largest message the servers take.
+    pub(crate) fn max_payload(&self) -> usize {
+        self.inner.max_payload
+    }
+
     /// The settings it was made with.
     pub fn config(&self) -> &NatsConfig {
         &self.inner.config

@@ -29,6 +29,9 @@ const POSITIONS: usize = 10_000;
 
 /// JetStream's code for a batch of more messages than the servers allow.
 const BATCH_TOO_LARGE: u64 = 10199;
+/// JetStream's codes for a refusal that passes: the system or the stream
+/// unavailable for a moment, as while a leader is elected.
+const TRANSIENT: [u64; 4] = [10008, 10118, 10163, 10194];
 
 /// How many times a read is made again while the server's copy that
 /// answered it is behind what this recorder knows was stored (a replica
@@ -185,38 +188,44 @@ impl NatsRecorder {
                 tracking,
             ));
         }
+        if let Some(message) = messages
+            .iter()
+            .find(|m| m.size() > self.connection.max_payload())
+        {
+            return Err(Error::database(
+                "saving to NATS",
+                format!(
+                    "a message of {} bytes (on {}) is over the servers' max_payload of {} \
+                     bytes: raise max_payload in their configuration (NATS takes up to 64 MB) \
+                     or make the event smaller",
+                    message.size(),
+                    message.subject,
+                    self.connection.max_payload()
+                ),
+            ));
+        }
         let deadline = Instant::now() + self.connection.config().request_timeout * 4;
-        // `maybe_stored`: an earlier try may have been stored, its answer lost.
+        // Whether a try may have been stored with its answer lost: from
+        // then on, a failure is an outcome unknown, not a save refused.
         let (mut races, mut tries, mut maybe_stored) = (0, 0u32, false);
         loop {
             tries += 1;
-            let expected = match self.expected_sequences(events, &groups, tracking, tries > 1)? {
-                Expected::Sequences(expected) => expected,
-                Expected::Conflict(conflict) => {
-                    if maybe_stored
-                        && let Some(ids) = self.stored_already(&save_id, events, tracking)?
-                    {
-                        return Ok(self.saved(events, &groups, ids));
-                    }
-                    return Err(conflict);
-                }
+            let attempt = Attempt {
+                save_id: &save_id,
+                messages: &messages,
+                events,
+                groups: &groups,
+                tracking,
+                tries,
+                maybe_stored,
             };
-            let mut outgoing = messages.clone();
-            for (index, sequence) in expected {
-                outgoing[index]
-                    .headers
-                    .insert(EXPECTED_LAST_SUBJECT_SEQUENCE, HeaderValue::from(sequence));
-            }
-            // A batch of an earlier try may still be open on a server that
-            // lost its commit: each try is a batch of its own.
-            let batch_id = format!("{save_id}-{tries}");
-            let reason = match self.connection.publish(&batch_id, outgoing)? {
-                Ok(Published::Stored { last_sequence, .. }) => {
-                    let first = (last_sequence + 1).saturating_sub(count as u64);
-                    let ids = (first..first + events.len() as u64).collect();
-                    return Ok(self.saved(events, &groups, ids));
-                }
-                Ok(Published::WrongLastSequence) => {
+            let reason = match self.try_save(&attempt) {
+                Ok(Outcome::Saved(ids)) => return Ok(self.saved(events, &groups, ids)),
+                Ok(Outcome::Refused(error)) => return Err(error),
+                // Moved by an earlier try of this save, perhaps: settled by
+                // the reads of the next try, within the deadline.
+                Ok(Outcome::Raced) if maybe_stored => "an aggregate of the save moved".to_owned(),
+                Ok(Outcome::Raced) => {
                     races += 1;
                     if races > MAX_RACES {
                         return Err(Error::database(
@@ -226,42 +235,103 @@ impl NatsRecorder {
                     }
                     continue;
                 }
-                Ok(Published::SeenBefore) => {
-                    if let Some(ids) = self.stored_already(&save_id, events, tracking)? {
-                        return Ok(self.saved(events, &groups, ids));
-                    }
-                    "the server is storing an earlier try of the save".to_owned()
-                }
-                Ok(Published::Refused { code, description }) => {
-                    let reason = if code == BATCH_TOO_LARGE {
-                        format!(
-                            "a save of {count} messages is over the servers' limit on an \
-                             atomic batch ({description}); raise jetstream.limits.batch.max_msgs \
-                             in their configuration, or save fewer events at a time"
-                        )
-                    } else {
-                        format!("{description} (code {code})")
-                    };
-                    return Err(Error::database("saving to NATS", reason));
-                }
-                Err(Unanswered(reason)) => {
-                    maybe_stored = true;
+                Ok(Outcome::Unsettled { reason, sent }) => {
+                    maybe_stored |= sent;
                     reason
                 }
+                // A read that failed: the servers may be electing a leader.
+                Err(error) => error.to_string(),
             };
             if Instant::now() >= deadline {
-                if let Some(ids) = self
-                    .stored_already(&save_id, events, tracking)
-                    .ok()
-                    .flatten()
-                {
+                if !maybe_stored {
+                    return Err(Error::database("saving to NATS", reason));
+                }
+                if let Ok(Some(ids)) = self.stored_already(&save_id, events, tracking) {
                     return Ok(self.saved(events, &groups, ids));
                 }
                 return Err(self.outcome_unknown(events, tracking, reason));
             }
-            tracing::debug!(%reason, tries, "a save to NATS got no answer; trying again");
+            tracing::debug!(%reason, tries, "a save to NATS did not settle; trying again");
             std::thread::sleep(backoff(tries));
         }
+    }
+
+    /// One try of a save: read what it must expect, publish, read the answer.
+    fn try_save(&self, attempt: &Attempt<'_>) -> Result<Outcome> {
+        let Attempt {
+            save_id,
+            messages,
+            events,
+            groups,
+            tracking,
+            tries,
+            maybe_stored,
+        } = *attempt;
+        let expected = match self.expected_sequences(events, groups, tracking, tries > 1)? {
+            Expected::Sequences(expected) => expected,
+            Expected::Conflict(conflict) => {
+                // A save whose answer was lost may be what is there now.
+                if maybe_stored && let Some(ids) = self.stored_already(save_id, events, tracking)? {
+                    return Ok(Outcome::Saved(ids));
+                }
+                return Ok(Outcome::Refused(conflict));
+            }
+        };
+        let mut outgoing = messages.to_vec();
+        for (index, sequence) in expected {
+            outgoing[index]
+                .headers
+                .insert(EXPECTED_LAST_SUBJECT_SEQUENCE, HeaderValue::from(sequence));
+        }
+        // A batch of an earlier try may still be open on a server that
+        // lost its commit: each try is a batch of its own.
+        let batch_id = format!("{save_id}-{tries}");
+        let count = outgoing.len();
+        let published = match self.connection.publish(&batch_id, outgoing) {
+            Ok(Ok(published)) => published,
+            Ok(Err(Unanswered(reason))) => return Ok(Outcome::Unsettled { reason, sent: true }),
+            // An answer that could not be read: the save may be stored.
+            Err(error) => {
+                return Ok(Outcome::Unsettled {
+                    reason: error.to_string(),
+                    sent: true,
+                });
+            }
+        };
+        Ok(match published {
+            Published::Stored { last_sequence } => {
+                let first = (last_sequence + 1).saturating_sub(count as u64);
+                Outcome::Saved((first..first + events.len() as u64).collect())
+            }
+            Published::WrongLastSequence => Outcome::Raced,
+            Published::SeenBefore => match self.stored_already(save_id, events, tracking)? {
+                Some(ids) => Outcome::Saved(ids),
+                None => Outcome::Unsettled {
+                    reason: "the servers are storing an earlier try of the save".into(),
+                    sent: true,
+                },
+            },
+            // Answered by a server that could not store it; but around an
+            // election another may have, and its answer is not the one heard.
+            Published::Refused { code, description } if TRANSIENT.contains(&code) => {
+                Outcome::Unsettled {
+                    reason: format!("{description} (code {code})"),
+                    sent: true,
+                }
+            }
+            Published::Refused { code, description } => {
+                let reason = if code == BATCH_TOO_LARGE {
+                    format!(
+                        "a save of {count} messages is over the servers' limit on an atomic \
+                         batch ({description}); raise jetstream.limits.batch.max_msgs in their \
+                         configuration, or save fewer events at a time"
+                    )
+                } else {
+                    format!("{description} (code {code})")
+                };
+                Outcome::Refused(Error::database("saving to NATS", reason))
+            }
+        })
     }
 
     fn outcome_unknown(
@@ -414,7 +484,7 @@ impl NatsRecorder {
         events: &[StoredEvent],
         tracking: Option<&Tracking>,
     ) -> Result<Option<Vec<u64>>> {
-        let Some(first) = events.first() else {
+        if events.is_empty() {
             let Some(tracking) = tracking else {
                 return Ok(None);
             };
@@ -424,19 +494,28 @@ impl NatsRecorder {
             let ours =
                 last.is_some_and(|last| header(&last.headers, MSG_ID) == Some(wanted.as_str()));
             return Ok(ours.then(Vec::new));
-        };
-        let wanted = format!("{save_id}-0");
-        let query = EventQuery::new().lte(first.originator_version);
-        let found = self
-            .read_subject(&first.originator_id, query)?
-            .into_iter()
-            .find(|(message, version)| {
-                *version == first.originator_version
-                    && header(&message.headers, MSG_ID) == Some(wanted.as_str())
-            });
-        Ok(found.map(|(message, _)| {
-            (message.sequence..message.sequence + events.len() as u64).collect()
-        }))
+        }
+        // Each aggregate's first message of the save is looked for: the one
+        // whose newer messages a save found (so the copy read is as fresh)
+        // shows it if any does, and one shows it only if all are stored.
+        for group in groups(events)? {
+            let event = &events[group.first];
+            let wanted = format!("{save_id}-{}", group.first);
+            let query = EventQuery::new().lte(event.originator_version);
+            let found = self
+                .read_subject(&event.originator_id, query)?
+                .into_iter()
+                .find(|(message, version)| {
+                    *version == event.originator_version
+                        && header(&message.headers, MSG_ID) == Some(wanted.as_str())
+                });
+            if let Some((message, _)) = found {
+                // A save's messages are stored one after the other.
+                let first = message.sequence - group.first as u64;
+                return Ok(Some((first..first + events.len() as u64).collect()));
+            }
+        }
+        Ok(None)
     }
 
     /// An aggregate's messages (with their versions), oldest first: from
@@ -512,6 +591,32 @@ impl NatsRecorder {
 struct Group {
     first: usize,
     last: usize,
+}
+
+/// What a try of a save works with.
+#[derive(Clone, Copy)]
+struct Attempt<'a> {
+    save_id: &'a str,
+    messages: &'a [Outgoing],
+    events: &'a [StoredEvent],
+    groups: &'a [Group],
+    tracking: Option<&'a Tracking>,
+    tries: u32,
+    maybe_stored: bool,
+}
+
+/// How a try of a save ended.
+enum Outcome {
+    Saved(Vec<u64>),
+    /// Refused for good: nothing of it is stored.
+    Refused(Error),
+    /// Another writer moved an aggregate between the read and the publish.
+    Raced,
+    /// No settled answer; `sent` if the try may have been stored.
+    Unsettled {
+        reason: String,
+        sent: bool,
+    },
 }
 
 enum Expected {

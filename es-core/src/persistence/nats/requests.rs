@@ -32,22 +32,7 @@ impl NatsConnection {
         messages: Vec<Outgoing>,
     ) -> Result<std::result::Result<Published, Unanswered>> {
         let client = self.inner.client.clone();
-        let timeout = self.inner.config.request_timeout;
         let batch_id = batch_id.to_owned();
-        let max_payload = self.inner.max_payload;
-        if let Some(message) = messages.iter().find(|m| m.size() > max_payload) {
-            return Err(Error::database(
-                "saving to NATS",
-                format!(
-                    "a message of {} bytes (on {}) is over the servers' max_payload of {} \
-                     bytes: raise max_payload in their configuration (NATS takes up to 64 MB) \
-                     or make the event smaller",
-                    message.size(),
-                    message.subject,
-                    max_payload
-                ),
-            ));
-        }
         self.run(async move {
             let count = messages.len();
             let mut reply = None;
@@ -74,7 +59,7 @@ impl NatsConnection {
                     client.request_with_headers(message.subject, headers, message.payload);
                 reply = Some(match request.await {
                     Ok(reply) => reply,
-                    Err(error) => return Ok(Err(Unanswered(format!("{error} ({timeout:?})")))),
+                    Err(error) => return Ok(Err(Unanswered(error.to_string()))),
                 });
             }
             match reply {
