@@ -139,16 +139,7 @@ fn measure(sizes: &Sizes, postgres_url: &str, parts: &[&str]) -> Result<()> {
                 .concat(),
                 _ => unreachable!("parts are checked against PARTS"),
             };
-            for record in measured {
-                let same = records.iter_mut().find(|r| {
-                    (&r.system, &r.backend, &r.workload)
-                        == (&record.system, &record.backend, &record.workload)
-                });
-                match same {
-                    Some(same) => same.merge(record),
-                    None => records.push(record),
-                }
-            }
+            Record::merge_all(&mut records, measured);
         }
         // Printed as each part ends, so a failure later keeps what was measured.
         for record in records.drain(..) {

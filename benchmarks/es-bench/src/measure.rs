@@ -54,6 +54,21 @@ impl Record {
         self.conflicts.extend(other.conflicts);
     }
 
+    /// Adds `measured` to `records`: each merged into the record of the
+    /// same system, backend and workload, or added.
+    pub fn merge_all(records: &mut Vec<Record>, measured: Vec<Record>) {
+        for record in measured {
+            let same = records.iter_mut().find(|r| {
+                (&r.system, &r.backend, &r.workload)
+                    == (&record.system, &record.backend, &record.workload)
+            });
+            match same {
+                Some(same) => same.merge(record),
+                None => records.push(record),
+            }
+        }
+    }
+
     pub fn print(&self) {
         println!(
             "{}",

@@ -59,16 +59,7 @@ pub fn run(sizes: &Sizes) -> Result<Vec<Record>> {
                 )?,
             ]
             .concat();
-            for record in measured {
-                let same = records.iter_mut().find(|r| {
-                    (&r.system, &r.backend, &r.workload)
-                        == (&record.system, &record.backend, &record.workload)
-                });
-                match same {
-                    Some(same) => same.merge(record),
-                    None => records.push(record),
-                }
-            }
+            Record::merge_all(&mut records, measured);
         }
     }
     Ok(records)

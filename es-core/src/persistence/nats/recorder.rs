@@ -686,35 +686,37 @@ fn topic_value(event: &StoredEvent) -> Result<HeaderValue> {
     })
 }
 
-fn version_of(message: &StreamMessage) -> Result<u64> {
-    header(&message.headers, VERSION)
-        .and_then(|version| version.parse().ok())
-        .ok_or_else(|| {
-            Error::Corrupt(format!(
-                "message {} of {} has no version header",
-                message.sequence, message.subject
-            ))
-        })
-}
-
-fn topic_of(message: &StreamMessage) -> Result<&str> {
-    header(&message.headers, TOPIC).ok_or_else(|| {
+/// A header every message this store writes carries, or `Error::Corrupt`.
+fn required<'a>(message: &'a StreamMessage, name: &str) -> Result<&'a str> {
+    header(&message.headers, name).ok_or_else(|| {
         Error::Corrupt(format!(
-            "message {} of {} has no topic header",
+            "message {} of {} has no {name} header",
             message.sequence, message.subject
         ))
     })
 }
 
+/// A header that holds a whole number, or `Error::Corrupt`.
+fn required_number(message: &StreamMessage, name: &str) -> Result<u64> {
+    let value = required(message, name)?;
+    value.parse().map_err(|_| {
+        Error::Corrupt(format!(
+            "message {} of {} has {name} {value:?}, not a whole number",
+            message.sequence, message.subject
+        ))
+    })
+}
+
+fn version_of(message: &StreamMessage) -> Result<u64> {
+    required_number(message, VERSION)
+}
+
+fn topic_of(message: &StreamMessage) -> Result<&str> {
+    required(message, TOPIC)
+}
+
 fn tracked_id(message: &StreamMessage) -> Result<u64> {
-    header(&message.headers, TRACKING)
-        .and_then(|id| id.parse().ok())
-        .ok_or_else(|| {
-            Error::Corrupt(format!(
-                "tracking message {} of {} has no notification id",
-                message.sequence, message.subject
-            ))
-        })
+    required_number(message, TRACKING)
 }
 
 impl AggregateRecorder for NatsRecorder {
