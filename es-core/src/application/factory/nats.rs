@@ -46,9 +46,13 @@ impl PersistenceFactory for NatsFactory {
         }
         if let Some(timeout) = env.get_seconds("NATS_TIMEOUT")? {
             if timeout.is_zero() {
+                let (variable, value) = env
+                    .get("NATS_TIMEOUT")
+                    .map(|(variable, value)| (variable, value.to_owned()))
+                    .unwrap_or_else(|| ("NATS_TIMEOUT".into(), "0".into()));
                 return Err(Error::Config {
-                    variable: "NATS_TIMEOUT".into(),
-                    value: "0".into(),
+                    variable,
+                    value,
                     expected: "a positive number of seconds, such as 5 or 0.5".into(),
                 });
             }
@@ -81,7 +85,7 @@ mod tests {
     use crate::application::environment::Environment;
 
     fn open(vars: &[(&str, &str)]) -> Error {
-        let environment = Environment::from_vars(vars.iter().copied());
+        let environment = Environment::from_vars(vars.iter().copied()).with_name("Orders");
         let settings = FactorySettings {
             environment: &environment,
             application_name: Some("Orders"),
@@ -99,6 +103,7 @@ mod tests {
             (&[("ORDERS_NATS_STREAM", "a b")][..], "ORDERS_NATS_STREAM"),
             (&[("NATS_REPLICAS", "7")][..], "NATS_REPLICAS"),
             (&[("NATS_TIMEOUT", "0")][..], "NATS_TIMEOUT"),
+            (&[("ORDERS_NATS_TIMEOUT", "0")][..], "ORDERS_NATS_TIMEOUT"),
             (&[("NATS_URL", "not a url at all ::")][..], "NATS_URL"),
         ] {
             match open(vars) {
