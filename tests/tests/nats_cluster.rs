@@ -62,13 +62,25 @@ fn save_of_two_aggregates(save: usize) -> Vec<StoredEvent> {
     vec![event(&a, 1), event(&b, 1), event(&a, 2), event(&b, 2)]
 }
 
+/// A recorder of the stream, made before any server is killed; a loaded
+/// machine may make a fresh cluster slow to answer at first, so it tries
+/// for a while.
 fn recorder(urls: &str) -> NatsRecorder {
     let config = NatsConfig::new(urls, "faults")
         .expect("config")
         .replicas(3)
         .request_timeout(Duration::from_secs(3));
-    let connection = NatsConnection::connect(&config).expect("connect");
-    NatsRecorder::events(&connection, true).expect("recorder")
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match NatsConnection::connect(&config).and_then(|c| NatsRecorder::events(&c, true)) {
+            Ok(recorder) => return recorder,
+            Err(error) if Instant::now() < deadline => {
+                eprintln!("the cluster is not answering yet: {error}");
+                thread::sleep(Duration::from_millis(500));
+            }
+            Err(error) => panic!("no recorder within a minute: {error}"),
+        }
+    }
 }
 
 /// The server that `node` says leads the stream, by its monitoring endpoint.
@@ -144,9 +156,8 @@ fn writers_and_a_follower_lose_nothing_while_nodes_and_the_leader_die() {
 
     let writers: Vec<_> = (0..WRITERS)
         .map(|writer| {
-            let (urls, stop) = (urls.clone(), Arc::clone(&stop));
+            let (recorder, stop) = (recorder(&urls), Arc::clone(&stop));
             thread::spawn(move || {
-                let recorder = recorder(&urls);
                 let mut outcomes = Outcomes::default();
                 let mut save = writer * 1_000_000;
                 while !stop.load(Ordering::SeqCst) {
@@ -173,9 +184,9 @@ fn writers_and_a_follower_lose_nothing_while_nodes_and_the_leader_die() {
 
     let seen = Arc::new(Mutex::new(Vec::new()));
     let follower = {
-        let (urls, stop, seen) = (urls.clone(), Arc::clone(&stop), Arc::clone(&seen));
+        let recorder: Arc<dyn ApplicationRecorder> = Arc::new(recorder(&urls));
+        let (stop, seen) = (Arc::clone(&stop), Arc::clone(&seen));
         thread::spawn(move || {
-            let recorder: Arc<dyn ApplicationRecorder> = Arc::new(recorder(&urls));
             let mut subscription = loop {
                 match Subscription::new(Arc::clone(&recorder), None) {
                     Ok(subscription) => break subscription,

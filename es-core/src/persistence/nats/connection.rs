@@ -118,7 +118,8 @@ impl NatsConnection {
         }
         // The context spawns a task: it is made on the runtime.
         let for_context = client.clone();
-        let jetstream = run_on(&runtime, async move { Ok(jetstream::new(for_context)) })?;
+        let mut jetstream = run_on(&runtime, async move { Ok(jetstream::new(for_context)) })?;
+        jetstream.set_timeout(config.request_timeout);
         Ok(NatsConnection {
             inner: Arc::new(Inner {
                 runtime: Some(runtime),

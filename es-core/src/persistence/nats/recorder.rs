@@ -474,10 +474,10 @@ impl NatsRecorder {
     }
 
     /// The ids of this save's events if it is in the stream already (an
-    /// earlier try of it was stored, its answer lost): found by its first
-    /// event's message id, since a save is all or nothing and its messages
-    /// are stored one after the other. A save of tracking alone: found if
-    /// its record is still the upstream's last.
+    /// earlier try of it was stored, its answer lost): found by the message
+    /// id of an aggregate's first event of the save, since a save is all or
+    /// nothing and its messages are stored one after the other. A save of
+    /// tracking alone: found if its record is still the upstream's last.
     fn stored_already(
         &self,
         save_id: &str,
