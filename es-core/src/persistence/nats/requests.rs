@@ -84,19 +84,19 @@ impl NatsConnection {
         Ok(messages.pop())
     }
 
-    /// Up to `batch` messages of `subject` (or its wildcard) in `stream`,
-    /// from sequence `from` on, in order; and whether the stream holds
-    /// more of them after the last one returned.
+    /// Up to `batch` messages of `subject` (or its wildcard; every subject
+    /// without one) in `stream`, from sequence `from` on, in order; and
+    /// whether the stream holds more of them after the last one returned.
     pub(crate) fn page(
         &self,
         stream: &str,
-        subject: &str,
+        subject: Option<&str>,
         from: u64,
         batch: usize,
     ) -> Result<(Vec<StreamMessage>, bool)> {
         let request = DirectGet {
             seq: Some(from.max(1)),
-            next_by_subj: Some(subject),
+            next_by_subj: subject,
             batch: Some(batch.max(1)),
             ..DirectGet::default()
         };

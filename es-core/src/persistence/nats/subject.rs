@@ -53,6 +53,11 @@ impl Layout {
         }
     }
 
+    /// What every subject of this recorder's aggregates starts with: `es.S.e.`.
+    pub(crate) fn aggregates_prefix(&self) -> String {
+        format!("{}.{}.", self.base, self.kind)
+    }
+
     /// Whether this is an events recorder's layout (not a snapshots one).
     pub(crate) fn is_events(&self) -> bool {
         self.kind == 'e'
