@@ -154,6 +154,31 @@ impl Environment {
             })
     }
 
+    /// A duration in seconds above zero: for a timeout, where zero would
+    /// mean every operation fails at once rather than "no limit".
+    ///
+    /// ```
+    /// use es_core::Environment;
+    /// let env = Environment::from_vars([("NATS_TIMEOUT", "0"), ("ORDERS_NATS_TIMEOUT", "2.5")]);
+    /// let error = env.get_positive_seconds("NATS_TIMEOUT").unwrap_err().to_string();
+    /// assert!(error.contains("NATS_TIMEOUT") && error.contains("positive"));
+    /// let orders = env.with_name("orders").get_positive_seconds("NATS_TIMEOUT").unwrap();
+    /// assert_eq!(orders, Some(std::time::Duration::from_millis(2500)));
+    /// ```
+    pub fn get_positive_seconds(&self, key: &str) -> Result<Option<Duration>> {
+        match self.get_seconds(key)? {
+            Some(duration) if duration.is_zero() => {
+                let (variable, value) = self.get(key).unwrap_or((key.to_owned(), "0"));
+                Err(invalid(
+                    variable,
+                    value,
+                    "a positive number of seconds, such as 5 or 0.5",
+                ))
+            }
+            duration => Ok(duration),
+        }
+    }
+
     /// A whole number within `accepted` (`"5"`, not `"5.0"` or `"-1"`).
     ///
     /// ```

@@ -52,18 +52,7 @@ pub(super) fn config_from_env(env: &Environment) -> Result<PostgresConfig> {
     if let Some(size) = env.get_u32("POSTGRES_POOL_SIZE", 1..=MAX_POOL_SIZE)? {
         config.pool_size = size;
     }
-    if let Some(timeout) = env.get_seconds("POSTGRES_CONNECT_TIMEOUT")? {
-        if timeout.is_zero() {
-            let (variable, value) = env
-                .get("POSTGRES_CONNECT_TIMEOUT")
-                .map(|(variable, value)| (variable, value.to_owned()))
-                .unwrap_or_else(|| ("POSTGRES_CONNECT_TIMEOUT".into(), "0".into()));
-            return Err(Error::Config {
-                variable,
-                value,
-                expected: "a positive number of seconds, such as 30 or 0.5".into(),
-            });
-        }
+    if let Some(timeout) = env.get_positive_seconds("POSTGRES_CONNECT_TIMEOUT")? {
         config.connect_timeout = timeout;
     }
     if let Some(timeout) = env.get_seconds("POSTGRES_LOCK_TIMEOUT")? {

@@ -44,18 +44,7 @@ impl PersistenceFactory for NatsFactory {
         if let Some(replicas) = env.get_u32("NATS_REPLICAS", 1..=MAX_REPLICAS)? {
             config.num_replicas = replicas as usize;
         }
-        if let Some(timeout) = env.get_seconds("NATS_TIMEOUT")? {
-            if timeout.is_zero() {
-                let (variable, value) = env
-                    .get("NATS_TIMEOUT")
-                    .map(|(variable, value)| (variable, value.to_owned()))
-                    .unwrap_or_else(|| ("NATS_TIMEOUT".into(), "0".into()));
-                return Err(Error::Config {
-                    variable,
-                    value,
-                    expected: "a positive number of seconds, such as 5 or 0.5".into(),
-                });
-            }
+        if let Some(timeout) = env.get_positive_seconds("NATS_TIMEOUT")? {
             config.request_timeout = timeout;
         }
         let connection = NatsConnection::connect(&config)?;

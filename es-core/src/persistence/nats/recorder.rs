@@ -246,7 +246,7 @@ impl NatsRecorder {
                 if !maybe_stored {
                     return Err(Error::database("saving to NATS", reason));
                 }
-                if let Ok(Some(ids)) = self.stored_already(&save_id, events, tracking) {
+                if let Ok(Some(ids)) = self.stored_already(&save_id, events, &groups, tracking) {
                     return Ok(self.saved(events, &groups, ids));
                 }
                 return Err(self.outcome_unknown(events, tracking, reason));
@@ -271,7 +271,9 @@ impl NatsRecorder {
             Expected::Sequences(expected) => expected,
             Expected::Conflict(conflict) => {
                 // A save whose answer was lost may be what is there now.
-                if maybe_stored && let Some(ids) = self.stored_already(save_id, events, tracking)? {
+                if maybe_stored
+                    && let Some(ids) = self.stored_already(save_id, events, groups, tracking)?
+                {
                     return Ok(Outcome::Saved(ids));
                 }
                 return Ok(Outcome::Refused(conflict));
@@ -304,13 +306,15 @@ impl NatsRecorder {
                 Outcome::Saved((first..first + events.len() as u64).collect())
             }
             Published::WrongLastSequence => Outcome::Raced,
-            Published::SeenBefore => match self.stored_already(save_id, events, tracking)? {
-                Some(ids) => Outcome::Saved(ids),
-                None => Outcome::Unsettled {
-                    reason: "the servers are storing an earlier try of the save".into(),
-                    sent: true,
-                },
-            },
+            Published::SeenBefore => {
+                match self.stored_already(save_id, events, groups, tracking)? {
+                    Some(ids) => Outcome::Saved(ids),
+                    None => Outcome::Unsettled {
+                        reason: "the servers are storing an earlier try of the save".into(),
+                        sent: true,
+                    },
+                }
+            }
             // Answered by a server that could not store it; but around an
             // election another may have, and its answer is not the one heard.
             Published::Refused { code, description } if TRANSIENT.contains(&code) => {
@@ -482,6 +486,7 @@ impl NatsRecorder {
         &self,
         save_id: &str,
         events: &[StoredEvent],
+        groups: &[Group],
         tracking: Option<&Tracking>,
     ) -> Result<Option<Vec<u64>>> {
         if events.is_empty() {
@@ -498,7 +503,7 @@ impl NatsRecorder {
         // Each aggregate's first message of the save is looked for: the one
         // whose newer messages a save found (so the copy read is as fresh)
         // shows it if any does, and one shows it only if all are stored.
-        for group in groups(events)? {
+        for group in groups {
             let event = &events[group.first];
             let wanted = format!("{save_id}-{}", group.first);
             let query = EventQuery::new().lte(event.originator_version);
