@@ -85,36 +85,56 @@ impl Listener for PollingListener {
 /// the store: a store's commits, an application's saves, a runner's rounds.
 #[derive(Debug, Default)]
 pub(crate) struct Signal {
-    count: Mutex<u64>,
+    state: Mutex<SignalState>,
     changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SignalState {
+    count: u64,
+    /// Threads in `wait_past`: a bump with none wakes no one, and spares
+    /// every save a system call.
+    waiting: usize,
 }
 
 impl Signal {
     pub(crate) fn count(&self) -> u64 {
-        *self.count.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .count
     }
 
     pub(crate) fn bump(&self) {
-        *self.count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
-        self.changed.notify_all();
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.count += 1;
+        let anyone = state.waiting > 0;
+        drop(state);
+        if anyone {
+            self.changed.notify_all();
+        }
     }
 
     /// Waits until the count is past `seen` or `timeout` passes; the count.
     pub(crate) fn wait_past(&self, seen: u64, timeout: Duration) -> u64 {
         let deadline = Instant::now() + timeout;
-        let mut count = self.count.lock().unwrap_or_else(PoisonError::into_inner);
-        while *count <= seen {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        while state.count <= seen {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
-            count = self
+            // Counted under the lock the wait gives up, so a bump after it
+            // sees the waiter.
+            state.waiting += 1;
+            state = self
                 .changed
-                .wait_timeout(count, left)
+                .wait_timeout(state, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
+            state.waiting -= 1;
         }
-        *count
+        state.count
     }
 }
 
@@ -274,5 +294,47 @@ pub(crate) fn select_notifications_waiting(
             return Ok(found);
         }
         listener.wait(left)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bump_wakes_a_waiting_thread_at_once() {
+        let signal = Arc::new(Signal::default());
+        signal.bump();
+        let seen = signal.count();
+        let waiter = {
+            let signal = Arc::clone(&signal);
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                (
+                    signal.wait_past(seen, Duration::from_secs(30)),
+                    started.elapsed(),
+                )
+            })
+        };
+        while signal.state.lock().map(|state| state.waiting).unwrap_or(0) == 0 {
+            std::thread::yield_now();
+        }
+        signal.bump();
+        let (count, waited) = waiter.join().expect("the waiter does not panic");
+        assert_eq!(count, seen + 1);
+        assert!(
+            waited < Duration::from_secs(10),
+            "woken, not timed out: {waited:?}"
+        );
+        assert_eq!(signal.state.lock().map(|state| state.waiting).ok(), Some(0));
+    }
+
+    #[test]
+    fn a_wait_for_a_count_already_passed_returns_at_once() {
+        let signal = Signal::default();
+        signal.bump();
+        signal.bump();
+        assert_eq!(signal.wait_past(1, Duration::from_secs(30)), 2);
+        assert_eq!(signal.wait_past(5, Duration::ZERO), 2);
     }
 }
