@@ -83,6 +83,11 @@ pub struct NatsRecorder {
     high_water: Arc<AtomicU64>,
     /// Whether the subscription to the stream's commits is made.
     hearing: Mutex<bool>,
+    /// The start of this recorder's save ids (random, so that no other
+    /// recorder's match) and how many saves it has numbered: each save's
+    /// message ids are new to the servers with no random draw per save.
+    save_prefix: String,
+    saves: AtomicU64,
 }
 
 impl std::fmt::Debug for NatsRecorder {
@@ -137,6 +142,8 @@ impl NatsRecorder {
             recorded: Arc::new(Signal::default()),
             high_water: Arc::new(AtomicU64::new(0)),
             hearing: Mutex::new(false),
+            save_prefix: Uuid::new_v4().simple().to_string(),
+            saves: AtomicU64::new(0),
         })
     }
 
@@ -174,20 +181,12 @@ impl NatsRecorder {
             return Ok(Vec::new());
         }
         let groups = groups(events)?;
-        let save_id = Uuid::new_v4().simple().to_string();
-        let mut messages = events
-            .iter()
-            .enumerate()
-            .map(|(index, event)| self.event_message(&save_id, index, event))
-            .collect::<Result<Vec<_>>>()?;
-        if let Some(tracking) = tracking {
-            messages.push(tracking_message(
-                &self.layout,
-                &save_id,
-                events.len(),
-                tracking,
-            ));
-        }
+        let save_id = format!(
+            "{}-{:x}",
+            self.save_prefix,
+            self.saves.fetch_add(1, Ordering::Relaxed)
+        );
+        let messages = self.messages(&save_id, events, tracking)?;
         if let Some(message) = messages
             .iter()
             .find(|m| m.size() > self.connection.max_payload())
@@ -208,18 +207,24 @@ impl NatsRecorder {
         // Whether a try may have been stored with its answer lost: from
         // then on, a failure is an outcome unknown, not a save refused.
         let (mut races, mut tries, mut maybe_stored) = (0, 0u32, false);
+        // The first try sends the messages checked above; a later one,
+        // since a publish takes its messages, the same made again.
+        let mut checked = Some(messages);
         loop {
             tries += 1;
+            let messages = match checked.take() {
+                Some(messages) => messages,
+                None => self.messages(&save_id, events, tracking)?,
+            };
             let attempt = Attempt {
                 save_id: &save_id,
-                messages: &messages,
                 events,
                 groups: &groups,
                 tracking,
                 tries,
                 maybe_stored,
             };
-            let reason = match self.try_save(&attempt) {
+            let reason = match self.try_save(&attempt, messages) {
                 Ok(Outcome::Saved(ids)) => return Ok(self.saved(events, &groups, ids)),
                 Ok(Outcome::Refused(error)) => return Err(error),
                 // Moved by an earlier try of this save, perhaps: settled by
@@ -256,11 +261,11 @@ impl NatsRecorder {
         }
     }
 
-    /// One try of a save: read what it must expect, publish, read the answer.
-    fn try_save(&self, attempt: &Attempt<'_>) -> Result<Outcome> {
+    /// One try of a save: read what it must expect, publish `outgoing`
+    /// with it, read the answer.
+    fn try_save(&self, attempt: &Attempt<'_>, mut outgoing: Vec<Outgoing>) -> Result<Outcome> {
         let Attempt {
             save_id,
-            messages,
             events,
             groups,
             tracking,
@@ -279,7 +284,6 @@ impl NatsRecorder {
                 return Ok(Outcome::Refused(conflict));
             }
         };
-        let mut outgoing = messages.to_vec();
         for (index, sequence) in expected {
             outgoing[index]
                 .headers
@@ -383,6 +387,28 @@ impl NatsRecorder {
             self.recorded.bump();
         }
         ids
+    }
+
+    /// The messages of a save: its events, then its tracking record if any.
+    fn messages(
+        &self,
+        save_id: &str,
+        events: &[StoredEvent],
+        tracking: Option<&Tracking>,
+    ) -> Result<Vec<Outgoing>> {
+        let mut messages = Vec::with_capacity(events.len() + 1);
+        for (index, event) in events.iter().enumerate() {
+            messages.push(self.event_message(save_id, index, event)?);
+        }
+        if let Some(tracking) = tracking {
+            messages.push(tracking_message(
+                &self.layout,
+                save_id,
+                events.len(),
+                tracking,
+            ));
+        }
+        Ok(messages)
     }
 
     fn event_message(&self, save_id: &str, index: usize, event: &StoredEvent) -> Result<Outgoing> {
@@ -604,7 +630,6 @@ struct Group {
 #[derive(Clone, Copy)]
 struct Attempt<'a> {
     save_id: &'a str,
-    messages: &'a [Outgoing],
     events: &'a [StoredEvent],
     groups: &'a [Group],
     tracking: Option<&'a Tracking>,
