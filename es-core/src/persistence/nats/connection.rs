@@ -343,7 +343,7 @@ impl Published {
 }
 
 /// One message of a save, ready to publish.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Outgoing {
     pub(crate) subject: String,
     pub(crate) headers: HeaderMap,
