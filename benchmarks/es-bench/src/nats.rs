@@ -32,13 +32,15 @@ pub const DURABILITY_SINGLE: &str =
 pub const DURABILITY_CLUSTER: &str =
     "three servers (R3), acknowledged once a majority has it; fsync every 2 min (default)";
 
+/// How many times the other backends' W5 saves NATS's W5 shares: their
+/// 4,000 take under a second on NATS with 16 writers, too short a time to
+/// measure steadily.
+const W5_SCALE: usize = 10;
+
 /// Every workload on one server, then on a cluster of three: ours and the
 /// raw client, `sizes.runs` times, each going first in turn (the servers'
 /// stores grow through a part, and neither side should always meet them
 /// emptier).
-///
-/// W5 shares ten times the other backends' saves: on NATS their 4,000 take
-/// under a second with 16 writers, too short a time to measure steadily.
 pub fn run(sizes: &Sizes) -> Result<Vec<Record>> {
     let once = Sizes {
         runs: 1,
@@ -78,9 +80,6 @@ pub fn run(sizes: &Sizes) -> Result<Vec<Record>> {
     }
     Ok(records)
 }
-
-/// How many times the other backends' W5 saves NATS's W5 shares.
-pub const W5_SCALE: usize = 10;
 
 /// nats-server processes on loopback, each with a store in a temporary
 /// directory, killed when dropped.
